@@ -1,0 +1,81 @@
+"""The application graph.
+
+StudyLoader -> CTSeriesSelector -> CTSeriesToVolume -> NnUNetSegmentation -> VesselEnhancement
+-> PortalHepaticSplit -> {DicomSegWriter -> QcReportWriter, NiftiWriter} -> OutputCommit
+
+Writers write into a staging folder beside the outputs; OutputCommit moves everything into the
+output folder at the end, so a failed run leaves nothing half-written.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from monai.deploy.conditions import CountCondition
+from monai.deploy.core import AppContext, Application
+
+from livervessels.outputs import staging
+from operators import (
+    CTSeriesSelectorOperator,
+    CTSeriesToVolumeOperator,
+    DicomSegWriterOperator,
+    NiftiWriterOperator,
+    NnUNetSegmentationOperator,
+    OutputCommitOperator,
+    PortalHepaticSplitOperator,
+    QcReportWriterOperator,
+    StudyLoaderOperator,
+    VesselEnhancementOperator,
+)
+
+log = logging.getLogger(__name__)
+
+
+class LiverVesselsApp(Application):
+    """Liver vessel analysis of a CT study. Research use only; not a medical device."""
+
+    name = "livervessels"
+    description = "Liver, liver vessels, portal vein branches, hepatic veins, IVC and portal trunk from CT"
+    version = "0.1.0"
+
+    def __init__(self, *args, **kwargs):
+        self.staging_dir: Path | None = None
+        self.output_dir: Path | None = None
+        self.committed = False
+        super().__init__(*args, **kwargs)
+
+    def compose(self):
+        context: AppContext = Application.init_app_context(self.argv)
+        input_dir = Path(context.input_path)
+        self.output_dir = Path(context.output_path)
+        model_dir = Path(context.model_path) if context.model_path else None
+        self.staging_dir = staging.begin(self.output_dir)
+        device = os.environ.get("LIVERVESSELS_DEVICE") or None
+        log.info("input %s, output %s, models %s", input_dir, self.output_dir, model_dir)
+
+        loader = StudyLoaderOperator(self, CountCondition(self, 1), input_folder=input_dir, name="study_loader")
+        selector = CTSeriesSelectorOperator(self, name="ct_series_selector")
+        to_volume = CTSeriesToVolumeOperator(self, name="ct_series_to_volume")
+        inference = NnUNetSegmentationOperator(
+            self, model_dirs=[model_dir] if model_dir else None, device=device, name="nnunet_segmentation")
+        enhance = VesselEnhancementOperator(self, name="vessel_enhancement")
+        split = PortalHepaticSplitOperator(self, name="portal_hepatic_split")
+        seg_writer = DicomSegWriterOperator(self, name="dicom_seg_writer")
+        nifti_writer = NiftiWriterOperator(self, name="nifti_writer")
+        qc_writer = QcReportWriterOperator(self, name="qc_report_writer")
+        commit = OutputCommitOperator(self, name="output_commit")
+
+        self.add_flow(loader, selector, {("dicom_study_list", "dicom_study_list")})
+        self.add_flow(selector, to_volume, {("study_selected_series_list", "study_selected_series_list")})
+        self.add_flow(to_volume, inference, {("image", "image")})
+        self.add_flow(to_volume, enhance, {("image", "image")})
+        self.add_flow(inference, enhance, {("masks", "masks")})
+        self.add_flow(to_volume, split, {("image", "image")})
+        self.add_flow(enhance, split, {("masks", "masks")})
+        for writer in (seg_writer, nifti_writer, qc_writer):
+            self.add_flow(to_volume, writer, {("image", "image")})
+            self.add_flow(split, writer, {("result", "result")})
+        self.add_flow(seg_writer, qc_writer, {("seg", "seg")})
+        self.add_flow(qc_writer, commit, {("report", "report")})
+        self.add_flow(nifti_writer, commit, {("files", "files")})

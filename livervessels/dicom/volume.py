@@ -1,0 +1,135 @@
+"""Turn the slices of one series into a volume with its exact patient geometry.
+
+The array is indexed [column, row, slice] so that NIfTI outputs keep DICOM's in-plane order and
+slice k of every output is source instance k of `sorted_datasets`: the DICOM SEG frames then
+line up with the source slices without resampling. The affine follows the first and last slice
+positions (as dicom2nifti does), which also keeps gantry-tilted series right.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+from livervessels.dicom.scan import DicomSeries
+from livervessels.errors import InputError
+from livervessels.geometry import LPS_TO_RAS, Volume
+
+log = logging.getLogger(__name__)
+
+_GAP_FACTOR = 1.5  # a step this much larger than the usual one means a slice is missing
+_IRREGULAR_TOLERANCE = 0.05  # relative spread of slice steps we still call regular
+
+
+@dataclass
+class SeriesVolume:
+    volume: Volume  # int16 or float32 HU; meta carries UIDs and the source description
+    sorted_datasets: list[Dataset]  # source instance k is slice k of the volume
+
+
+def _floats(value, n: int, what: str, ds: Dataset) -> np.ndarray:
+    if value is None or len(value) != n:
+        raise InputError(
+            f"instance {ds.get('SOPInstanceUID', '?')} has no valid {what}; the series cannot be placed in space"
+        )
+    return np.asarray([float(v) for v in value])
+
+
+def series_geometry(datasets: list[Dataset]) -> tuple[list[Dataset], np.ndarray]:
+    """Sort the slices along their normal, check they form a complete volume, return the LPS affine."""
+    if len(datasets) < 2:
+        raise InputError("the selected series has a single slice; a 3D CT series with many slices is needed")
+    first = datasets[0]
+    iop = _floats(first.get("ImageOrientationPatient"), 6, "ImageOrientationPatient", first)
+    spacing = _floats(first.get("PixelSpacing"), 2, "PixelSpacing", first)
+    rows, cols = int(first.Rows), int(first.Columns)
+    for ds in datasets[1:]:
+        if (int(ds.Rows), int(ds.Columns)) != (rows, cols):
+            raise InputError("slices of the selected series differ in size; re-export the series unchanged")
+        if not np.allclose(_floats(ds.get("ImageOrientationPatient"), 6, "ImageOrientationPatient", ds), iop, atol=1e-4):
+            raise InputError("slices of the selected series differ in orientation; re-export the series unchanged")
+        if not np.allclose(_floats(ds.get("PixelSpacing"), 2, "PixelSpacing", ds), spacing, atol=1e-4):
+            raise InputError("slices of the selected series differ in pixel spacing; re-export the series unchanged")
+
+    row_cos, col_cos = iop[:3], iop[3:]
+    normal = np.cross(row_cos, col_cos)
+    positions = [_floats(ds.get("ImagePositionPatient"), 3, "ImagePositionPatient", ds) for ds in datasets]
+    order = np.argsort([float(np.dot(normal, p)) for p in positions], kind="stable")
+    datasets = [datasets[i] for i in order]
+    positions = [positions[i] for i in order]
+    along = np.array([float(np.dot(normal, p)) for p in positions])
+
+    # Duplicate positions: several acquisitions in one series; keep the latest, as the SDK does.
+    keep = [0]
+    for i in range(1, len(along)):
+        if abs(along[i] - along[keep[-1]]) < 1e-3:
+            prev = keep[-1]
+            if int(datasets[i].get("AcquisitionNumber", 0) or 0) > int(datasets[prev].get("AcquisitionNumber", 0) or 0):
+                keep[-1] = i
+            log.warning("two slices at position %.3f mm; kept the later acquisition", along[i])
+        else:
+            keep.append(i)
+    if len(keep) != len(datasets):
+        datasets = [datasets[i] for i in keep]
+        positions = [positions[i] for i in keep]
+        along = along[keep]
+    if len(datasets) < 2:
+        raise InputError("the selected series has a single distinct slice position; a 3D CT series is needed")
+
+    steps = np.diff(along)
+    usual = float(np.median(steps))
+    gaps = np.nonzero(steps > _GAP_FACTOR * usual)[0]
+    if gaps.size:
+        g = int(gaps[0])
+        raise InputError(
+            f"the selected series has a gap between slice positions {along[g]:.2f} and {along[g + 1]:.2f} mm "
+            f"(usual spacing {usual:.2f} mm): {gaps.size} slice(s) missing; re-send the complete series"
+        )
+    if (steps.max() - steps.min()) > _IRREGULAR_TOLERANCE * usual:
+        raise InputError(
+            f"the selected series has irregular slice spacing ({steps.min():.2f} to {steps.max():.2f} mm); "
+            "re-export it with uniform spacing"
+        )
+
+    affine = np.eye(4)
+    affine[:3, 0] = row_cos * spacing[1]  # array axis 0 walks along a row: column spacing
+    affine[:3, 1] = col_cos * spacing[0]  # array axis 1 walks down a column: row spacing
+    affine[:3, 2] = (positions[-1] - positions[0]) / (len(positions) - 1)
+    affine[:3, 3] = positions[0]
+    return datasets, affine
+
+
+def _hounsfield(ds: Dataset) -> np.ndarray:
+    pixels = ds.pixel_array
+    slope = float(ds.get("RescaleSlope", 1) or 1)
+    intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    return pixels.astype(np.float32) * slope + intercept
+
+
+def build_volume(series: DicomSeries) -> SeriesVolume:
+    """Decode a series into a volume in patient space (RAS affine), slices in source order."""
+    datasets, affine_lps = series_geometry(series.datasets)
+    try:
+        slices = [_hounsfield(ds).T for ds in datasets]
+    except Exception as exc:  # missing decoder, truncated pixel data
+        raise InputError(
+            f"cannot decode the pixel data of series {series.series_uid} ({exc}); "
+            "install the pylibjpeg decoders or send an uncompressed copy"
+        ) from exc
+    array = np.stack(slices, axis=-1)
+    if np.all(np.mod(array, 1) == 0) and array.min() >= -32768 and array.max() <= 32767:
+        array = array.astype(np.int16)
+    first = datasets[0]
+    meta = {
+        "study_instance_uid": series.study_uid,
+        "series_instance_uid": series.series_uid,
+        "sop_instance_uids": [str(ds.SOPInstanceUID) for ds in datasets],
+        "frame_of_reference_uid": str(first.get("FrameOfReferenceUID", "") or ""),
+        "series_description": series.description,
+        "modality": series.modality,
+        "slice_thickness_mm": float(first.get("SliceThickness", 0) or 0) or None,
+        "transfer_syntax_uid": str(getattr(getattr(first, "file_meta", None), "TransferSyntaxUID", "")),
+    }
+    return SeriesVolume(Volume(array, LPS_TO_RAS @ affine_lps, meta), datasets)

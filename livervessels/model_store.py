@@ -1,0 +1,67 @@
+"""Where model weights live and how a missing model is reported.
+
+Search order: folders given explicitly (-m, HOLOSCAN_MODEL_PATH; in a MAP /opt/holoscan/models),
+then TotalSegmentator's own locations (TOTALSEG_WEIGHTS_PATH, TOTALSEG_HOME_DIR/nnunet/results,
+~/.totalsegmentator/nnunet/results), then the demo model bundled with this project.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from livervessels.errors import ModelNotFoundError
+from livervessels.tasks import ModelPart
+
+BUNDLED_MODELS = Path(__file__).resolve().parent.parent / "models"
+
+
+def totalseg_results_dir() -> Path:
+    """The folder TotalSegmentator itself reads and writes weights in."""
+    if os.environ.get("TOTALSEG_WEIGHTS_PATH"):
+        return Path(os.environ["TOTALSEG_WEIGHTS_PATH"])
+    if os.environ.get("TOTALSEG_HOME_DIR"):
+        return Path(os.environ["TOTALSEG_HOME_DIR"]) / "nnunet" / "results"
+    return Path.home() / ".totalsegmentator" / "nnunet" / "results"
+
+
+def model_roots(explicit: list[str | Path] | None = None) -> list[Path]:
+    """Folders searched for models, first match wins."""
+    roots = [Path(p) for p in (explicit or []) if p]
+    if not roots and os.environ.get("HOLOSCAN_MODEL_PATH"):
+        roots.append(Path(os.environ["HOLOSCAN_MODEL_PATH"]))
+    roots.append(totalseg_results_dir())
+    roots.append(BUNDLED_MODELS)
+    unique: list[Path] = []
+    for r in roots:
+        if r not in unique:
+            unique.append(r)
+    return unique
+
+
+def checkpoint_path(model_folder: Path, part: ModelPart) -> Path:
+    return model_folder / f"fold_{part.fold}" / "checkpoint_final.pth"
+
+
+def find_model_folder(part: ModelPart, roots: list[Path], task_name: str = "") -> Path:
+    """The trainer folder (holding plans.json, dataset.json, fold_N/) for a model part.
+
+    A root may be a results folder (holding DatasetNNN_*/), a dataset folder or a trainer folder,
+    so a MAP's model path can point at a single model too.
+    """
+    dataset, trainer_dir = part.folder.split("/")
+    for root in roots:
+        for candidate in (root / part.folder, root / trainer_dir, root):
+            if (candidate / "plans.json").is_file() and checkpoint_path(candidate, part).is_file():
+                if candidate == root and root.name != trainer_dir and root.parent.name != dataset:
+                    continue  # a bare root only counts when it is this very model
+                return candidate
+    expected = roots[0] / part.folder / f"fold_{part.fold}" / "checkpoint_final.pth"
+    how = (
+        f"get them with: TotalSegmentator weights --task {task_name or part.dataset}"
+        if part.release_tag
+        else "it ships with this project (models/); reinstall or pass -m path/to/models"
+    )
+    raise ModelNotFoundError(
+        f"weights for {task_name or part.dataset} not found: expected {expected} "
+        f"(searched {', '.join(str(r) for r in roots)}); {how}"
+    )

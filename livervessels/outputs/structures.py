@@ -1,0 +1,32 @@
+"""The structures this application reports: file names, DICOM codes, labels and colours.
+
+One place for them, so the NIfTI writer, the DICOM SEG writer, statistics and the preview agree.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Structure:
+    name: str  # NIfTI file stem and key everywhere
+    label: str  # human-readable segment label
+    code: tuple[str, str, str]  # (value, scheme, meaning) of the segmented property type
+    rgb: tuple[int, int, int]
+    in_liver: bool = False  # anatomic region: liver
+
+
+ANATOMICAL_STRUCTURE = ("123037004", "SCT", "Anatomical Structure")
+LIVER_CODE = ("10200004", "SCT", "Liver")
+
+# Order = segment numbers in the DICOM SEG (1-based, empty ones left out).
+SEG_STRUCTURES: tuple[Structure, ...] = (
+    Structure("liver", "Liver", LIVER_CODE, (221, 130, 101)),
+    Structure("enhanced_liver_vessels", "Liver vessels", ("59820001", "SCT", "Blood vessel"), (216, 40, 40), True),
+    Structure("portal_vein_branches", "Portal vein branches", ("32764006", "SCT", "Portal vein"), (170, 60, 200), True),
+    Structure("hepatic_veins", "Hepatic veins", ("8993003", "SCT", "Hepatic vein"), (30, 144, 255), True),
+    Structure("inferior_vena_cava", "Inferior vena cava", ("64131007", "SCT", "Inferior vena cava"), (0, 60, 160)),
+    Structure("portal_vein_and_splenic_vein", "Portal vein and splenic vein trunk",
+              ("32764006", "SCT", "Portal vein"), (120, 40, 150)),
+)
+SEG_BY_NAME = {s.name: s for s in SEG_STRUCTURES}

@@ -1,0 +1,478 @@
+"""Deterministic synthetic abdominal CT phantom with liver vessel trees.
+
+The phantom is used to train a tiny demo segmentation model and as ground
+truth for tests of vessel enhancement and portal/hepatic vein splitting.
+All anatomy is defined in world millimetres, so the same seed gives the
+same anatomy and vessel trees on any grid that covers roughly
+240 x 240 x 160 mm around the origin. The RAS+ convention is nibabel's: +x = patient Right, +y = Anterior, +z = Superior,
+so the liver lies at positive x.
+
+Anatomy: body cylinder with a fat rim, spine, aorta, spleen, kidneys, a
+liver made of distorted ellipsoids in the patient's right upper abdomen,
+the inferior vena cava (IVC) running along its posterior-medial edge, the
+extrahepatic portal vein trunk (with splenic and superior mesenteric
+veins) entering at the hilum, and two recursively branching intrahepatic
+trees (portal, hepatic) that interleave and occasionally touch -- the hard
+case for a portal/hepatic split.
+
+Research use only; not a medical device.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage, special
+
+LABELS = {"liver": 1, "inferior_vena_cava": 2, "portal_vein_and_splenic_vein": 3, "liver_vessels": 4}
+
+PORTAL_TREE = 1
+HEPATIC_TREE = 2
+
+# Scanner point-spread (mm) used for the partial-volume profile of tubes.
+_PSF_SIGMA_MM = 0.7
+# World x sign of the patient's right. nibabel/NIfTI world space is RAS+
+# (+x = patient Right), so the liver sits at positive x and the spleen and
+# aorta at negative x.
+_RIGHT = 1.0
+# Minimum radius of any vessel branch (2 mm diameter vessels).
+_MIN_RADIUS_MM = 1.0
+
+
+@dataclass
+class VesselSegment:
+    start_mm: np.ndarray  # (3,) world RAS mm
+    end_mm: np.ndarray  # (3,)
+    radius_mm: float
+    tree: int  # 1 = portal, 2 = hepatic
+    parent: int  # index of parent segment in Phantom.segments, -1 for a root
+    generation: int  # 0 for the root segment
+
+
+@dataclass
+class Phantom:
+    ct: np.ndarray  # int16 HU, (nx, ny, nz); i, j, k along world +x, +y, +z (see affine)
+    labels: np.ndarray  # uint8 label map using LABELS
+    vessel_tree: np.ndarray  # uint8: 0 bg, 1 portal, 2 hepatic (intrahepatic only)
+    affine: np.ndarray  # 4x4 voxel -> world RAS mm
+    spacing: tuple[float, float, float]
+    segments: list[VesselSegment]
+
+
+# --------------------------------------------------------------------------
+# Shapes
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class _Blob:
+    """Union of ellipsoids with a shared low-frequency sinusoidal distortion.
+
+    The field is < 1 inside; using an analytic field (instead of only a voxel
+    mask) lets the tree growth test arbitrary points cheaply and exactly.
+    """
+
+    centres: np.ndarray  # (k, 3)
+    axes: np.ndarray  # (k, 3) semi-axes mm
+    wave_k: np.ndarray  # (w, 3) wave vectors rad/mm
+    wave_amp: np.ndarray  # (w,)
+    wave_phase: np.ndarray  # (w,)
+
+    def field(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        # x, y, z are broadcastable (grid axes or point arrays).
+        f = None
+        for c, a in zip(self.centres, self.axes):
+            r = np.sqrt(((x - c[0]) / a[0]) ** 2 + ((y - c[1]) / a[1]) ** 2 + ((z - c[2]) / a[2]) ** 2)
+            f = r if f is None else np.minimum(f, r)
+        distort = 1.0
+        for k, amp, ph in zip(self.wave_k, self.wave_amp, self.wave_phase):
+            distort = distort + amp * np.sin(k[0] * x + k[1] * y + k[2] * z + ph)
+        return (f * distort).astype(np.float32)
+
+    def bounds(self, pad: float = 1.25) -> tuple[np.ndarray, np.ndarray]:
+        lo = np.min(self.centres - pad * self.axes, axis=0)
+        hi = np.max(self.centres + pad * self.axes, axis=0)
+        return lo, hi
+
+
+def _make_blob(rng: np.random.Generator, centres, axes, amp: float = 0.045, n_waves: int = 3) -> _Blob:
+    centres = np.asarray(centres, float).reshape(-1, 3)
+    axes = np.asarray(axes, float).reshape(-1, 3)
+    dirs = rng.normal(size=(n_waves, 3))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    wavelength = rng.uniform(70.0, 150.0, size=(n_waves, 1))
+    return _Blob(
+        centres=centres,
+        axes=axes,
+        wave_k=dirs * (2 * np.pi / wavelength),
+        wave_amp=rng.uniform(0.5, 1.0, size=n_waves) * amp,
+        wave_phase=rng.uniform(0, 2 * np.pi, size=n_waves),
+    )
+
+
+class _Grid:
+    """World coordinates of a diagonal-affine grid, with sub-box helpers."""
+
+    def __init__(self, shape, spacing):
+        self.shape = tuple(int(s) for s in shape)
+        self.spacing = np.asarray(spacing, float)
+        # Centre the volume on the world origin.
+        self.origin = -(np.asarray(self.shape) - 1) / 2.0 * self.spacing
+
+    def affine(self) -> np.ndarray:
+        aff = np.diag(np.r_[self.spacing, 1.0])
+        aff[:3, 3] = self.origin
+        return aff
+
+    def box(self, lo_mm, hi_mm) -> tuple[slice, slice, slice] | None:
+        lo = np.floor((np.asarray(lo_mm) - self.origin) / self.spacing).astype(int)
+        hi = np.ceil((np.asarray(hi_mm) - self.origin) / self.spacing).astype(int) + 1
+        lo = np.clip(lo, 0, self.shape)
+        hi = np.clip(hi, 0, self.shape)
+        if np.any(hi <= lo):
+            return None
+        return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+
+    def coords(self, box) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Open-grid (broadcastable) world coordinates of a sub-box, float32."""
+        out = []
+        for ax, sl in enumerate(box):
+            c = (self.origin[ax] + np.arange(sl.start, sl.stop) * self.spacing[ax]).astype(np.float32)
+            shp = [1, 1, 1]
+            shp[ax] = c.size
+            out.append(c.reshape(shp))
+        return out[0], out[1], out[2]
+
+
+def _segment_distance(grid: _Grid, a: np.ndarray, b: np.ndarray, margin: float):
+    """Distance (mm) to segment a-b, evaluated only inside its bounding box."""
+    box = grid.box(np.minimum(a, b) - margin, np.maximum(a, b) + margin)
+    if box is None:
+        return None, None
+    x, y, z = grid.coords(box)
+    x, y, z = x - np.float32(a[0]), y - np.float32(a[1]), z - np.float32(a[2])
+    v = (b - a).astype(np.float32)
+    l2 = float(v @ v)
+    if l2 > 1e-12:
+        t = np.clip((x * v[0] + y * v[1] + z * v[2]) / np.float32(l2), 0.0, 1.0)
+    else:
+        t = np.zeros((1, 1, 1), np.float32)
+    d2 = (x - t * v[0]) ** 2 + (y - t * v[1]) ** 2 + (z - t * v[2]) ** 2
+    return box, np.sqrt(d2)
+
+
+def _pv_weight(d: np.ndarray, r: float) -> np.ndarray:
+    """Partial-volume fraction of a tube of radius r seen through a Gaussian PSF.
+
+    Edge profile is an erfc ramp; the amplitude is rescaled so that the value
+    on the centreline matches the exact 2-D result 1 - exp(-r^2 / 2 s^2).
+    This makes ~1 mm vessels faint and blurred like on real CT.
+    """
+    s = _PSF_SIGMA_MM
+    edge_centre = 0.5 * special.erfc(-r / (np.sqrt(2) * s))
+    peak = (1.0 - np.exp(-(r * r) / (2 * s * s))) / edge_centre
+    return (peak * 0.5 * special.erfc((d - r) / np.float32(np.sqrt(2) * s))).astype(np.float32)
+
+
+def _unit(v) -> np.ndarray:
+    v = np.asarray(v, float)
+    return v / max(np.linalg.norm(v), 1e-12)
+
+
+def _random_perp(rng: np.random.Generator, d: np.ndarray) -> np.ndarray:
+    u = rng.normal(size=3)
+    u -= (u @ d) * d
+    return _unit(u)
+
+
+# --------------------------------------------------------------------------
+# Vessel tree growth
+# --------------------------------------------------------------------------
+
+
+class _TreeGrower:
+    """Recursive bifurcating tree growth, clipped to the liver.
+
+    There is deliberately no collision avoidance between the two trees, so
+    they interleave and occasionally touch or cross.
+    """
+
+    def __init__(self, rng, liver_field, ivc_xy, ivc_r, segments):
+        self.rng = rng
+        self.liver_field = liver_field
+        self.ivc_xy = ivc_xy
+        self.ivc_r = ivc_r
+        self.segments = segments
+
+    def _allowed(self, pts: np.ndarray, radius: float, tree: int) -> np.ndarray:
+        # Keep the centreline roughly a radius inside the surface (the field is
+        # ~ normalised radius, liver semi-axes are ~ 55 mm).
+        f = self.liver_field(pts[:, 0], pts[:, 1], pts[:, 2])
+        ok = f < 1.0 - (radius + 1.0) / 55.0
+        d_ivc = np.hypot(pts[:, 0] - self.ivc_xy[0], pts[:, 1] - self.ivc_xy[1])
+        if tree == PORTAL_TREE:
+            ok &= d_ivc > self.ivc_r + radius + 2.0  # IVC label would cut it
+        else:
+            ok |= d_ivc < self.ivc_r  # hepatic veins drain into the IVC
+        return ok
+
+    def _clip(self, start, direction, length, radius, tree):
+        n = max(int(np.ceil(length)), 2) + 1
+        t = np.linspace(0.0, length, n)
+        pts = start[None, :] + t[:, None] * direction[None, :]
+        ok = self._allowed(pts, radius, tree)
+        if ok.all():
+            return pts[-1], length, True
+        first_bad = int(np.argmin(ok))
+        if first_bad == 0:
+            return start, 0.0, False
+        return pts[first_bad - 1], float(t[first_bad - 1]), False
+
+    def grow(self, start, direction, radius, gen, tree, parent, origin, max_gen, length=None, child_dirs=None):
+        rng = self.rng
+        if length is None:
+            length = max(radius * rng.uniform(6.0, 9.5), 5.0)
+        # Try a few perturbed directions; keep the first that stays inside,
+        # otherwise the longest clipped one.
+        best = None
+        for attempt in range(6):
+            d = direction if attempt == 0 else _unit(direction + rng.normal(0, 0.3 * attempt, 3))
+            end, got, full = self._clip(start, d, length, radius, tree)
+            if best is None or got > best[1]:
+                best = (end, got, full, d)
+            if full:
+                break
+        end, got, full, d = best
+        if got < max(2.0, radius):
+            return
+        idx = len(self.segments)
+        self.segments.append(
+            VesselSegment(start_mm=start.copy(), end_mm=end.copy(), radius_mm=float(radius),
+                          tree=tree, parent=parent, generation=gen)
+        )
+        if gen >= max_gen or not full:
+            return  # clipped at the liver surface: branch stops there
+        r1 = max(radius * rng.uniform(0.74, 0.86), _MIN_RADIUS_MM)
+        r2 = max(radius * rng.uniform(0.60, 0.76), _MIN_RADIUS_MM)
+        if child_dirs is None:
+            # Planar bifurcation: the thicker child deviates less (Murray-like).
+            p = _random_perp(rng, d)
+            t1 = np.deg2rad(rng.uniform(15, 35))
+            t2 = np.deg2rad(rng.uniform(35, 65))
+            away = _unit(end - origin)
+            c1 = _unit(d * np.cos(t1) + p * np.sin(t1) + 0.25 * away)
+            c2 = _unit(d * np.cos(t2) - p * np.sin(t2) + 0.25 * away)
+        else:
+            c1, c2 = child_dirs
+        self.grow(end, c1, r1, gen + 1, tree, idx, origin, max_gen)
+        self.grow(end, c2, r2, gen + 1, tree, idx, origin, max_gen)
+
+
+# --------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------
+
+
+def make_phantom(
+    seed: int = 0,
+    shape: tuple[int, int, int] = (160, 160, 64),
+    spacing: tuple[float, float, float] = (1.5, 1.5, 2.5),
+    noise_hu: float = 12.0,
+    contrast_hu: float = 180.0,
+) -> Phantom:
+    """Generate a deterministic synthetic portal-venous-phase abdominal CT."""
+    rng = np.random.default_rng(seed)
+    grid = _Grid(shape, spacing)
+
+    def jit(scale):
+        return rng.uniform(-scale, scale, size=3)
+
+    # ---- body (z-invariant, built in 2-D then broadcast) -----------------
+    # Fixed physical size (not scaled to the field of view) so a seed gives
+    # the same anatomy and trees on any grid covering ~240 x 240 x 160 mm.
+    body_ax, body_ay = 113.0, 100.0
+    fat_mm = 12.0
+    in_ax, in_ay = body_ax - fat_mm, body_ay - fat_mm
+    full2d = (slice(0, grid.shape[0]), slice(0, grid.shape[1]), slice(0, 1))
+    x2, y2, _ = grid.coords(full2d)
+    x2, y2 = x2[:, :, 0], y2[:, :, 0]
+    body_e = np.sqrt((x2 / body_ax) ** 2 + (y2 / body_ay) ** 2)
+    inner_e = np.sqrt((x2 / in_ax) ** 2 + (y2 / in_ay) ** 2)
+    ct2d = np.where(inner_e <= 1, 40.0, np.where(body_e <= 1, -100.0, -1000.0)).astype(np.float32)
+
+    spine_xy = np.array([0.0, -body_ay + 25.0])
+    d_sp = np.hypot(x2 - spine_xy[0], y2 - spine_xy[1])
+    ct2d[d_sp <= 14.0] = 700.0  # cortical shell
+    ct2d[d_sp <= 11.5] = 250.0  # cancellous bone
+    aorta_xy = np.array([-_RIGHT * 16.0, -48.0]) + jit(2)[:2]  # aorta: left of midline
+    ct2d = np.where(np.hypot(x2 - aorta_xy[0], y2 - aorta_xy[1]) <= 10.0, contrast_hu - 10.0, ct2d)
+    ct = np.empty(grid.shape, np.float32)
+    ct[...] = ct2d[:, :, None]
+    del ct2d, body_e, d_sp
+
+    def liver_inside_body(x, y):
+        return np.sqrt((x / in_ax) ** 2 + (y / in_ay) ** 2)
+
+    # ---- anatomy parameters (mm) -----------------------------------------
+    main_c = np.array([_RIGHT * 38.0, 0.0, 0.0]) + jit(4)  # right lobe
+    main_a = np.array([62.0, 55.0, 60.0]) * rng.uniform(0.93, 1.07, 3)
+    left_c = np.array([-_RIGHT * 15.0, 22.0, 15.0]) + jit(4)  # left lobe crosses midline
+    left_a = np.array([42.0, 30.0, 30.0]) * rng.uniform(0.9, 1.1, 3)
+    ivc_r = float(rng.uniform(10.0, 12.0))
+    ivc_x = _RIGHT * 10.0 + rng.uniform(-3, 3)
+    # Sit the IVC on the posterior surface of the main lobe (half embedded).
+    back = main_c[1] - main_a[1] * np.sqrt(max(1 - ((ivc_x - main_c[0]) / main_a[0]) ** 2, 0.1))
+    ivc_y = back + 2.0
+    z_junction = main_c[2] + 0.62 * main_a[2]
+    # Caudate / bare-area lobe wrapping the IVC so hepatic veins reach it.
+    caud_c = np.array([ivc_x, ivc_y + 8.0, z_junction - 15.0])
+    caud_a = np.array([28.0, 22.0, 40.0])
+    liver_blob = _make_blob(rng, [main_c, left_c, caud_c], [main_a, left_a, caud_a])
+
+    def liver_field(x, y, z):
+        return np.maximum(liver_blob.field(x, y, z), liver_inside_body(x, y))
+
+    spleen = _make_blob(rng, [np.array([-_RIGHT * 75.0, -45.0, 20.0]) + jit(4)], [[20.0, 35.0, 45.0]], amp=0.06)
+    kidneys = [
+        _make_blob(rng, [np.array([sx * 55.0, -60.0, -45.0]) + jit(3)], [[22.0, 17.0, 40.0]], amp=0.03)
+        for sx in (-1.0, 1.0)
+    ]
+
+    # ---- distractor organs ------------------------------------------------
+    for blob, hu in [(spleen, 110.0), (kidneys[0], 150.0), (kidneys[1], 150.0)]:
+        box = grid.box(*blob.bounds())
+        if box is None:
+            continue
+        x, y, z = grid.coords(box)
+        m = (blob.field(x, y, z) < 1.0) & (liver_inside_body(x, y) < 1.0)
+        ct[box][m] = hu
+
+    # ---- liver ------------------------------------------------------------
+    labels = np.zeros(grid.shape, np.uint8)
+    vessel_tree = np.zeros(grid.shape, np.uint8)
+    lbox = grid.box(*liver_blob.bounds())
+    if lbox is None:
+        raise ValueError("grid does not cover the liver; use a field of view of ~240x240x160 mm")
+    lx, ly, lz = grid.coords(lbox)
+    liver_f = liver_field(lx, ly, lz)
+    liver_mask = liver_f < 1.0
+    # Mild low-frequency parenchymal inhomogeneity (+-5 HU).
+    texture = 5.0 * np.sin(0.05 * lx + 0.03 * ly + 0.04 * lz + rng.uniform(0, 2 * np.pi))
+    ct_l = ct[lbox]  # view: edits go into ct
+    ct_l[liver_mask] = np.broadcast_to(100.0 + texture, liver_mask.shape)[liver_mask]
+    labels[lbox][liver_mask] = LABELS["liver"]
+
+    # ---- portal trunk geometry --------------------------------------------
+    hilum = main_c + np.array([-_RIGHT * 0.45, 0.15, -0.45]) * main_a  # inferior-medial
+    confluence = hilum + np.array([-_RIGHT * 28.0, -12.0, -28.0]) + jit(3)
+    spleen_c = spleen.centres[0]
+    splenic_end = spleen_c + np.array([_RIGHT * 16.0, 10.0, -15.0])  # splenic hilum
+    smv_end = confluence + np.array([-_RIGHT * 3.0, 5.0, 0.0])
+    smv_end[2] = grid.origin[2] - 10.0  # leaves the bottom of the field of view
+    trunk = [(confluence, hilum, 6.5), (confluence, splenic_end, 5.0), (confluence, smv_end, 5.0)]
+
+    # ---- grow the intrahepatic trees ----------------------------------------
+    segments: list[VesselSegment] = []
+    grower = _TreeGrower(rng, liver_field, (ivc_x, ivc_y), ivc_r, segments)
+    entry = _unit(hilum - confluence)
+    root_len = rng.uniform(12.0, 16.0)
+    root_end = hilum + entry * root_len
+    right_target = main_c + np.array([_RIGHT * 0.45, -0.05, 0.1]) * main_a
+    grower.grow(
+        hilum, entry, 5.0, 0, PORTAL_TREE, -1, hilum, max_gen=6, length=root_len,
+        child_dirs=(_unit(right_target - root_end), _unit(left_c - root_end)),
+    )
+    junction = np.array([ivc_x, ivc_y, z_junction])
+    hep_targets = [
+        (main_c + np.array([_RIGHT * 0.5, 0.1, -0.15]) * main_a, 5.0),  # right hepatic vein
+        (np.array([main_c[0] - _RIGHT * 0.35 * main_a[0], main_c[1] + 0.6 * main_a[1], main_c[2]]), 4.5),  # middle
+        (left_c + np.array([0.0, 0.0, 0.1]) * left_a, 4.2),  # left
+    ]
+    for target, r in hep_targets:
+        d = _unit(_unit(target - junction) + rng.normal(0, 0.1, 3))
+        start = junction + d * 0.5 * ivc_r  # inside the IVC lumen: connected
+        grower.grow(start, d, r, 0, HEPATIC_TREE, -1, junction, max_gen=5,
+                    length=0.5 * ivc_r + r * rng.uniform(6.0, 9.0))
+
+    # ---- render intrahepatic vessels (in the liver box only) ----------------
+    lshape = liver_mask.shape
+    w = {PORTAL_TREE: np.zeros(lshape, np.float32), HEPATIC_TREE: np.zeros(lshape, np.float32)}
+    sd = {PORTAL_TREE: np.full(lshape, np.inf, np.float32), HEPATIC_TREE: np.full(lshape, np.inf, np.float32)}
+    sub = _Grid(lshape, grid.spacing)
+    sub.origin = grid.origin + np.array([s.start for s in lbox]) * grid.spacing
+    # Label radius floor: half the voxel diagonal guarantees a 26-connected
+    # voxel chain along any centreline, so thin branches do not fragment.
+    label_r_min = 0.5 * float(np.linalg.norm(grid.spacing))
+    margin = 3.0 * _PSF_SIGMA_MM + 1.0
+    for seg in segments:
+        box, dist = _segment_distance(sub, seg.start_mm, seg.end_mm, seg.radius_mm + margin)
+        if box is None:
+            continue
+        np.maximum(w[seg.tree][box], _pv_weight(dist, seg.radius_mm), out=w[seg.tree][box])
+        np.minimum(sd[seg.tree][box], dist - max(seg.radius_mm, label_r_min), out=sd[seg.tree][box])
+    vt = np.where(sd[PORTAL_TREE] <= sd[HEPATIC_TREE], PORTAL_TREE, HEPATIC_TREE).astype(np.uint8)
+    vt[(np.minimum(sd[PORTAL_TREE], sd[HEPATIC_TREE]) > 0) | ~liver_mask] = 0
+    del sd
+    # Mix vessel HU into the parenchyma (clipped to the liver).
+    for tree, hu in [(HEPATIC_TREE, contrast_hu), (PORTAL_TREE, contrast_hu + 20.0)]:
+        ww = w[tree] * liver_mask
+        ct_l += (hu - ct_l) * ww
+    del w
+    vessel_tree[lbox] = vt
+    labels[lbox][vt > 0] = LABELS["liver_vessels"]
+
+    # ---- portal trunk, splenic vein, SMV (label 3) --------------------------
+    for a, b, r in trunk:
+        box, dist = _segment_distance(grid, a, b, r + margin)
+        if box is None:
+            continue
+        ww = _pv_weight(dist, r)
+        ct[box] += (contrast_hu + 20.0 - ct[box]) * ww
+        labels[box][dist <= r] = LABELS["portal_vein_and_splenic_vein"]
+
+    # ---- IVC: vertical tube through the whole z extent (label 2) ------------
+    ivc_box = grid.box([ivc_x - ivc_r - margin, ivc_y - ivc_r - margin, grid.origin[2]],
+                       [ivc_x + ivc_r + margin, ivc_y + ivc_r + margin, -grid.origin[2]])
+    if ivc_box is not None:
+        x, y, _ = grid.coords(ivc_box)
+        dist = np.hypot(x - np.float32(ivc_x), y - np.float32(ivc_y))
+        ct[ivc_box] += (contrast_hu - ct[ivc_box]) * _pv_weight(dist, ivc_r)
+        labels[ivc_box][np.broadcast_to(dist <= ivc_r, labels[ivc_box].shape)] = LABELS["inferior_vena_cava"]
+
+    # Ground truth only where the final label is an intrahepatic vessel.
+    vessel_tree[labels != LABELS["liver_vessels"]] = 0
+
+    # ---- reconstruction blur + noise ------------------------------------------
+    ndimage.gaussian_filter(ct, sigma=0.5, output=ct, truncate=3.0)
+    if noise_hu > 0:
+        ct += rng.standard_normal(grid.shape, dtype=np.float32) * np.float32(noise_hu)
+    ct_i16 = np.clip(np.rint(ct), -32768, 32767).astype(np.int16)
+
+    return Phantom(
+        ct=ct_i16,
+        labels=labels,
+        vessel_tree=vessel_tree,
+        affine=grid.affine(),
+        spacing=tuple(float(s) for s in grid.spacing),
+        segments=segments,
+    )
+
+
+def save_nifti(phantom: Phantom, out_dir: str | os.PathLike) -> None:
+    """Writes ct.nii.gz (int16), labels.nii.gz (uint8), vessel_tree.nii.gz (uint8) with phantom.affine."""
+    import nibabel as nib  # local import: generation itself does not need nibabel
+
+    os.makedirs(out_dir, exist_ok=True)
+    for name, arr, dtype in [
+        ("ct", phantom.ct, np.int16),
+        ("labels", phantom.labels, np.uint8),
+        ("vessel_tree", phantom.vessel_tree, np.uint8),
+    ]:
+        img = nib.Nifti1Image(np.asarray(arr, dtype=dtype), phantom.affine)
+        img.header.set_data_dtype(dtype)
+        img.header.set_xyzt_units("mm")
+        img.set_qform(phantom.affine, code=1)
+        img.set_sform(phantom.affine, code=1)
+        nib.save(img, os.path.join(os.fspath(out_dir), f"{name}.nii.gz"))

@@ -1,0 +1,32 @@
+"""nnU-Net inference node: support labels (liver, IVC, portal trunk) and the raw vessel mask."""
+from __future__ import annotations
+
+from monai.deploy.core import Fragment, Operator, OperatorSpec
+
+from livervessels.pipeline import choose_model_plan, segment_liver_support
+from operators.ct_series_to_volume import CT_STUDY_KEY
+
+
+class NnUNetSegmentationOperator(Operator):
+    """Input image (SDK Image from CTSeriesToVolumeOperator); output masks: {name: uint8 array}.
+
+    The model plan (official TotalSegmentator weights, else the bundled demo model) is decided at
+    construction; the models themselves are loaded on first use and cached for the process.
+    """
+
+    def __init__(self, fragment: Fragment, *args, model_dirs: list | None = None, device: str | None = None,
+                 **kwargs):
+        self.model_dirs = model_dirs
+        self.device = device
+        self.plan = choose_model_plan(model_dirs)
+        super().__init__(fragment, *args, **kwargs)
+
+    def setup(self, spec: OperatorSpec):
+        spec.input("image")
+        spec.output("masks")
+
+    def compute(self, op_input, op_output, context):
+        image = op_input.receive("image")
+        volume = image.metadata()[CT_STUDY_KEY].volume
+        masks, timings = segment_liver_support(volume, self.plan, model_dirs=self.model_dirs, device=self.device)
+        op_output.emit({"masks": masks, "plan": self.plan, "timings": timings}, "masks")

@@ -1,0 +1,22 @@
+"""QC report writer node: qc.json and enhanced_liver_vessels_metadata.json."""
+from __future__ import annotations
+
+from monai.deploy.core import Operator, OperatorSpec
+
+from livervessels.pipeline import write_reports
+from operators.ct_series_to_volume import CT_STUDY_KEY
+
+
+class QcReportWriterOperator(Operator):
+    """Inputs image, result, seg; output report: the QC dict."""
+
+    def setup(self, spec: OperatorSpec):
+        spec.input("image")
+        spec.input("result")
+        spec.input("seg")
+        spec.output("report")
+
+    def compute(self, op_input, op_output, context):
+        study = op_input.receive("image").metadata()[CT_STUDY_KEY]
+        report = write_reports(self.fragment.staging_dir, study, op_input.receive("result"), op_input.receive("seg"))
+        op_output.emit(report, "report")

@@ -1,0 +1,42 @@
+"""Load DICOM studies from a folder.
+
+Replaces the SDK loader's file parsing: DICOMDataLoaderOperator drops every instance whose
+Study/Series UID is empty (it raises "No study loaded" on the shared real CT), decodes all pixel
+data up front, and does not report ignored files. We scan headers with livervessels.dicom.scan
+(UID repair, pixel data read only for the selected series) and emit the SDK's own DICOMStudy
+objects, so SDK operators downstream still work.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from monai.deploy.core.domain.dicom_series import DICOMSeries
+from monai.deploy.core.domain.dicom_study import DICOMStudy
+from monai.deploy.operators import DICOMDataLoaderOperator
+
+from livervessels.dicom.scan import scan_dicom_folder
+
+SCAN_KEY = "livervessels_scan"
+SERIES_KEY = "livervessels_series"
+
+
+class StudyLoaderOperator(DICOMDataLoaderOperator):
+    """Output dicom_study_list: list of DICOMStudy; each study's metadata()[SCAN_KEY] holds the scan."""
+
+    def load_data_to_studies(self, input_path: Path) -> list[DICOMStudy]:
+        scan = scan_dicom_folder(input_path)
+        studies: dict[str, DICOMStudy] = {}
+        for series in scan.series:
+            study = studies.get(series.study_uid)
+            if study is None:
+                study = DICOMStudy(series.study_uid)
+                self.populate_study_attributes(study, series.first)
+                study.metadata()[SCAN_KEY] = scan
+                studies[series.study_uid] = study
+            sdk_series = DICOMSeries(series.series_uid)
+            self.populate_series_attributes(sdk_series, series.first)
+            sdk_series.metadata()[SERIES_KEY] = series
+            for ds in series.datasets:
+                sdk_series.add_sop_instance(ds)
+            study.add_series(sdk_series)
+        return list(studies.values())

@@ -1,0 +1,22 @@
+"""Liver vessel enhancement node."""
+from __future__ import annotations
+
+from monai.deploy.core import Operator, OperatorSpec
+
+from livervessels.pipeline import add_enhanced_vessels
+from operators.ct_series_to_volume import CT_STUDY_KEY
+
+
+class VesselEnhancementOperator(Operator):
+    """Inputs image, masks; output masks with enhanced_liver_vessels and the enhancement metadata added."""
+
+    def setup(self, spec: OperatorSpec):
+        spec.input("image")
+        spec.input("masks")
+        spec.output("masks")
+
+    def compute(self, op_input, op_output, context):
+        volume = op_input.receive("image").metadata()[CT_STUDY_KEY].volume
+        bundle = op_input.receive("masks")
+        masks, enhancement = add_enhanced_vessels(volume, bundle["masks"])
+        op_output.emit({**bundle, "masks": masks, "enhancement": enhancement}, "masks")

@@ -1,0 +1,45 @@
+"""Write the bundled demo DICOM study (and its ground truth) from a synthetic phantom.
+
+    python scripts/make_demo_study.py [--out demo]
+
+demo/study/ holds a CT series (1.5 x 1.5 x 2.5 mm, 64 slices) and a one-slice localizer, as a
+scanner would send them; demo/ground_truth/ holds the phantom's label maps as NIfTI. The seed is
+not one the demo model was trained on.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from livervessels.dicom.write_series import write_image_series
+from livervessels.phantom import make_phantom, save_nifti
+
+DEMO_SEED = 2026
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default="demo")
+    args = ap.parse_args()
+    out = Path(args.out)
+    shutil.rmtree(out / "study", ignore_errors=True)
+    ph = make_phantom(seed=DEMO_SEED)
+    write_image_series(ph.ct, ph.affine, out / "study" / "ct", series_description="Abdomen portal venous 2.5 mm",
+                       series_number=2, seed=DEMO_SEED)
+    # A localizer in the same study: the series selection must skip it.
+    mid = ph.ct.shape[2] // 2
+    loc_affine = ph.affine.copy()
+    loc_affine[:3, 3] = ph.affine[:3, :3] @ np.array([0, 0, mid]) + ph.affine[:3, 3]
+    write_image_series(ph.ct[:, :, mid:mid + 1], loc_affine, out / "study" / "localizer",
+                       image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"), series_description="Topogram",
+                       series_number=1, seed=DEMO_SEED)
+    save_nifti(ph, out / "ground_truth")
+    (out / "ground_truth" / "ct.nii.gz").unlink()  # the CT is the DICOM series itself
+    print(f"wrote {out / 'study'} and {out / 'ground_truth'}")
+
+
+if __name__ == "__main__":
+    main()

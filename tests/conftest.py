@@ -1,0 +1,70 @@
+"""Shared fixtures: phantom studies written as DICOM, the bundled demo model, the real example CT."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from livervessels.dicom.write_series import write_image_series
+from livervessels.phantom import make_phantom
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ROOT / "models"
+DEMO_STUDY = ROOT / "demo" / "study"
+REAL_DATA = (ROOT.parent / "shared" / "data" / "totalseg_example").resolve()
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    if not (REAL_DATA / "ct_dicom").is_dir():
+        pytest.skip(f"real example CT not present at {REAL_DATA}")
+    return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def phantom():
+    return make_phantom(seed=11)
+
+
+@pytest.fixture(scope="session")
+def small_phantom():
+    """A coarse phantom: fast to write and to segment."""
+    return make_phantom(seed=5, shape=(96, 96, 40), spacing=(2.5, 2.5, 4.0))
+
+
+@pytest.fixture
+def write_series(tmp_path):
+    """write_series(array, affine, subdir, **kw) -> folder, under this test's tmp_path."""
+
+    def _write(array, affine, subdir="ct", **kw) -> Path:
+        folder = tmp_path / "in" / subdir
+        write_image_series(array, affine, folder, **kw)
+        return folder
+
+    return _write
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+def run_app(input_dir: Path, output_dir: Path, models: Path = MODELS, timeout: int = 600,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python app -i IN -o OUT -m MODELS` as a user runs it."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "app"), "-i", str(input_dir), "-o", str(output_dir), "-m", str(models)],
+        capture_output=True, text=True, timeout=timeout, cwd=output_dir.parent, env={**os.environ, **(env or {})},
+    )
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    s = a.sum() + b.sum()
+    return 1.0 if s == 0 else float(2 * np.logical_and(a, b).sum() / s)
