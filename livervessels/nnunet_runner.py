@@ -7,6 +7,8 @@ and a hard dependency on a torchvision build matching torch.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import threading
@@ -102,16 +104,17 @@ def _load(folder: Path, fold: int, device: torch.device, step_size: float, mirro
     network.load_state_dict(checkpoint["network_weights"])
     if cpu_bf16 and device.type == "cpu":
         network = _CpuBf16(network)
-    predictor = nnUNetPredictor(
-        tile_step_size=step_size,
-        use_gaussian=True,
-        use_mirroring=mirroring,
-        perform_everything_on_device=device.type == "cuda",
-        device=device,
-        verbose=False,
-        verbose_preprocessing=False,
-        allow_tqdm=False,
-    )
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints a CUDA-only notice on every CPU run
+        predictor = nnUNetPredictor(
+            tile_step_size=step_size,
+            use_gaussian=True,
+            use_mirroring=mirroring,
+            perform_everything_on_device=device.type == "cuda",
+            device=device,
+            verbose=False,
+            verbose_preprocessing=False,
+            allow_tqdm=False,
+        )
     predictor.manual_initialization(
         network,
         plans_manager,

@@ -11,11 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from monai.deploy.core.domain.dicom_series import DICOMSeries
+from pydicom.dataset import Dataset
 from monai.deploy.core.domain.dicom_study import DICOMStudy
 from monai.deploy.operators import DICOMDataLoaderOperator
 
 from livervessels.dicom.scan import scan_dicom_folder
 
+_SERIES_LEVEL = ("SeriesDate", "SeriesTime", "Modality", "SeriesDescription", "BodyPartExamined", "PatientPosition",
+                 "SeriesNumber", "Laterality", "PixelSpacing", "ImagerPixelSpacing", "ImageOrientationPatient")
 SCAN_KEY = "livervessels_scan"
 SERIES_KEY = "livervessels_series"
 
@@ -40,3 +43,13 @@ class StudyLoaderOperator(DICOMDataLoaderOperator):
                 sdk_series.add_sop_instance(ds)
             study.add_series(sdk_series)
         return list(studies.values())
+
+    def populate_series_attributes(self, series, sop_instance):
+        # The SDK casts SeriesNumber with int() and fails on an empty one (the shared real CT has
+        # one); hand it only the series-level attributes that carry a value.
+        present = Dataset()
+        for keyword in _SERIES_LEVEL:
+            value = sop_instance.get(keyword)
+            if value not in (None, ""):
+                setattr(present, keyword, value)
+        super().populate_series_attributes(series, present)

@@ -108,7 +108,7 @@ def write_dicom_seg(
         software_versions=__version__,
         device_serial_number="0",
         content_label="LIVERVESSELS",
-        content_description="Automatic liver vessel segmentation; research use only, not for diagnosis",
+        content_description="Liver vessels, automatic; research use only",
         content_creator_name="livervessels^automatic",
         series_description=series_description[:64],
         omit_empty_frames=True,
