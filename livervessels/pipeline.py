@@ -29,6 +29,7 @@ from livervessels.tasks import TASKS
 log = logging.getLogger(__name__)
 
 SUPPORT_CLASSES = ["liver", "inferior_vena_cava", "portal_vein_and_splenic_vein"]
+LABEL_MAPS = {"liver_vessels_labeled", "liver_vessels_skeleton_labeled"}  # 1 portal / 2 hepatic, not masks
 
 
 @dataclass
@@ -136,17 +137,23 @@ def add_enhanced_vessels(volume: Volume, masks: dict[str, np.ndarray]) -> tuple[
     return {**masks, "enhanced_liver_vessels": enhanced}, metadata
 
 
-def add_portal_hepatic_split(volume: Volume, masks: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict]:
-    """masks plus portal_vein_branches, hepatic_veins and liver_vessels_labeled, and the split QC."""
-    labeled, split_qc = split_portal_hepatic(
+def add_portal_hepatic_split(volume: Volume, masks: dict[str, np.ndarray], *, use_skeleton: bool = True,
+                             min_component_size: int = 0) -> tuple[dict[str, np.ndarray], dict]:
+    """masks plus portal_vein_branches, hepatic_veins, liver_vessels_labeled (and the labelled
+    skeleton when computed), and the split QC."""
+    split = split_portal_hepatic(
         masks["enhanced_liver_vessels"], volume.array, volume.spacing, liver=masks.get("liver"),
-        portal_vein=masks.get("portal_vein_and_splenic_vein"), ivc=masks.get("inferior_vena_cava"))
-    return {
+        portal_vein=masks.get("portal_vein_and_splenic_vein"), ivc=masks.get("inferior_vena_cava"),
+        use_skeleton=use_skeleton, min_component_size=min_component_size)
+    out = {
         **masks,
-        "portal_vein_branches": (labeled == PORTAL).astype(np.uint8),
-        "hepatic_veins": (labeled == HEPATIC).astype(np.uint8),
-        "liver_vessels_labeled": labeled,
-    }, split_qc
+        "portal_vein_branches": (split.labels == PORTAL).astype(np.uint8),
+        "hepatic_veins": (split.labels == HEPATIC).astype(np.uint8),
+        "liver_vessels_labeled": split.labels,
+    }
+    if split.skeleton_labels is not None:
+        out["liver_vessels_skeleton_labeled"] = split.skeleton_labels
+    return out, split.qc
 
 
 def run_liver_vessels(volume: Volume, *, model_dirs=None, device=None, plan: ModelPlan | None = None,
@@ -193,7 +200,7 @@ def write_study_outputs(out_dir: Path, study: CtStudy, result: LiverVesselResult
 
 def build_qc(study: CtStudy, result: LiverVesselResult, seg: SegResult) -> dict:
     structures = qc_report.structure_summary(
-        {k: v for k, v in result.masks.items() if k != "liver_vessels_labeled"}, study.volume.spacing)
+        {k: v for k, v in result.masks.items() if k not in LABEL_MAPS}, study.volume.spacing)
     warnings = []
     if result.plan.note:
         warnings.append(result.plan.note)

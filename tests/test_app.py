@@ -32,8 +32,9 @@ def _check_outputs(out: Path, input_dir: Path) -> dict:
     """Every output exists, lines up with the input series, and the SEG references only input UIDs."""
     study = load_ct_study(input_dir)
     qc = json.loads((out / "qc.json").read_text())
-    assert {p.name.removesuffix(".nii.gz") for p in out.glob("*.nii.gz")} == EXPECTED_NIFTI
-    for name in EXPECTED_NIFTI:
+    written = {p.name.removesuffix(".nii.gz") for p in out.glob("*.nii.gz")}
+    assert EXPECTED_NIFTI <= written <= EXPECTED_NIFTI | {"liver_vessels_skeleton_labeled"}
+    for name in written:
         img = nib.load(out / f"{name}.nii.gz")
         assert img.shape == study.volume.shape and np.allclose(img.affine, study.volume.affine, atol=1e-4)
         assert img.get_data_dtype() == np.uint8
