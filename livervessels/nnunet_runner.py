@@ -45,7 +45,10 @@ def resolve_device(device: str | None) -> torch.device:
     if name in ("gpu", "cuda") or name.startswith(("gpu:", "cuda:")):
         index = int(name.split(":")[1]) if ":" in name else 0
         if not torch.cuda.is_available():
-            raise InputError(f"--device {device} asked for a GPU but none is available; use --device cpu")
+            if ":" in name:
+                raise InputError(f"--device {device} asked for a GPU but none is available; use --device cpu")
+            log.warning("no GPU available: running on the CPU (slow for large CTs)")
+            return torch.device("cpu")
         if index >= torch.cuda.device_count():
             raise InputError(f"--device {device}: only {torch.cuda.device_count()} GPU(s) present")
         return torch.device("cuda", index)

@@ -18,7 +18,7 @@ from livervessels.dicom.selection import SeriesSelection, select_ct_series
 from livervessels.dicom.volume import SeriesVolume, build_volume
 from livervessels.enhancement import enhance_liver_vessels
 from livervessels.errors import ModelNotFoundError
-from livervessels.geometry import Volume
+from livervessels.geometry import Volume, reorient_to_grid
 from livervessels.inference import segment
 from livervessels.outputs import qc as qc_report
 from livervessels.outputs.dicom_seg import SEG_FILE, SegResult, write_dicom_seg
@@ -106,6 +106,59 @@ def choose_model_plan(model_dirs: list | None = None, prefer: str | None = None)
     return official  # segment() then raises the error naming the folder the official weights belong in
 
 
+SUPPORT_FILES = SUPPORT_CLASSES + ["liver_vessels"]
+
+
+def load_support_dir(folder: str | Path, volume: Volume) -> dict[str, np.ndarray]:
+    """The support masks present in folder (liver, portal_vein_and_splenic_vein, inferior_vena_cava,
+    and liver_vessels as the raw vessel mask), brought onto the volume's grid."""
+    import nibabel as nib
+
+    from livervessels.errors import InputError
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"--split_support_dir {folder} is not a folder; it must hold "
+                         f"{', '.join(n + '.nii.gz' for n in SUPPORT_FILES)}")
+    masks = {}
+    for name in SUPPORT_FILES:
+        path = folder / f"{name}.nii.gz"
+        if path.is_file():
+            img = nib.load(str(path))
+            masks[name] = reorient_to_grid(np.asanyarray(img.dataobj) > 0, img.affine, volume.shape, volume.affine,
+                                           what=str(path)).astype(np.uint8)
+    return masks
+
+
+def collect_masks(volume: Volume, *, plan: ModelPlan | None = None, model_dirs=None, device=None,
+                  robust_crop: bool = False, support_dir: str | Path | None = None,
+                  generate_support: bool = False) -> tuple[dict[str, np.ndarray], dict]:
+    """Support labels and the raw vessel mask, from a support folder and/or the models.
+
+    With a support folder: its masks are used; liver_vessels.nii.gz there means no vessel model
+    runs; missing support labels are produced by the models only with generate_support.
+    Without one: everything comes from the models. Returns (masks, provenance).
+    """
+    if support_dir is None:
+        plan = plan or choose_model_plan(model_dirs)
+        masks, timings = segment_liver_support(volume, plan, model_dirs=model_dirs, device=device,
+                                               robust_crop=robust_crop)
+        return masks, {"support": f"model ({plan.support_task})", "vessels": f"model ({plan.vessel_task})",
+                       "timings": timings}
+    masks = load_support_dir(support_dir, volume)
+    provenance = {name: f"file {Path(support_dir) / (name + '.nii.gz')}" for name in masks}
+    generate = [n for n in SUPPORT_CLASSES if n not in masks] if generate_support else []
+    need_vessels = "liver_vessels" not in masks
+    if generate or need_vessels:
+        plan = plan or choose_model_plan(model_dirs)
+        generated, _ = segment_liver_support(volume, plan, model_dirs=model_dirs, device=device,
+                                             robust_crop=robust_crop, support=generate, vessels=need_vessels)
+        for name, mask in generated.items():
+            masks[name] = mask
+            provenance[name] = f"model ({plan.vessel_task if name == 'liver_vessels' else plan.support_task})"
+    return masks, provenance
+
+
 @dataclass
 class LiverVesselResult:
     masks: dict[str, np.ndarray]  # every output mask on the volume grid
@@ -113,27 +166,33 @@ class LiverVesselResult:
     split_qc: dict
     plan: ModelPlan
     timings: dict[str, float] = field(default_factory=dict)
+    sources: dict = field(default_factory=dict)  # where each input mask came from
 
 
 def segment_liver_support(volume: Volume, plan: ModelPlan, *, model_dirs=None, device=None,
-                          robust_crop: bool = False) -> tuple[dict[str, np.ndarray], dict]:
-    """liver, inferior_vena_cava, portal_vein_and_splenic_vein and raw liver_vessels masks."""
+                          robust_crop: bool = False, support: list[str] | None = None,
+                          vessels: bool = True) -> tuple[dict[str, np.ndarray], dict]:
+    """Masks of the requested support classes (default all three) and of the raw liver_vessels."""
+    support = SUPPORT_CLASSES if support is None else support
     t0 = time.perf_counter()
-    support = segment(volume, plan.support_task, model_dirs=model_dirs, device=device,
-                      roi_subset=SUPPORT_CLASSES if plan.support_task == "total" else None)
-    masks = {name: support.mask(name).astype(np.uint8) for name in SUPPORT_CLASSES}
-    if plan.vessel_task == plan.support_task:
-        masks["liver_vessels"] = support.mask("liver_vessels").astype(np.uint8)
-    else:
-        vessels = segment(volume, plan.vessel_task, model_dirs=model_dirs, device=device, robust_crop=robust_crop)
-        masks["liver_vessels"] = vessels.mask("liver_vessels").astype(np.uint8)
+    masks: dict[str, np.ndarray] = {}
+    same_model = plan.vessel_task == plan.support_task
+    if support or (vessels and same_model):
+        labels = segment(volume, plan.support_task, model_dirs=model_dirs, device=device,
+                         roi_subset=support if plan.support_task == "total" else None)
+        masks.update({name: labels.mask(name).astype(np.uint8) for name in support})
+        if vessels and same_model:
+            masks["liver_vessels"] = labels.mask("liver_vessels").astype(np.uint8)
+    if vessels and not same_model:
+        labels = segment(volume, plan.vessel_task, model_dirs=model_dirs, device=device, robust_crop=robust_crop)
+        masks["liver_vessels"] = labels.mask("liver_vessels").astype(np.uint8)
     return masks, {"segment": round(time.perf_counter() - t0, 3)}
 
 
-def add_enhanced_vessels(volume: Volume, masks: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict]:
-    """masks plus enhanced_liver_vessels, and the enhancement metadata."""
+def add_enhanced_vessels(volume: Volume, masks: dict[str, np.ndarray], **options) -> tuple[dict[str, np.ndarray], dict]:
+    """masks plus enhanced_liver_vessels, and the enhancement metadata (options go to the algorithm)."""
     enhanced, metadata = enhance_liver_vessels(masks["liver_vessels"], masks.get("liver"), volume.array,
-                                               volume.spacing)
+                                               volume.spacing, **options)
     return {**masks, "enhanced_liver_vessels": enhanced}, metadata
 
 
@@ -157,16 +216,29 @@ def add_portal_hepatic_split(volume: Volume, masks: dict[str, np.ndarray], *, us
 
 
 def run_liver_vessels(volume: Volume, *, model_dirs=None, device=None, plan: ModelPlan | None = None,
-                      robust_crop: bool = False) -> LiverVesselResult:
-    """All masks for a volume."""
-    plan = plan or choose_model_plan(model_dirs)
-    masks, timings = segment_liver_support(volume, plan, model_dirs=model_dirs, device=device,
-                                           robust_crop=robust_crop)
+                      robust_crop: bool = False, support_dir: str | Path | None = None,
+                      generate_support: bool = False, enhance_options: dict | None = None, split: bool = True,
+                      split_options: dict | None = None) -> LiverVesselResult:
+    """All masks for a volume: support labels, raw and enhanced vessels, and (with split) the
+    portal/hepatic labels."""
     t = time.perf_counter()
-    masks, enhancement = add_enhanced_vessels(volume, masks)
-    masks, split_qc = add_portal_hepatic_split(volume, masks)
-    timings["enhance_and_split"] = round(time.perf_counter() - t, 3)
-    return LiverVesselResult(masks, enhancement, split_qc, plan, timings)
+    if support_dir is None:
+        plan = plan or choose_model_plan(model_dirs)
+    masks, sources = collect_masks(volume, plan=plan, model_dirs=model_dirs, device=device, robust_crop=robust_crop,
+                                   support_dir=support_dir, generate_support=generate_support)
+    if plan is None:
+        plan = ModelPlan("support files", "none", "none") if all("file" in str(v) for v in sources.values()) \
+            else choose_model_plan(model_dirs)
+    timings = {"segment": round(time.perf_counter() - t, 3)}
+    t = time.perf_counter()
+    masks, enhancement = add_enhanced_vessels(volume, masks, **(enhance_options or {}))
+    timings["enhance"] = round(time.perf_counter() - t, 3)
+    split_qc: dict = {}
+    if split:
+        t = time.perf_counter()
+        masks, split_qc = add_portal_hepatic_split(volume, masks, **(split_options or {}))
+        timings["split"] = round(time.perf_counter() - t, 3)
+    return LiverVesselResult(masks, enhancement, split_qc, plan, timings, sources)
 
 
 def write_study_seg(out_dir: Path, study: CtStudy, result: LiverVesselResult) -> SegResult:
@@ -179,12 +251,12 @@ def write_study_seg(out_dir: Path, study: CtStudy, result: LiverVesselResult) ->
     )
 
 
-def write_reports(out_dir: Path, study: CtStudy, result: LiverVesselResult, seg: SegResult) -> dict:
+def write_reports(out_dir: Path, input_report: dict, spacing, result: LiverVesselResult, seg: SegResult) -> dict:
     """qc.json and enhanced_liver_vessels_metadata.json; returns the QC report."""
     out_dir = Path(out_dir)
     qc_report.write_json({**result.enhancement, "portal_hepatic_split_qc": result.split_qc},
                          out_dir / "enhanced_liver_vessels_metadata.json")
-    report = build_qc(study, result, seg)
+    report = build_qc(input_report, spacing, result, seg)
     qc_report.write_json(report, out_dir / qc_report.QC_FILE)
     return report
 
@@ -195,29 +267,35 @@ def write_study_outputs(out_dir: Path, study: CtStudy, result: LiverVesselResult
     seg = write_study_seg(out_dir, study, result) if write_seg else SegResult(None, skipped_reason="not requested")
     if write_nifti:
         write_masks(result.masks, study.volume.affine, out_dir)
-    return write_reports(out_dir, study, result, seg)
+    return write_reports(out_dir, study.input_report(), study.volume.spacing, result, seg)
 
 
-def build_qc(study: CtStudy, result: LiverVesselResult, seg: SegResult) -> dict:
+def nifti_input_report(path, volume: Volume) -> dict:
+    return {"file": str(path), "shape": list(volume.shape), "spacing_mm": [round(s, 4) for s in volume.spacing],
+            "affine_ras": np.round(volume.affine, 5).tolist()}
+
+
+def build_qc(input_report: dict, spacing, result: LiverVesselResult, seg: SegResult) -> dict:
     structures = qc_report.structure_summary(
-        {k: v for k, v in result.masks.items() if k not in LABEL_MAPS}, study.volume.spacing)
+        {k: v for k, v in result.masks.items() if k not in LABEL_MAPS}, spacing)
     warnings = []
     if result.plan.note:
         warnings.append(result.plan.note)
-    if study.scan.repairs.any():
+    repairs = input_report.get("uid_repairs", {})
+    if any(repairs.values()):
         warnings.append("source series lacked UIDs: derived stable replacements (see input.uid_repairs); "
                         "the SEG references source instances by the SOP Instance UIDs of their file meta")
-    if study.scan.ignored_files:
-        warnings.append(f"{len(study.scan.ignored_files)} non-DICOM or unreadable file(s) ignored")
+    if input_report.get("files_ignored"):
+        warnings.append(f"{len(input_report['files_ignored'])} non-DICOM or unreadable file(s) ignored")
     empty = [k for k, v in structures.items() if v["empty"]]
     if empty:
         warnings.append(f"empty structures: {', '.join(empty)}")
     return {
         "software": qc_report.software_versions(),
         "research_use_only": True,
-        "input": study.input_report(),
+        "input": input_report,
         "models": {"plan": result.plan.name, "support_task": result.plan.support_task,
-                   "vessel_task": result.plan.vessel_task},
+                   "vessel_task": result.plan.vessel_task, "mask_sources": result.sources},
         "structures": structures,
         "dicom_seg": {"file": seg.path.name if seg.path else None, "segments": seg.segments,
                       "empty_segments_omitted": seg.empty_segments, "skipped_reason": seg.skipped_reason,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from monai.deploy.core import Fragment, Operator, OperatorSpec
 
-from livervessels.pipeline import choose_model_plan, segment_liver_support
+from livervessels.pipeline import choose_model_plan, collect_masks
 from operators.ct_series_to_volume import CT_STUDY_KEY
 
 
@@ -28,5 +28,6 @@ class NnUNetSegmentationOperator(Operator):
     def compute(self, op_input, op_output, context):
         image = op_input.receive("image")
         volume = image.metadata()[CT_STUDY_KEY].volume
-        masks, timings = segment_liver_support(volume, self.plan, model_dirs=self.model_dirs, device=self.device)
-        op_output.emit({"masks": masks, "plan": self.plan, "timings": timings}, "masks")
+        masks, sources = collect_masks(volume, plan=self.plan, model_dirs=self.model_dirs, device=self.device)
+        op_output.emit({"masks": masks, "plan": self.plan, "timings": sources.pop("timings"), "sources": sources},
+                       "masks")

@@ -19,5 +19,5 @@ class PortalHepaticSplitOperator(Operator):
         volume = op_input.receive("image").metadata()[CT_STUDY_KEY].volume
         bundle = op_input.receive("masks")
         masks, split_qc = add_portal_hepatic_split(volume, bundle["masks"])
-        op_output.emit(LiverVesselResult(masks, bundle["enhancement"], split_qc, bundle["plan"], bundle["timings"]),
-                       "result")
+        op_output.emit(LiverVesselResult(masks, bundle["enhancement"], split_qc, bundle["plan"], bundle["timings"],
+                                         bundle["sources"]), "result")

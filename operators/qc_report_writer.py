@@ -18,5 +18,6 @@ class QcReportWriterOperator(Operator):
 
     def compute(self, op_input, op_output, context):
         study = op_input.receive("image").metadata()[CT_STUDY_KEY]
-        report = write_reports(self.fragment.staging_dir, study, op_input.receive("result"), op_input.receive("seg"))
+        report = write_reports(self.fragment.staging_dir, study.input_report(), study.volume.spacing,
+                               op_input.receive("result"), op_input.receive("seg"))
         op_output.emit(report, "report")

@@ -68,3 +68,12 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, bool), np.asarray(b, bool)
     s = a.sum() + b.sum()
     return 1.0 if s == 0 else float(2 * np.logical_and(a, b).sum() / s)
+
+
+@pytest.fixture(scope="session")
+def demo_app_output(tmp_path_factory) -> Path:
+    """The app's outputs for the bundled demo study (run once per test session)."""
+    out = tmp_path_factory.mktemp("demo_app") / "out"
+    result = run_app(DEMO_STUDY, out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out

@@ -59,16 +59,8 @@ def _check_outputs(out: Path, input_dir: Path) -> dict:
     return qc
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo") / "out"
-    result = run_app(DEMO_STUDY, out)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out
-
-
-def test_demo_study_outputs(demo_run):
-    qc = _check_outputs(demo_run, DEMO_STUDY)
+def test_demo_study_outputs(demo_app_output):
+    qc = _check_outputs(demo_app_output, DEMO_STUDY)
     assert qc["models"]["plan"] == "demo"
     assert {"liver", "inferior_vena_cava", "enhanced_liver_vessels"} <= set(qc["dicom_seg"]["segments"])
     verdicts = {s["series_description"]: s for s in qc["input"]["series_found"]}

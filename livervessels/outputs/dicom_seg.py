@@ -18,7 +18,7 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
 from livervessels import __version__
-from livervessels.outputs.structures import ANATOMICAL_STRUCTURE, LIVER_CODE, SEG_STRUCTURES
+from livervessels.outputs.structures import ANATOMICAL_STRUCTURE, LIVER_CODE, SEG_STRUCTURES, Structure
 
 SEG_FILE = "segmentations.dcm"
 
@@ -50,6 +50,21 @@ def _rgb_to_lab(rgb: tuple[int, int, int]) -> tuple[float, float, float]:
     return float(116 * f[1] - 16), float(500 * (f[0] - f[1])), float(200 * (f[1] - f[2]))
 
 
+def _frames(masks: dict[str, np.ndarray], present: list[Structure]) -> np.ndarray:
+    """Frame k is source instance k. Non-overlapping segments go in as one label map (segment
+    numbers), which keeps memory at one byte per voxel for 100+ classes; overlapping ones (vessels
+    inside "liver vessels") as a stack of binary masks."""
+    total = np.zeros(np.shape(masks[present[0].name]), np.uint16)
+    for s in present:
+        total += np.asarray(masks[s.name], bool)
+    if total.max() <= 1:
+        label_map = np.zeros(total.shape, np.uint8 if len(present) < 256 else np.uint16)
+        for number, s in enumerate(present, start=1):
+            label_map[np.asarray(masks[s.name], bool)] = number
+        return label_map.transpose(2, 1, 0)
+    return np.stack([np.asarray(masks[s.name], bool).transpose(2, 1, 0) for s in present], axis=-1).astype(np.uint8)
+
+
 def write_dicom_seg(
     masks: dict[str, np.ndarray],
     source_datasets: list[Dataset],
@@ -59,13 +74,14 @@ def write_dicom_seg(
     series_description: str = "Liver vessels (research)",
     series_number: int = 901,
     unreferenceable_uids: set[str] | None = None,
+    structures: tuple[Structure, ...] = SEG_STRUCTURES,
 ) -> SegResult:
-    """One SEG object holding every non-empty structure of SEG_STRUCTURES found in masks."""
+    """One SEG object holding every non-empty structure of `structures` found in masks."""
     if unreferenceable_uids and any(str(ds.SOPInstanceUID) in unreferenceable_uids for ds in source_datasets):
         return SegResult(None, skipped_reason="some source instances carry no SOP Instance UID, so a SEG "
                                               "could not reference them; masks are in the NIfTI outputs")
     present, empty = [], []
-    for s in SEG_STRUCTURES:
+    for s in structures:
         if s.name not in masks:
             continue
         (present if np.any(masks[s.name]) else empty).append(s)
@@ -73,8 +89,7 @@ def write_dicom_seg(
         return SegResult(None, empty_segments=[s.name for s in empty],
                          skipped_reason="every segment is empty; a SEG needs at least one")
 
-    # (frames, rows, columns, segments): frame k is source instance k
-    stack = np.stack([np.asarray(masks[s.name], bool).transpose(2, 1, 0) for s in present], axis=-1).astype(np.uint8)
+    stack = _frames(masks, present)
     algorithm = hd.AlgorithmIdentificationSequence(
         name=algorithm_name, family=codes.cid7162.ArtificialIntelligence, version=__version__
     )

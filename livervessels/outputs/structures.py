@@ -30,3 +30,25 @@ SEG_STRUCTURES: tuple[Structure, ...] = (
               ("32764006", "SCT", "Portal vein"), (120, 40, 150)),
 )
 SEG_BY_NAME = {s.name: s for s in SEG_STRUCTURES}
+
+GENERIC_STRUCTURE_CODE = ("91723000", "SCT", "Anatomical structure")
+
+
+def structures_for(names: list[str]) -> tuple[Structure, ...]:
+    """Known structures keep their codes and colours; other classes (e.g. TotalSegmentator's 117)
+    get the generic anatomical-structure code, their name as label and a distinct colour."""
+    out = []
+    for i, name in enumerate(names):
+        if name in SEG_BY_NAME:
+            out.append(SEG_BY_NAME[name])
+            continue
+        hue = (i * 0.618033988749895) % 1.0  # golden-ratio hues stay distinct for many classes
+        rgb = tuple(int(255 * c) for c in _hsv_to_rgb(hue, 0.65, 0.95))
+        out.append(Structure(name, name.replace("_", " "), GENERIC_STRUCTURE_CODE, rgb))
+    return tuple(out)
+
+
+def _hsv_to_rgb(h: float, s: float, v: float) -> tuple[float, float, float]:
+    import colorsys
+
+    return colorsys.hsv_to_rgb(h, s, v)

@@ -1,0 +1,205 @@
+"""Python API, TotalSegmentator-compatible:
+
+    from livervessels.api import totalsegmentator, enhance_liver_vessels
+    img = totalsegmentator("ct.nii.gz")                         # nibabel label map, nothing written
+    totalsegmentator("dicom_folder", "out", task="liver_vessels")  # one mask per class in out/
+    masks = enhance_liver_vessels("ct.nii.gz", "out", split_portal_hepatic=True)
+
+Both accept a NIfTI path, a nibabel image, a DICOM folder or a zip holding one study. Nothing is
+sent anywhere: no usage statistics, no network access except `weights` downloads.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from livervessels.errors import InputError
+from livervessels.geometry import nifti_image
+from livervessels.inference import check_roi_subset, segment
+from livervessels.inputs import LoadedInput, load_input
+from livervessels.outputs import qc as qc_report
+from livervessels.outputs.dicom_seg import SEG_FILE, SegResult, write_dicom_seg
+from livervessels.outputs.nifti import write_masks, write_multilabel
+from livervessels.outputs.staging import staged_output
+from livervessels.outputs.structures import structures_for
+from livervessels.pipeline import (
+    LABEL_MAPS,
+    nifti_input_report,
+    run_liver_vessels,
+    write_reports,
+    write_study_outputs,
+)
+from livervessels.progress import Progress
+from livervessels.tasks import FAST_VARIANTS, get_task
+
+log = logging.getLogger(__name__)
+
+OUTPUT_TYPES = ("nifti", "dicom_seg")
+
+
+def resolve_task_name(task: str, fast: bool = False, fastest: bool = False) -> str:
+    """TotalSegmentator's --fast/--fastest pick a variant of the task."""
+    get_task(task)
+    if fastest and (task, "fastest") in FAST_VARIANTS:
+        return FAST_VARIANTS[(task, "fastest")]
+    if fast and (task, "fast") in FAST_VARIANTS:
+        return FAST_VARIANTS[(task, "fast")]
+    if fast or fastest:
+        log.warning("--fast/--fastest have no effect for task %s", task)
+    return task
+
+
+def _configure_logging(quiet: bool, verbose: bool) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(level)
+    logging.getLogger("numexpr").setLevel(logging.WARNING)
+
+
+def totalsegmentator(
+    input: str | Path | nib.Nifti1Image,
+    output: str | Path | None = None,
+    task: str = "total",
+    fast: bool = False,
+    fastest: bool = False,
+    roi_subset: list[str] | None = None,
+    robust_crop: bool = False,
+    ml: bool = False,
+    statistics: bool = False,
+    preview: bool = False,
+    device: str | None = None,
+    output_type: str = "nifti",
+    quiet: bool = False,
+    verbose: bool = False,
+    nr_thr_resamp: int = 1,
+    nr_thr_saving: int = 6,
+    model_dirs: list | None = None,
+) -> nib.Nifti1Image:
+    """Segment with a registered task; returns the label map (input grid) as a nibabel image.
+
+    With output: one uint8 mask per class in the output folder, or with ml=True one label map at
+    `output` (names in the header extension and a JSON sidecar); output_type="dicom_seg" writes
+    segmentations.dcm (DICOM input only).
+    """
+    _configure_logging(quiet, verbose)
+    if output_type not in OUTPUT_TYPES:
+        raise InputError(f"unknown output type '{output_type}'; use one of {', '.join(OUTPUT_TYPES)}")
+    task_obj = get_task(resolve_task_name(task, fast, fastest))
+    check_roi_subset(task_obj, roi_subset)
+    progress = Progress(quiet)
+    with progress.stage("read input"):
+        loaded = load_input(input)
+    if output_type == "dicom_seg" and loaded.study is None:
+        raise InputError("--output_type dicom_seg needs DICOM input (a folder of slices or a zip); "
+                         "a DICOM SEG must reference the source images")
+    del nr_thr_resamp  # resampling runs in torch/scipy threads; accepted for compatibility
+    with progress.stage(f"segment ({task_obj.name})"):
+        labels = segment(loaded.volume, task_obj, model_dirs=model_dirs, device=device, roi_subset=roi_subset,
+                         robust_crop=robust_crop)
+    dtype = np.uint8 if max(labels.classes, default=0) < 256 else np.uint16
+    image = nifti_image(labels.array.astype(dtype), loaded.volume.affine)
+    if output is None:
+        return image
+    output = Path(output)
+    with progress.stage("write outputs"):
+        if ml:
+            target = output if output.name.endswith((".nii", ".nii.gz")) else output.with_name(output.name + ".nii.gz")
+            folder = target.parent
+        else:
+            target, folder = None, output
+        with staged_output(folder) as staging:
+            names = list(labels.classes.values())
+            masks = {name: labels.mask(name).astype(np.uint8) for name in names}
+            if ml:
+                write_multilabel(labels.array, loaded.volume.affine, labels.classes, staging / target.name)
+            elif output_type == "dicom_seg":
+                write_dicom_seg(masks, loaded.study.series_volume.sorted_datasets, staging / SEG_FILE,
+                                algorithm_name=f"livervessels {task_obj.name}", structures=structures_for(names),
+                                series_description=f"Segmentation {task_obj.name} (research)",
+                                unreferenceable_uids=loaded.study.selection.selected.derived_sop_uids)
+            else:
+                write_masks(masks, loaded.volume.affine, staging, threads=nr_thr_saving)
+            if statistics:
+                from livervessels.outputs.statistics import structure_statistics
+
+                qc_report.write_json(structure_statistics(masks, loaded.volume), staging / "statistics.json")
+            if preview:
+                from livervessels.outputs.preview import render_preview
+
+                render_preview(loaded.volume, masks, staging / f"preview_{task_obj.name}.png",
+                               title=f"{task_obj.name}: {len(names)} classes")
+    return image
+
+
+def enhance_liver_vessels(
+    input: str | Path | nib.Nifti1Image,
+    output: str | Path | None = None,
+    *,
+    split_portal_hepatic: bool = False,
+    split_support_dir: str | Path | None = None,
+    generate_split_support: bool = False,
+    robust_crop: bool = False,
+    no_fallback_full_liver: bool = False,
+    min_component_size: float | None = None,
+    no_skeleton: bool = False,
+    min_split_component_size: int = 0,
+    device: str | None = None,
+    export_meshes: bool = False,
+    preview: bool = False,
+    statistics: bool = False,
+    quiet: bool = False,
+    verbose: bool = False,
+    model_dirs: list | None = None,
+) -> dict[str, nib.Nifti1Image]:
+    """The enhanced liver vessel pipeline; returns every output mask as a nibabel image.
+
+    With output, writes the masks as NIfTI, enhanced_liver_vessels_metadata.json and qc.json, and
+    for DICOM input a DICOM SEG: on a DICOM study, the same files the MONAI Deploy app writes.
+    """
+    _configure_logging(quiet, verbose)
+    progress = Progress(quiet)
+    with progress.stage("read input"):
+        loaded: LoadedInput = load_input(input)
+    volume = loaded.volume
+    enhance_options: dict = {}
+    if no_fallback_full_liver:
+        enhance_options["fallback_full_volume"] = False
+    if min_component_size is not None:
+        enhance_options["min_component_size"] = int(min_component_size)
+    if device is not None:
+        enhance_options["device"] = device
+    split_options = {"use_skeleton": not no_skeleton, "min_component_size": int(min_split_component_size)}
+    with progress.stage("segment, enhance, split"):
+        result = run_liver_vessels(volume, model_dirs=model_dirs, device=device, robust_crop=robust_crop,
+                                   support_dir=split_support_dir, generate_support=generate_split_support,
+                                   enhance_options=enhance_options, split=split_portal_hepatic,
+                                   split_options=split_options)
+    images = {name: nifti_image(np.asarray(m, np.uint8), volume.affine) for name, m in result.masks.items()}
+    if output is None:
+        return images
+    with progress.stage("write outputs"), staged_output(output) as staging:
+        if loaded.study is not None:  # the app's outputs, written by the same function
+            write_study_outputs(staging, loaded.study, result)
+        else:
+            seg = SegResult(None, skipped_reason="NIfTI input: a DICOM SEG needs DICOM source images")
+            source = "<nibabel image>" if isinstance(input, nib.spatialimages.SpatialImage) else input
+            write_masks(result.masks, volume.affine, staging)
+            write_reports(staging, nifti_input_report(source, volume), volume.spacing, result, seg)
+        plain_masks = {k: v for k, v in result.masks.items() if k not in LABEL_MAPS}
+        if statistics:
+            from livervessels.outputs.statistics import structure_statistics
+
+            qc_report.write_json(structure_statistics(plain_masks, volume), staging / "statistics.json")
+        if preview:
+            from livervessels.outputs.preview import render_preview
+
+            render_preview(volume, plain_masks, staging / "preview_enhanced_liver.png",
+                           title="enhanced liver vessels", split_qc=result.split_qc)
+        if export_meshes:
+            from livervessels.outputs.meshes import export_meshes as write_meshes
+
+            write_meshes(plain_masks, volume.affine, staging / "meshes")
+    return images

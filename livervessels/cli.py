@@ -1,0 +1,172 @@
+"""Command lines: `TotalSegmentator` (drop-in for TotalSegmentator's), `TotalSegmentatorEnhanced`,
+and `TotalSegmentator weights` to install official weights.
+
+Exit codes: 0 success, 2 bad usage or input (one `error:` line), 1 internal failure.
+No usage statistics are collected or sent.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+
+from livervessels.errors import InputError
+from livervessels.tasks import TASKS
+
+INPUT_HELP = "input: a NIfTI file (.nii/.nii.gz), a folder of DICOM slices, or a .zip holding one DICOM study"
+DEVICE_HELP = "gpu, gpu:N or cpu (default: the GPU when present, else the CPU)"
+
+
+def _run(fn, argv, parser: argparse.ArgumentParser) -> int:
+    args = parser.parse_args(argv)
+    try:
+        fn(args)
+        return 0
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was written to the output", file=sys.stderr)
+        return 1
+    except Exception as exc:  # an internal failure: say so, the traceback only with --verbose
+        if getattr(args, "verbose", False):
+            traceback.print_exc()
+        print(f"error: internal failure: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-i", "--input", required=True, help=INPUT_HELP)
+    parser.add_argument("-o", "--output", required=True, help="output folder (with --ml: output file)")
+    parser.add_argument("-d", "--device", default=None, help=DEVICE_HELP)
+    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print debug details")
+    parser.add_argument("-m", "--model_dir", action="append", default=None,
+                        help="folder with nnU-Net models (results layout); may repeat. Searched before "
+                             "TOTALSEG_WEIGHTS_PATH, TOTALSEG_HOME_DIR and ~/.totalsegmentator")
+    parser.add_argument("--robust_crop", action="store_true",
+                        help="crop for liver_vessels with the 3 mm model instead of the 6 mm one (more robust)")
+    parser.add_argument("-p", "--preview", action="store_true", help="write a preview PNG")
+    parser.add_argument("-s", "--statistics", action="store_true",
+                        help="write statistics.json (volume, mean/median HU per structure; vessel tree measures)")
+
+
+def totalsegmentator_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="TotalSegmentator",
+        description="Segment CT with TotalSegmentator's official nnU-Net weights (compatible options and "
+                    "outputs). Research use only. Install weights with: TotalSegmentator weights --task TASK",
+    )
+    _common(p)
+    p.add_argument("-ta", "--task", default="total", help=f"task: {', '.join(sorted(TASKS))} (default total)")
+    p.add_argument("-f", "--fast", action="store_true", help="lower resolution model (total: 3 mm)")
+    p.add_argument("-ff", "--fastest", action="store_true", help="lowest resolution model (total: 6 mm)")
+    p.add_argument("-rs", "--roi_subset", nargs="+", default=None, metavar="NAME",
+                   help="only these classes (runs only the model parts that predict them)")
+    p.add_argument("-ml", "--ml", action="store_true",
+                   help="one label map file instead of one mask per class (names in the NIfTI header "
+                        "extension and a JSON sidecar)")
+    p.add_argument("-ot", "--output_type", default="nifti", choices=["nifti", "dicom_seg"],
+                   help="nifti masks, or one DICOM SEG (DICOM input only)")
+    p.add_argument("-nr", "--nr_thr_resamp", type=int, default=1, help="threads for resampling")
+    p.add_argument("-ns", "--nr_thr_saving", type=int, default=6, help="threads for writing masks")
+    return p
+
+
+def weights_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="TotalSegmentator weights",
+        description="Install official TotalSegmentator weights: download by task (resumable), or import a "
+                    "zip you downloaded elsewhere (e.g. Dataset008_HepaticVessel.zip).",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--task", help=f"download every model of a task: {', '.join(sorted(TASKS))}")
+    src.add_argument("--zip", nargs="+", help="import these zip files")
+    p.add_argument("--dest", default=None,
+                   help="results folder to install into (default: TotalSegmentator's, i.e. TOTALSEG_WEIGHTS_PATH, "
+                        "TOTALSEG_HOME_DIR/nnunet/results or ~/.totalsegmentator/nnunet/results)")
+    p.add_argument("--base_url", default=None, help="download from this base URL instead of GitHub releases")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, only errors")
+    p.add_argument("-v", "--verbose", action="store_true", help="print debug details")
+    return p
+
+
+def _weights(args) -> None:
+    from livervessels import weights
+
+    if args.zip:
+        for z in args.zip:
+            folder = weights.import_zip(z, args.dest)
+            print(f"installed {folder}")
+    else:
+        for folder in weights.install_task(args.task, args.dest, base_url=args.base_url, quiet=args.quiet):
+            print(f"installed {folder}")
+
+
+def _segment(args) -> None:
+    from livervessels.api import totalsegmentator
+
+    totalsegmentator(args.input, args.output, task=args.task, fast=args.fast, fastest=args.fastest,
+                     roi_subset=args.roi_subset, robust_crop=args.robust_crop, ml=args.ml,
+                     statistics=args.statistics, preview=args.preview, device=args.device,
+                     output_type=args.output_type, quiet=args.quiet, verbose=args.verbose,
+                     nr_thr_resamp=args.nr_thr_resamp, nr_thr_saving=args.nr_thr_saving, model_dirs=args.model_dir)
+
+
+def totalsegmentator_main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["weights"]:
+        return _run(_weights, argv[1:], weights_parser())
+    return _run(_segment, argv, totalsegmentator_parser())
+
+
+def enhanced_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="TotalSegmentatorEnhanced",
+        description="Enhanced liver vessel pipeline: liver vessel segmentation, repair of the vessel mask, and "
+                    "portal vein / hepatic vein split. On a DICOM study it writes the same files as the MONAI "
+                    "Deploy app (NIfTI masks, DICOM SEG, QC JSON). Research use only.",
+    )
+    _common(p)
+    p.add_argument("--mode", required=True, choices=["enhanced_liver"], help="pipeline to run")
+    p.add_argument("--no_fallback_full_liver", action="store_true",
+                   help="fail when the liver mask is missing or empty instead of working on the whole volume")
+    p.add_argument("--min_component_size", type=float, default=None,
+                   help="remove vessel components smaller than this many voxels that are not connected to the "
+                        "main trees (default: the enhancement's physical default)")
+    p.add_argument("--split_portal_hepatic", action="store_true",
+                   help="label the vessels portal vein branches (1) / hepatic veins (2)")
+    p.add_argument("--split_support_dir", default=None, metavar="PATH",
+                   help="folder with liver.nii.gz, portal_vein_and_splenic_vein.nii.gz, inferior_vena_cava.nii.gz "
+                        "(support labels for the split); a liver_vessels.nii.gz there is used as the raw vessel "
+                        "mask and no model runs")
+    p.add_argument("--generate_split_support", action="store_true",
+                   help="produce support labels missing from --split_support_dir with the inference engine")
+    p.add_argument("--no_skeleton", action="store_true",
+                   help="split voxel-wise along geodesic paths instead of on the centerline graph")
+    p.add_argument("--min_split_component_size", type=int, default=0,
+                   help="leave vessel components smaller than this many voxels unlabelled in the split")
+    p.add_argument("--export_meshes", action="store_true", help="write smoothed STL surfaces (LPS mm) per structure")
+    return p
+
+
+def _enhance(args) -> None:
+    from livervessels.api import enhance_liver_vessels
+
+    enhance_liver_vessels(
+        args.input, args.output, split_portal_hepatic=args.split_portal_hepatic,
+        split_support_dir=args.split_support_dir, generate_split_support=args.generate_split_support,
+        robust_crop=args.robust_crop, no_fallback_full_liver=args.no_fallback_full_liver,
+        min_component_size=args.min_component_size, no_skeleton=args.no_skeleton,
+        min_split_component_size=args.min_split_component_size, device=args.device,
+        export_meshes=args.export_meshes, preview=args.preview, statistics=args.statistics, quiet=args.quiet,
+        verbose=args.verbose, model_dirs=args.model_dir,
+    )
+
+
+def enhanced_main(argv: list[str] | None = None) -> int:
+    return _run(_enhance, sys.argv[1:] if argv is None else list(argv), enhanced_parser())
+
+
+if __name__ == "__main__":
+    sys.exit(totalsegmentator_main())

@@ -1,0 +1,185 @@
+"""TotalSegmentator-compatible command lines and Python API: same files as the app, errors, exit codes."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from conftest import DEMO_STUDY, MODELS, ROOT
+from livervessels import cli
+from livervessels.api import enhance_liver_vessels, totalsegmentator
+from livervessels.outputs.nifti import read_label_names
+
+BIN = Path(sys.executable).parent
+DEMO_CLASSES = ["liver", "inferior_vena_cava", "portal_vein_and_splenic_vein", "liver_vessels"]
+
+
+def run(cmd: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / cmd), *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **(env or {})})
+
+
+def _voxels(path: Path) -> np.ndarray:
+    return np.asanyarray(nib.load(path).dataobj)
+
+
+@pytest.fixture(scope="module")
+def enhanced_cli_output(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("enhanced") / "out"
+    result = run("TotalSegmentatorEnhanced", "-i", str(DEMO_STUDY), "-o", str(out), "--mode", "enhanced_liver",
+                 "--split_portal_hepatic", "-m", str(MODELS))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def test_enhanced_cli_writes_the_same_files_as_the_app(enhanced_cli_output, demo_app_output):
+    app_files = sorted(p.name for p in demo_app_output.iterdir())
+    assert sorted(p.name for p in enhanced_cli_output.iterdir()) == app_files
+    for name in app_files:
+        if name.endswith(".nii.gz"):
+            assert np.array_equal(_voxels(enhanced_cli_output / name), _voxels(demo_app_output / name)), name
+            assert np.allclose(nib.load(enhanced_cli_output / name).affine, nib.load(demo_app_output / name).affine)
+    ours, app = (json.loads((d / "qc.json").read_text()) for d in (enhanced_cli_output, demo_app_output))
+    assert ours["dicom_seg"]["segments"] == app["dicom_seg"]["segments"]
+    assert ours["structures"] == app["structures"]
+
+
+def test_totalsegmentator_cli_writes_one_mask_per_class_like_the_app(tmp_path, demo_app_output):
+    result = run("TotalSegmentator", "-i", str(DEMO_STUDY), "-o", str(tmp_path / "seg"), "-ta", "demo_liver",
+                 "-m", str(MODELS))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "seg").iterdir()) == sorted(f"{c}.nii.gz" for c in DEMO_CLASSES)
+    for c in DEMO_CLASSES:
+        assert np.array_equal(_voxels(tmp_path / "seg" / f"{c}.nii.gz"), _voxels(demo_app_output / f"{c}.nii.gz"))
+    # non-interactive: plain progress lines per stage, no bars
+    assert "[livervessels] segment (demo_liver) done" in result.stderr
+
+
+def test_api_returns_the_label_map_and_ml_file_carries_the_names(tmp_path, demo_app_output):
+    image = totalsegmentator(str(DEMO_STUDY), None, task="demo_liver", model_dirs=[MODELS], quiet=True)
+    assert not any(tmp_path.iterdir())
+    liver = np.asanyarray(image.dataobj) == 1
+    assert np.array_equal(liver, _voxels(demo_app_output / "liver.nii.gz") > 0)
+    rc = cli.totalsegmentator_main(["-i", str(DEMO_STUDY), "-o", str(tmp_path / "all"), "-ta", "demo_liver", "--ml",
+                                    "-q", "-m", str(MODELS)])
+    assert rc == 0
+    ml = tmp_path / "all.nii.gz"
+    assert np.array_equal(_voxels(ml), np.asanyarray(image.dataobj))
+    assert read_label_names(ml) == {1: "liver", 2: "inferior_vena_cava", 3: "portal_vein_and_splenic_vein",
+                                    4: "liver_vessels"}
+    assert json.loads((tmp_path / "all.json").read_text())["4"] == "liver_vessels"
+
+
+def test_nibabel_image_and_zip_inputs(tmp_path):
+    from livervessels.pipeline import load_ct_study
+
+    volume = load_ct_study(DEMO_STUDY).volume
+    nifti = nib.Nifti1Image(volume.array, volume.affine)
+    from_image = totalsegmentator(nifti, task="demo_liver", model_dirs=[MODELS], quiet=True)
+    archive = tmp_path / "study.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in (DEMO_STUDY / "ct").iterdir():
+            zf.write(f, f"study/ct/{f.name}")
+    from_zip = totalsegmentator(archive, task="demo_liver", model_dirs=[MODELS], quiet=True)
+    assert np.array_equal(np.asanyarray(from_image.dataobj), np.asanyarray(from_zip.dataobj))
+
+
+def test_python_api_is_reachable_under_totalsegmentators_name():
+    from totalsegmentator.python_api import totalsegmentator as compatible
+
+    assert compatible is totalsegmentator
+
+
+def test_support_dir_with_vessels_runs_no_model(tmp_path, demo_app_output, monkeypatch):
+    support = tmp_path / "support"
+    support.mkdir()
+    for name in DEMO_CLASSES:
+        (support / f"{name}.nii.gz").write_bytes((demo_app_output / f"{name}.nii.gz").read_bytes())
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model ran although the support folder holds every mask")
+
+    monkeypatch.setattr("livervessels.pipeline.segment", no_model)
+    masks = enhance_liver_vessels(str(DEMO_STUDY), tmp_path / "out", split_portal_hepatic=True,
+                                  split_support_dir=support, quiet=True)
+    assert np.array_equal(np.asanyarray(masks["liver_vessels"].dataobj), _voxels(support / "liver_vessels.nii.gz"))
+    qc = json.loads((tmp_path / "out" / "qc.json").read_text())
+    assert all(v.startswith("file ") for v in qc["models"]["mask_sources"].values())
+
+
+def test_support_mask_on_another_grid_is_refused(tmp_path):
+    support = tmp_path / "support"
+    support.mkdir()
+    nib.save(nib.Nifti1Image(np.zeros((10, 10, 10), np.uint8), np.eye(4)), support / "liver_vessels.nii.gz")
+    rc = cli.enhanced_main(["-i", str(DEMO_STUDY), "-o", str(tmp_path / "out"), "--mode", "enhanced_liver",
+                            "--split_support_dir", str(support), "-q"])
+    assert rc == 2 and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["-ta", "livr_vessels"], "valid tasks: body, body_fast, demo_liver"),
+    (["-ta", "demo_liver", "-rs", "livr"], "valid: liver, inferior_vena_cava"),
+    (["-ta", "liver_vessels", "-m", "{empty}"], "Dataset008_HepaticVessel/nnUNetTrainer__nnUNetPlans__3d_fullres"),
+    (["-ta", "demo_liver", "-i", "{readme}"], "expected a NIfTI file (.nii or .nii.gz), a folder of DICOM slices"),
+    (["-ta", "demo_liver", "-ot", "dicom_seg", "-i", "{nifti}"], "needs DICOM input"),
+])
+def test_errors_say_what_is_wrong_with_exit_code_2(tmp_path, capsys, args, message):
+    (tmp_path / "empty").mkdir()
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 8), np.int16), np.eye(4)), tmp_path / "x.nii.gz")
+    subs = {"{empty}": str(tmp_path / "empty"), "{readme}": str(ROOT / "README.md"), "{nifti}": str(tmp_path / "x.nii.gz")}
+    args = [subs.get(a, a) for a in args]
+    if "-i" not in args:
+        args = ["-i", str(DEMO_STUDY)] + args
+    env_before = os.environ.get("TOTALSEG_HOME_DIR")
+    os.environ["TOTALSEG_HOME_DIR"] = str(tmp_path / "home")  # no weights there either
+    try:
+        rc = cli.totalsegmentator_main(args + ["-o", str(tmp_path / "out"), "-q"])
+    finally:
+        os.environ.pop("TOTALSEG_HOME_DIR") if env_before is None else os.environ.update(TOTALSEG_HOME_DIR=env_before)
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and err.count("error:") == 1
+    if "Dataset008" in message:
+        assert "TotalSegmentator weights --task liver_vessels" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_internal_failure_exits_1_and_leaves_no_output(tmp_path, monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr("livervessels.api.write_masks", broken)
+    rc = cli.totalsegmentator_main(["-i", str(DEMO_STUDY), "-o", str(tmp_path / "out"), "-ta", "demo_liver", "-q",
+                                    "-m", str(MODELS)])
+    assert rc == 1 and "internal failure" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_quiet_prints_nothing_and_no_network_is_used(tmp_path, monkeypatch, capfd):
+    def refuse(self, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            raise AssertionError(f"network access to {address}")
+        return real_connect(self, address)
+
+    real_connect = socket.socket.connect
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    rc = cli.enhanced_main(["-i", str(DEMO_STUDY), "-o", str(tmp_path / "out"), "--mode", "enhanced_liver",
+                            "--split_portal_hepatic", "-q", "-m", str(MODELS)])
+    captured = capfd.readouterr()
+    assert rc == 0 and captured.out == "" and captured.err == ""
+
+
+def test_help_documents_every_option():
+    for parser in (cli.totalsegmentator_parser(), cli.enhanced_parser(), cli.weights_parser()):
+        for action in parser._actions:
+            assert action.help, f"{parser.prog}: {action.option_strings} has no help"
+        text = parser.format_help()
+        assert all(opt in text for a in parser._actions for opt in a.option_strings)
