@@ -26,10 +26,10 @@ from livervessels.outputs.nifti import write_masks, write_multilabel
 from livervessels.outputs.staging import staged_output
 from livervessels.outputs.structures import structures_for
 from livervessels.pipeline import (
-    LABEL_MAPS,
     nifti_input_report,
     run_liver_vessels,
     write_reports,
+    write_study_artifacts,
     write_study_outputs,
 )
 from livervessels.progress import Progress
@@ -181,25 +181,13 @@ def enhance_liver_vessels(
     if output is None:
         return images
     with progress.stage("write outputs"), staged_output(output) as staging:
+        artifacts = {"statistics": statistics, "preview": preview, "meshes": export_meshes}
         if loaded.study is not None:  # the app's outputs, written by the same function
-            write_study_outputs(staging, loaded.study, result)
+            write_study_outputs(staging, loaded.study, result, **artifacts)
         else:
             seg = SegResult(None, skipped_reason="NIfTI input: a DICOM SEG needs DICOM source images")
             source = "<nibabel image>" if isinstance(input, nib.spatialimages.SpatialImage) else input
             write_masks(result.masks, volume.affine, staging)
+            write_study_artifacts(staging, volume, result, **artifacts)
             write_reports(staging, nifti_input_report(source, volume), volume.spacing, result, seg)
-        plain_masks = {k: v for k, v in result.masks.items() if k not in LABEL_MAPS}
-        if statistics:
-            from livervessels.outputs.statistics import structure_statistics
-
-            qc_report.write_json(structure_statistics(plain_masks, volume), staging / "statistics.json")
-        if preview:
-            from livervessels.outputs.preview import render_preview
-
-            render_preview(volume, plain_masks, staging / "preview_enhanced_liver.png",
-                           title="enhanced liver vessels", split_qc=result.split_qc)
-        if export_meshes:
-            from livervessels.outputs.meshes import export_meshes as write_meshes
-
-            write_meshes(plain_masks, volume.affine, staging / "meshes")
     return images

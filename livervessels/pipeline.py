@@ -241,12 +241,28 @@ def run_liver_vessels(volume: Volume, *, model_dirs=None, device=None, plan: Mod
     return LiverVesselResult(masks, enhancement, split_qc, plan, timings, sources)
 
 
+def seg_series_description(split_qc: dict) -> str:
+    """Series description carrying the split's QC headline, so a PACS user sees it in the series list."""
+    text = "Liver vessels RUO"
+    if split_qc.get("total_vessel_voxels"):
+        text += f" portal {split_qc.get('portal_fraction', 0):.0%} hepatic {split_qc.get('hepatic_fraction', 0):.0%}"
+        confidence = split_qc.get("confidence")
+        if isinstance(confidence, dict):
+            confidence = confidence.get("overall")
+        if isinstance(confidence, (int, float)):
+            text += f" conf {confidence:.2f}"
+        if split_qc.get("flags"):
+            text += " CHECK QC"
+    return text[:64]
+
+
 def write_study_seg(out_dir: Path, study: CtStudy, result: LiverVesselResult) -> SegResult:
     """The DICOM SEG of all non-empty structures, referencing the selected series."""
     plan = result.plan
     return write_dicom_seg(
         result.masks, study.series_volume.sorted_datasets, Path(out_dir) / SEG_FILE,
         algorithm_name=f"livervessels {plan.name} ({plan.support_task}+{plan.vessel_task})",
+        series_description=seg_series_description(result.split_qc),
         unreferenceable_uids=study.selection.selected.derived_sop_uids,
     )
 
@@ -261,12 +277,36 @@ def write_reports(out_dir: Path, input_report: dict, spacing, result: LiverVesse
     return report
 
 
+PREVIEW_FILE = "preview_liver_vessels.png"
+
+
+def write_study_artifacts(out_dir: Path, volume: Volume, result: LiverVesselResult, *, statistics: bool = True,
+                          preview: bool = True, meshes: bool = True) -> list[Path]:
+    """statistics.json, the preview PNG and meshes/<structure>.stl."""
+    from livervessels.outputs.meshes import export_meshes
+    from livervessels.outputs.preview import render_preview
+    from livervessels.outputs.statistics import structure_statistics
+
+    out_dir = Path(out_dir)
+    masks = {k: v for k, v in result.masks.items() if k not in LABEL_MAPS}
+    written = []
+    if statistics:
+        written.append(qc_report.write_json(structure_statistics(masks, volume), out_dir / "statistics.json"))
+    if preview:
+        written.append(render_preview(volume, masks, out_dir / PREVIEW_FILE, title="Liver vessels",
+                                      split_qc=result.split_qc))
+    if meshes:
+        written += export_meshes({k: v for k, v in masks.items() if k != "liver_vessels"}, volume.affine,
+                                 out_dir / "meshes")
+    return written
+
+
 def write_study_outputs(out_dir: Path, study: CtStudy, result: LiverVesselResult, *,
-                        write_seg: bool = True, write_nifti: bool = True) -> dict:
-    """SEG, NIfTI masks, enhancement metadata and QC JSON into out_dir (a staging folder)."""
-    seg = write_study_seg(out_dir, study, result) if write_seg else SegResult(None, skipped_reason="not requested")
-    if write_nifti:
-        write_masks(result.masks, study.volume.affine, out_dir)
+                        statistics: bool = True, preview: bool = True, meshes: bool = True) -> dict:
+    """Everything the app writes: SEG, NIfTI masks, metadata, QC, statistics, preview, meshes."""
+    seg = write_study_seg(out_dir, study, result)
+    write_masks(result.masks, study.volume.affine, out_dir)
+    write_study_artifacts(out_dir, study.volume, result, statistics=statistics, preview=preview, meshes=meshes)
     return write_reports(out_dir, study.input_report(), study.volume.spacing, result, seg)
 
 

@@ -10,6 +10,7 @@ from operators.nnunet_segmentation import NnUNetSegmentationOperator
 from operators.output_commit import OutputCommitOperator
 from operators.portal_hepatic_split import PortalHepaticSplitOperator
 from operators.qc_report_writer import QcReportWriterOperator
+from operators.study_artifacts_writer import StudyArtifactsWriterOperator
 from operators.study_loader import StudyLoaderOperator
 from operators.vessel_enhancement import VesselEnhancementOperator
 
@@ -23,5 +24,6 @@ __all__ = [
     "DicomSegWriterOperator",
     "NiftiWriterOperator",
     "QcReportWriterOperator",
+    "StudyArtifactsWriterOperator",
     "OutputCommitOperator",
 ]

@@ -7,14 +7,16 @@ from livervessels.outputs import staging
 
 
 class OutputCommitOperator(Operator):
-    """Inputs report (QC writer) and files (NIfTI writer); publishes the staging folder."""
+    """Inputs report (QC writer), files (NIfTI writer), artifacts (statistics, preview, meshes);
+    publishes the staging folder once all three arrived."""
 
     def setup(self, spec: OperatorSpec):
         spec.input("report")
         spec.input("files")
+        spec.input("artifacts")
 
     def compute(self, op_input, op_output, context):
-        op_input.receive("report")
-        op_input.receive("files")
+        for port in ("report", "files", "artifacts"):
+            op_input.receive(port)
         staging.commit(self.fragment.staging_dir, self.fragment.output_dir)
         self.fragment.committed = True

@@ -39,6 +39,11 @@ def _check_outputs(out: Path, input_dir: Path) -> dict:
         assert img.shape == study.volume.shape and np.allclose(img.affine, study.volume.affine, atol=1e-4)
         assert img.get_data_dtype() == np.uint8
     assert (out / "enhanced_liver_vessels_metadata.json").is_file()
+    stats = json.loads((out / "statistics.json").read_text())
+    assert set(stats["structures"]) == {k for k in qc["structures"]}
+    assert (out / "preview_liver_vessels.png").stat().st_size > 10_000
+    assert {p.stem for p in (out / "meshes").glob("*.stl")} == \
+        {k for k, v in qc["structures"].items() if not v["empty"] and k != "liver_vessels"}
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "staging folder left behind"
 
     seg_path = out / "segmentations.dcm"

@@ -35,14 +35,15 @@ def _voxels(path: Path) -> np.ndarray:
 def enhanced_cli_output(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("enhanced") / "out"
     result = run("TotalSegmentatorEnhanced", "-i", str(DEMO_STUDY), "-o", str(out), "--mode", "enhanced_liver",
-                 "--split_portal_hepatic", "-m", str(MODELS))
+                 "--split_portal_hepatic", "--statistics", "--preview", "--export_meshes", "-m", str(MODELS))
     assert result.returncode == 0, result.stderr[-3000:]
     return out
 
 
 def test_enhanced_cli_writes_the_same_files_as_the_app(enhanced_cli_output, demo_app_output):
-    app_files = sorted(p.name for p in demo_app_output.iterdir())
-    assert sorted(p.name for p in enhanced_cli_output.iterdir()) == app_files
+    app_files = sorted(str(p.relative_to(demo_app_output)) for p in demo_app_output.rglob("*"))
+    assert sorted(str(p.relative_to(enhanced_cli_output)) for p in enhanced_cli_output.rglob("*")) == app_files
+    assert {"statistics.json", "preview_liver_vessels.png", "meshes/liver.stl"} <= set(app_files)
     for name in app_files:
         if name.endswith(".nii.gz"):
             assert np.array_equal(_voxels(enhanced_cli_output / name), _voxels(demo_app_output / name)), name
@@ -50,6 +51,8 @@ def test_enhanced_cli_writes_the_same_files_as_the_app(enhanced_cli_output, demo
     ours, app = (json.loads((d / "qc.json").read_text()) for d in (enhanced_cli_output, demo_app_output))
     assert ours["dicom_seg"]["segments"] == app["dicom_seg"]["segments"]
     assert ours["structures"] == app["structures"]
+    assert json.loads((enhanced_cli_output / "statistics.json").read_text()) == \
+        json.loads((demo_app_output / "statistics.json").read_text())
 
 
 def test_totalsegmentator_cli_writes_one_mask_per_class_like_the_app(tmp_path, demo_app_output):

@@ -24,7 +24,9 @@ def mask_to_mesh(mask: np.ndarray, affine_ras: np.ndarray, smoothing_mm: float =
     verts, faces, _, _ = measure.marching_cubes(smooth, level=0.5)
     verts -= 2  # undo the padding
     world = (LPS_TO_RAS @ affine_ras @ np.c_[verts, np.ones(len(verts))].T).T[:, :3]
-    if np.linalg.det(affine_ras[:3, :3]) < 0:  # a mirrored grid turns the faces inside out
+    # marching_cubes winds faces so their right-hand normals point into the object in index space;
+    # STL wants them outwards. A mirrored grid (negative determinant) already turns them around.
+    if np.linalg.det(affine_ras[:3, :3]) > 0:
         faces = faces[:, ::-1]
     return world, faces
 
