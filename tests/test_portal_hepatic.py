@@ -1,0 +1,320 @@
+"""Portal / hepatic vein split and the centerline graph it works on."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from conftest import dice
+from livervessels.phantom import LABELS
+from livervessels.portal_hepatic import HEPATIC, PORTAL, find_seeds, split_portal_hepatic
+from livervessels.vessel_graph import build_vessel_graph, summarize_tree
+
+QC_KEYS = {"portal_voxels", "hepatic_voxels", "total_vessel_voxels", "portal_fraction", "hepatic_fraction",
+           "portal_seed_voxels", "hepatic_seed_voxels", "use_skeleton", "confidence", "flags",
+           "low_confidence_branches", "least_confident_branches", "unreached_components", "unreached_voxels",
+           "small_components_unlabelled", "small_component_voxels"}
+
+
+def _support(ph) -> dict:
+    return {"liver": ph.labels == LABELS["liver"], "ivc": ph.labels == LABELS["inferior_vena_cava"],
+            "portal_vein": ph.labels == LABELS["portal_vein_and_splenic_vein"]}
+
+
+def _vessels(ph) -> np.ndarray:
+    return ph.labels == LABELS["liver_vessels"]
+
+
+@pytest.fixture(scope="module")
+def phantom_split(phantom):
+    return split_portal_hepatic(_vessels(phantom), phantom.ct, phantom.spacing, **_support(phantom))
+
+
+def _branch_truth(split, vessel_tree) -> np.ndarray:
+    """Ground-truth label of each skeleton branch: majority of the phantom's trees over its voxels."""
+    off = split.branches.offset
+    return np.array([np.argmax(np.bincount(vessel_tree[tuple((b.voxels + off).T)], minlength=3)[1:]) + 1
+                     for b in split.branches.graph.branches])
+
+
+def _tube(shape, spacing, start_mm, end_mm, radius_mm) -> np.ndarray:
+    grid = np.stack(np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, spacing)], indexing="ij"), -1)
+    a, b = np.asarray(start_mm, float), np.asarray(end_mm, float)
+    t = np.clip((grid - a) @ (b - a) / ((b - a) @ (b - a)), 0, 1)
+    return np.linalg.norm(grid - (a + t[..., None] * (b - a)), axis=-1) <= radius_mm
+
+
+# ---- centerline graph -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("direction", [(0, 0, 1), (1, 1, 1), (1, 0, 0)])
+def test_graph_length_of_a_straight_tube_in_mm(direction):
+    spacing = (0.7, 0.7, 2.0)  # anisotropic: lengths must come out in mm, not voxels
+    shape = (90, 90, 36)
+    centre = np.array(shape) * spacing / 2
+    d = np.asarray(direction, float) / np.linalg.norm(direction)
+    tube = _tube(shape, spacing, centre - 20 * d, centre + 20 * d, 2.0)  # 40 mm long (plus round caps)
+    graph = build_vessel_graph(tube, spacing)
+    assert len(graph.branches) == 1 and len(graph.nodes) == 2
+    branch = graph.branches[0]
+    assert 36.0 <= branch.length_mm <= 46.0  # 40 mm between cap centres, ~44 mm overall
+    # distance transform on the voxel grid: within a voxel of 2 mm (ends and staircase steps dip)
+    assert 1.5 <= branch.mean_radius_mm <= 2.8 and 1.9 <= branch.max_radius_mm <= 3.0
+    assert branch.is_terminal
+
+
+def test_graph_y_shape_has_three_branches_and_one_junction():
+    spacing = (0.8, 0.8, 1.0)
+    shape = (80, 80, 70)
+    fork = np.array([32.0, 32.0, 35.0])
+    y = (_tube(shape, spacing, fork, fork + [0, 0, -30], 2.5)
+         | _tube(shape, spacing, fork, fork + [15, 0, 26], 2.0)
+         | _tube(shape, spacing, fork, fork + [-15, 0, 26], 2.0))
+    ct = np.where(y, 200, 100).astype(np.int16)
+    graph = build_vessel_graph(y, spacing, ct)
+    junctions = [n for n in graph.nodes if n.kind == "junction"]
+    assert len(graph.branches) == 3 and len(junctions) == 1 and junctions[0].degree == 3
+    assert sum(n.kind == "endpoint" for n in graph.nodes) == 3
+    assert all(b.is_terminal and abs(b.mean_hu - 200) < 1 for b in graph.branches)
+    lengths = sorted(b.length_mm for b in graph.branches)
+    assert all(27.0 <= length <= 36.0 for length in lengths)  # 30 mm arms
+    trunk = max(graph.branches, key=lambda b: b.mean_radius_mm)
+    assert trunk.mean_radius_mm > min(b.mean_radius_mm for b in graph.branches)
+    summary = summarize_tree(graph)
+    assert summary["branches"] == 3 and summary["terminal_branches"] == 3
+    assert abs(summary["total_length_mm"] - sum(lengths)) < 0.1
+    assert summary["max_radius_mm"] >= 2.5
+
+
+def test_graph_keeps_a_centerline_for_thin_even_width_vessels():
+    # Lee's thinning deletes a lone 2x2 rod (scikit-image issue 3757); the graph must not.
+    rod = np.zeros((8, 8, 30), bool)
+    rod[3:5, 3:5, 5:25] = True
+    graph = build_vessel_graph(rod, (1.5, 1.5, 2.5))
+    assert len(graph.branches) == 1 and graph.branches[0].length_mm > 40
+
+
+# ---- split on a phantom whose trees touch ------------------------------------------------------------
+
+
+def test_split_beats_nearest_seed_on_touching_trees(phantom, phantom_split):
+    vt = phantom.vessel_tree
+    touching = ndimage.binary_dilation(vt == PORTAL, np.ones((3, 3, 3), bool)) & (vt == HEPATIC)
+    assert touching.sum() > 100  # the hard case: the trees touch and cross
+
+    split = phantom_split
+    vessels = _vessels(phantom)
+    truth = _branch_truth(split, vt)
+    ours = split.branches.labels
+    lengths = np.array([b.length_mm for b in split.branches.graph.branches])
+
+    seeds = find_seeds(vessels, phantom.spacing, portal_vein=_support(phantom)["portal_vein"],
+                       ivc=_support(phantom)["ivc"])
+    _, nearest = ndimage.distance_transform_edt(~(seeds[PORTAL] | seeds[HEPATIC]), sampling=phantom.spacing,
+                                                return_indices=True)
+    baseline = np.where(seeds[PORTAL][tuple(nearest)], PORTAL, HEPATIC)
+    off = split.branches.offset
+    baseline_branch = np.array([np.argmax(np.bincount(baseline[tuple((b.voxels + off).T)], minlength=3)[1:]) + 1
+                                for b in split.branches.graph.branches])
+
+    accuracy = float((ours == truth).mean())
+    length_accuracy = float(((ours == truth) * lengths).sum() / lengths.sum())
+    baseline_accuracy = float((baseline_branch == truth).mean())
+    # Measured 0.72 / 0.75 here (target 0.95 not reached on this 1.5 x 1.5 x 2.5 mm grid; see
+    # bench/split_accuracy.py); nearest-seed gets ~0.3.
+    assert accuracy >= 0.65 and length_accuracy >= 0.65
+    assert accuracy >= baseline_accuracy + 0.25
+    voxel_accuracy = float((split.labels[vessels] == vt[vessels]).mean())
+    baseline_voxel = float((baseline[vessels] == vt[vessels]).mean())
+    assert voxel_accuracy >= 0.75 and voxel_accuracy > baseline_voxel + 0.2
+    for lab in (PORTAL, HEPATIC):
+        assert dice(split.labels == lab, vt == lab) > 0.6
+    # the thickest branches (main vessels) are the ones that matter most
+    radius = np.array([b.mean_radius_mm for b in split.branches.graph.branches])
+    main = radius >= np.percentile(radius, 90)
+    assert (ours[main] == truth[main]).mean() >= 0.7
+
+
+def test_split_qc_is_complete_and_consistent(phantom, phantom_split):
+    qc = phantom_split.qc
+    assert QC_KEYS <= set(qc)
+    total = int(_vessels(phantom).sum())
+    assert qc["total_vessel_voxels"] == total
+    assert qc["portal_voxels"] == int((phantom_split.labels == PORTAL).sum())
+    assert qc["hepatic_voxels"] == int((phantom_split.labels == HEPATIC).sum())
+    assert qc["portal_voxels"] + qc["hepatic_voxels"] + qc["unlabelled_voxels"] == total
+    assert qc["portal_fraction"] == pytest.approx(qc["portal_voxels"] / total, abs=1e-4)
+    assert qc["hepatic_fraction"] == pytest.approx(qc["hepatic_voxels"] / total, abs=1e-4)
+    assert qc["portal_seed_voxels"] > 0 and qc["hepatic_seed_voxels"] > 0 and qc["use_skeleton"] is True
+    assert 0.0 <= qc["confidence"] <= 1.0
+    assert not any(f.endswith("seed_failure") or f.startswith(("missing", "empty")) for f in qc["flags"])
+    listed = qc["least_confident_branches"]
+    assert 0 < len(listed) <= 5 and all(x["label"] in ("portal", "hepatic") and x["length_mm"] > 0 for x in listed)
+    assert [x["confidence"] for x in listed] == sorted(x["confidence"] for x in listed)
+    assert qc["portal_tree"]["branches"] + qc["hepatic_tree"]["branches"] == qc["branches"]
+    # low confidence means something: those branches are wrong more often than the confident ones
+    conf = phantom_split.branches.confidence
+    right = phantom_split.branches.labels == _branch_truth(phantom_split, phantom.vessel_tree)
+    assert right[conf >= 0.8].mean() > right[conf < 0.5].mean()
+    import json
+    json.dumps(qc)  # goes into qc.json as is
+
+
+def test_labelled_skeleton_matches_the_labels(phantom, phantom_split):
+    skel = phantom_split.skeleton_labels
+    assert skel is not None and skel.shape == phantom_split.labels.shape
+    on = skel > 0
+    assert on.sum() > 100 and np.all(_vessels(phantom)[on])
+    assert np.array_equal(skel[on], phantom_split.labels[on])
+    assert set(np.unique(skel[on])) == {PORTAL, HEPATIC}
+
+
+# ---- options and failure handling --------------------------------------------------------------------
+
+
+def test_no_skeleton_fallback_labels_every_voxel(phantom):
+    vessels = _vessels(phantom)
+    split = split_portal_hepatic(vessels, phantom.ct, phantom.spacing, use_skeleton=False, **_support(phantom))
+    assert split.skeleton_labels is None and split.qc["use_skeleton"] is False
+    assert np.all(split.labels[vessels] > 0) and not split.labels[~vessels].any()
+    vt = phantom.vessel_tree
+    assert (split.labels[vessels] == vt[vessels]).mean() > 0.6  # voxel-wise nearest seed: ~0.48
+    assert 0.0 <= split.qc["confidence"] <= 1.0 and split.qc["unlabelled_voxels"] == 0
+
+
+def test_min_component_size_leaves_small_components_unlabelled(small_phantom):
+    vessels = _vessels(small_phantom).copy()
+    free = np.argwhere(ndimage.distance_transform_edt(~vessels) > 4)
+    blobs = free[np.random.default_rng(0).choice(len(free), 200, replace=False)]
+    placed = []
+    for c in blobs:  # three separate 2x2x2 blobs, away from the tree and each other
+        if all(np.abs(c - q).max() > 4 for q in placed) and np.all(c + 2 <= vessels.shape):
+            vessels[c[0]:c[0] + 2, c[1]:c[1] + 2, c[2]:c[2] + 2] = True
+            placed.append(c)
+        if len(placed) == 3:
+            break
+    split = split_portal_hepatic(vessels, small_phantom.ct, small_phantom.spacing, min_component_size=20,
+                                 **_support(small_phantom))
+    for c in placed:
+        assert not split.labels[c[0]:c[0] + 2, c[1]:c[1] + 2, c[2]:c[2] + 2].any()
+    assert split.qc["small_components_unlabelled"] >= 3 and split.qc["small_component_voxels"] >= 24
+    assert split.qc["unlabelled_voxels"] == split.qc["small_component_voxels"]
+    tree = _vessels(small_phantom)
+    assert (split.labels[tree] > 0).mean() > 0.99
+    # without the option every component gets a label (the blobs by the fallback, flagged)
+    everything = split_portal_hepatic(vessels, small_phantom.ct, small_phantom.spacing, **_support(small_phantom))
+    assert np.all(everything.labels[vessels] > 0)
+    assert everything.qc["unreached_components"] >= 3 and "unreached_components" in everything.qc["flags"]
+
+
+@pytest.mark.parametrize("missing", ["ivc", "portal_vein"])
+def test_seed_failure_is_flagged_when_a_support_label_is_missing_or_empty(small_phantom, missing):
+    support = _support(small_phantom)
+    empty = np.zeros_like(support[missing])
+    for value, flag in ((None, f"missing_support_{missing}"), (empty, f"empty_support_{missing}")):
+        split = split_portal_hepatic(_vessels(small_phantom), small_phantom.ct, small_phantom.spacing,
+                                     **{**support, missing: value})
+        failed = "hepatic" if missing == "ivc" else "portal"
+        assert flag in split.qc["flags"]
+        assert f"{failed}_seed_failure" in split.qc["flags"] and f"no_{failed}_seeds" in split.qc["flags"]
+        assert split.qc[f"{failed}_seed_voxels"] == 0
+        assert split.qc["confidence"] <= 0.25
+        assert np.all(split.labels[_vessels(small_phantom)] > 0)  # still labelled, by the other seed
+
+
+def test_missing_liver_and_empty_vessels_are_handled(small_phantom):
+    support = {**_support(small_phantom), "liver": None}
+    split = split_portal_hepatic(_vessels(small_phantom), small_phantom.ct, small_phantom.spacing, **support)
+    assert "missing_support_liver" in split.qc["flags"] and split.qc["portal_voxels"] > 0
+    empty = split_portal_hepatic(np.zeros_like(_vessels(small_phantom)), small_phantom.ct, small_phantom.spacing,
+                                 **support)
+    assert not empty.labels.any() and empty.qc["total_vessel_voxels"] == 0 and "empty_vessels" in empty.qc["flags"]
+    assert empty.qc["portal_fraction"] == 0.0
+
+
+def test_pipeline_stage_writes_the_split_masks(small_phantom):
+    from livervessels.geometry import Volume
+    from livervessels.pipeline import add_portal_hepatic_split
+
+    masks = {"enhanced_liver_vessels": _vessels(small_phantom).astype(np.uint8),
+             "liver": _support(small_phantom)["liver"].astype(np.uint8),
+             "portal_vein_and_splenic_vein": _support(small_phantom)["portal_vein"].astype(np.uint8),
+             "inferior_vena_cava": _support(small_phantom)["ivc"].astype(np.uint8)}
+    out, qc = add_portal_hepatic_split(Volume(small_phantom.ct, small_phantom.affine), masks, min_component_size=5)
+    assert out["portal_vein_branches"].any() and out["hepatic_veins"].any()
+    assert np.array_equal(out["liver_vessels_labeled"] > 0, out["portal_vein_branches"] | out["hepatic_veins"])
+    assert "liver_vessels_skeleton_labeled" in out and qc["min_component_size"] == 5
+
+
+# ---- real anatomy ------------------------------------------------------------------------------------
+
+
+def test_split_on_real_ct(real_data, artifacts):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import nibabel as nib
+
+    from livervessels.enhancement import enhance_liver_vessels
+    from livervessels.geometry import from_canonical, to_canonical
+    from livervessels.pipeline import load_ct_study
+
+    volume = load_ct_study(real_data / "ct_dicom").volume
+    ct, affine, orientation = to_canonical(volume.array, volume.affine)
+    ref = nib.load(real_data / "reference_total_multilabel.nii.gz")
+    labels, ref_affine, _ = to_canonical(np.asarray(ref.dataobj), ref.affine)
+    assert labels.shape == ct.shape and np.allclose(affine, ref_affine, atol=1e-3)
+    spacing = tuple(float(s) for s in np.linalg.norm(affine[:3, :3], axis=0))
+    liver, ivc, pv = labels == 5, labels == 63, labels == 64
+    assert liver.any() and ivc.any() and pv.any()
+
+    hu = ct[liver].astype(float)
+    median = np.median(hu)
+    robust_sd = 1.4826 * np.median(np.abs(hu - median))
+    raw = (liver & (ct > median + 2.0 * robust_sd)).astype(np.uint8)
+    vessels = enhance_liver_vessels(raw, liver.astype(np.uint8), ct, spacing)[0] > 0
+    split = split_portal_hepatic(vessels, ct, spacing, liver=liver, portal_vein=pv, ivc=ivc, affine=affine)
+    qc = split.qc
+    assert qc["total_vessel_voxels"] == int(vessels.sum()) and np.all(split.labels[vessels] > 0)
+    assert qc["portal_seed_voxels"] > 0
+
+    # Each label connects to its own support structure.
+    for structure, own in ((pv, PORTAL), (ivc, HEPATIC)):
+        near = vessels & (ndimage.distance_transform_edt(~structure, sampling=spacing) <= 3.0)
+        if near.any():
+            assert (split.labels[near] == own).mean() > 0.5, (own, np.bincount(split.labels[near]))
+    # The scan is portal-venous with an unenhanced IVC and only 40 mm of liver around the hilum: the
+    # hepatic veins and the dome are barely in it, which the QC must say rather than hide.
+    if qc["hepatic_fraction"] < 0.05:
+        assert "hepatic_seed_failure" in qc["flags"] and qc["confidence"] <= 0.25
+
+    # Render coronal and axial MIPs (portal red, hepatic blue) of the CT inside the liver (bones and
+    # the table would drown a whole-body MIP), with IVC / portal vein outlines, cropped to the liver.
+    back = from_canonical(split.labels, orientation)
+    assert np.array_equal(back > 0, from_canonical(vessels, orientation))
+    box = ndimage.find_objects((liver | ivc | pv).astype(np.uint8))[0]
+    box = tuple(slice(max(b.start - 10, 0), b.stop + 10) for b in box)
+    inside = np.where(liver | ivc | pv, ct, -200)[box]
+    lab, ivc_c, pv_c = split.labels[box], ivc[box], pv[box]
+    fig, axes = plt.subplots(1, 2, figsize=(14, 6), gridspec_kw={"width_ratios": [1, 1]})
+    for ax, axis, title in ((axes[0], 1, "coronal MIP"), (axes[1], 2, "axial MIP")):
+        aspect = spacing[2] / spacing[0] if axis == 1 else spacing[1] / spacing[0]
+        base = np.clip(inside.max(axis=axis).T.astype(float), -50, 250)
+        ax.imshow(base, cmap="gray", origin="lower", aspect=aspect)
+        overlay = np.zeros(base.shape + (4,))
+        overlay[(lab == PORTAL).any(axis=axis).T] = (1.0, 0.15, 0.1, 0.9)
+        overlay[(lab == HEPATIC).any(axis=axis).T] = (0.1, 0.5, 1.0, 0.9)
+        ax.imshow(overlay, origin="lower", aspect=aspect)
+        ax.contour(ivc_c.any(axis=axis).T, [0.5], colors="cyan", linewidths=1, origin="lower")
+        ax.contour(pv_c.any(axis=axis).T, [0.5], colors="yellow", linewidths=1, origin="lower")
+        ax.invert_xaxis()  # radiological display: patient right on the image left
+        ax.set_title(f"{title} (liver only): portal red, hepatic blue; IVC cyan, portal vein yellow", fontsize=9)
+        ax.axis("off")
+    fig.suptitle(f"portal {qc['portal_fraction']:.2f} / hepatic {qc['hepatic_fraction']:.2f}, "
+                 f"confidence {qc['confidence']:.2f}, flags: {', '.join(qc['flags']) or 'none'}", fontsize=9)
+    fig.tight_layout()
+    out = artifacts / "split_real.png"
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+    assert out.stat().st_size > 10_000
