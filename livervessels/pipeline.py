@@ -203,7 +203,7 @@ def add_portal_hepatic_split(volume: Volume, masks: dict[str, np.ndarray], *, us
     split = split_portal_hepatic(
         masks["enhanced_liver_vessels"], volume.array, volume.spacing, liver=masks.get("liver"),
         portal_vein=masks.get("portal_vein_and_splenic_vein"), ivc=masks.get("inferior_vena_cava"),
-        use_skeleton=use_skeleton, min_component_size=min_component_size)
+        use_skeleton=use_skeleton, min_component_size=min_component_size, affine=volume.affine)
     out = {
         **masks,
         "portal_vein_branches": (split.labels == PORTAL).astype(np.uint8),

@@ -168,3 +168,17 @@ def test_meshes_are_in_patient_lps_millimetres(tmp_path, small_phantom):
     # closed surface, outward normals: the signed volume is positive and near the mask's volume
     signed = np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6
     assert signed == pytest.approx(liver.sum() * np.prod(small_phantom.spacing), rel=0.1)
+
+
+def test_vessel_tree_statistics_measure_the_phantom_trees(phantom):
+    from livervessels.geometry import Volume
+
+    masks = {"portal_vein_branches": phantom.vessel_tree == 1, "hepatic_veins": phantom.vessel_tree == 2}
+    trees = structure_statistics(masks, Volume(phantom.ct, phantom.affine))["vessel_trees"]
+    for name, tree in (("portal_vein_branches", 1), ("hepatic_veins", 2)):
+        segments = [s for s in phantom.segments if s.tree == tree]
+        true_length = sum(np.linalg.norm(s.end_mm - s.start_mm) for s in segments)
+        stats = trees[name]
+        assert 0.75 * true_length < stats["total_length_mm"] < 1.15 * true_length, (name, stats, true_length)
+        assert stats["max_radius_mm"] == pytest.approx(max(s.radius_mm for s in segments), rel=0.35)
+        assert 0 < stats["terminal_branches"] < stats["branches"]

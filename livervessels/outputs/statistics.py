@@ -33,4 +33,7 @@ def vessel_tree_statistics(mask: np.ndarray, volume: Volume) -> dict:
     """Branches, centerline length (mm), radii (mm) and terminal branches from the skeleton graph."""
     from livervessels.vessel_graph import build_vessel_graph, summarize_tree
 
-    return summarize_tree(build_vessel_graph(mask, volume.spacing, ct=volume.array))
+    # The graph keeps full-grid arrays: crop to the tree (plus a margin for the distance transform).
+    idx = np.nonzero(mask)
+    box = tuple(slice(max(int(a.min()) - 2, 0), int(a.max()) + 3) for a in idx)
+    return summarize_tree(build_vessel_graph(mask[box], volume.spacing, ct=np.asarray(volume.array)[box]))
