@@ -327,6 +327,9 @@ def build_qc(input_report: dict, spacing, result: LiverVesselResult, seg: SegRes
                         "the SEG references source instances by the SOP Instance UIDs of their file meta")
     if input_report.get("files_ignored"):
         warnings.append(f"{len(input_report['files_ignored'])} non-DICOM or unreadable file(s) ignored")
+    if result.split_qc.get("flags"):
+        warnings.append(f"portal/hepatic split flags: {', '.join(result.split_qc['flags'])}; review the split "
+                        "(confidence and least confident branches in portal_hepatic_split) before use")
     empty = [k for k, v in structures.items() if v["empty"]]
     if empty:
         warnings.append(f"empty structures: {', '.join(empty)}")
