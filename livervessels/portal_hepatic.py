@@ -270,7 +270,29 @@ def _find_seeds(vessels, portal_vein, ivc, spacing, p: SplitParams, superior, pv
 # Centerline-graph split
 
 
-def _split_on_graph(v, comps, ct, spacing, seeds, p: SplitParams, timings) -> tuple:
+def _fill_cavities(v: np.ndarray) -> np.ndarray:
+    """v plus the background pockets it encloses completely (no face-connected path out of the
+    box). A vessel lumen is never an enclosed cavity: a pocket is lumen the segmentation missed
+    (hollow vessels, typically bright-rim / dark-core partial volume in network masks). Thinning a
+    hollow tube yields a surface, i.e. huge junction clusters joining unrelated vessels."""
+    bg, n = cc3d.connected_components(~v, connectivity=6, return_N=True)
+    if n <= 1:
+        return v
+    outside = np.zeros(n + 1, bool)
+    for ax in range(3):
+        for i in (0, -1):
+            outside[np.unique(np.take(bg, i, axis=ax))] = True
+    outside[0] = True
+    return v | ~outside[bg]
+
+
+def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings) -> tuple:
+    t = time.perf_counter()
+    v = _fill_cavities(v_in)
+    comps = comps_in
+    if v is not v_in:  # the enclosing component takes its cavities
+        comps = cc3d.connected_components(v, connectivity=26)
+    timings["fill_cavities"] = time.perf_counter() - t
     t = time.perf_counter()
     graph = build_vessel_graph(v, spacing, ct, spur_ratio=p.spur_ratio)
     timings["skeleton_graph"] = time.perf_counter() - t
@@ -279,7 +301,7 @@ def _split_on_graph(v, comps, ct, spacing, seeds, p: SplitParams, timings) -> tu
     skel_lab = np.zeros(v.shape, np.uint8)
     if nb == 0:
         return lab, skel_lab, {"branches": 0, "confidence": 0.0, "low_confidence_branches": 0,
-                               "least_confident_branches": [], "unreached_mask": v.copy(),
+                               "least_confident_branches": [], "unreached_mask": v_in.copy(),
                                "graph": (graph, np.zeros(0, np.uint8), np.zeros(0))}
     t = time.perf_counter()
     nearest = _nearest_branch(graph, v, comps)
@@ -306,7 +328,7 @@ def _split_on_graph(v, comps, ct, spacing, seeds, p: SplitParams, timings) -> tu
     timings["labelling"] = time.perf_counter() - t
 
     labelled = branch_label > 0
-    lab[v] = np.where(labelled[nearest[v]], branch_label[nearest[v]], 0)
+    lab[v_in] = np.where(labelled[nearest[v_in]], branch_label[nearest[v_in]], 0)  # input voxels only
     skel_lab[graph.skeleton] = lab[graph.skeleton]
     info = {"branches": nb,
             "portal_branches": int((branch_label == PORTAL).sum()),
@@ -316,7 +338,7 @@ def _split_on_graph(v, comps, ct, spacing, seeds, p: SplitParams, timings) -> tu
     info.update(_confidence_summary(graph, branch_label, conf, p))
     info["portal_tree"] = summarize_tree(graph, np.flatnonzero(branch_label == PORTAL))
     info["hepatic_tree"] = summarize_tree(graph, np.flatnonzero(branch_label == HEPATIC))
-    info["unreached_mask"] = v & (lab == 0)
+    info["unreached_mask"] = v_in & (lab == 0)
     info["graph"] = (graph, branch_label, conf)  # popped by the caller: not part of the QC
 
     return lab, skel_lab, info
