@@ -1,9 +1,13 @@
 """Run a registered task on a volume and return labels exactly in the volume's grid.
 
-Steps as TotalSegmentator: canonical (RAS) orientation; for tasks with a fixed spacing, resample
-the image to it (order 1) and the labels back (order 0); otherwise nnU-Net resamples to the
-model's plan spacing itself; optional crop to an organ's bounding box plus a margin; several model
-parts merged with their label offsets (later parts win where they overlap).
+Steps as TotalSegmentator 2.18 (checked voxel for voxel against it by bench/parity_totalseg.py):
+canonical (RAS) orientation; optional crop to the bounding box of an organ (liver_vessels: liver)
+or of the roi_subset classes (total tasks), predicted by the 6 mm model (3 mm with robust_crop),
+plus 20 mm per side (int(20 / voxel size) voxels), empty result when that organ is absent; for
+tasks with a fixed spacing, resample the image to it (order 1, truncated to integers as
+TotalSegmentator's int32 cast) and the labels back (order 0); otherwise nnU-Net resamples to the
+model's plan spacing itself; several model parts merged with their label offsets (later parts win
+where they overlap).
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from livervessels import model_store, nnunet_runner
-from livervessels.errors import InputError
+from livervessels.errors import InputError, ModelNotFoundError
 from livervessels.geometry import Volume, from_canonical, to_canonical, voxel_spacing
 from livervessels.resample import resample_to_shape, zoom_to_spacing
 from livervessels.tasks import Task, get_task
@@ -80,31 +84,41 @@ def segment(
 
     image, affine, original = to_canonical(np.asarray(volume.array, np.float32), volume.affine)
     crop = None
-    if task.crop_to:
-        crop_task = task.robust_crop_task if robust_crop else task.crop_task
-        organ = segment(Volume(image, affine), crop_task, model_dirs=model_dirs, device=device,
-                        roi_subset=[task.crop_to], cpu_bf16=cpu_bf16).mask(task.crop_to)
-        crop = _bounding_box(organ, task.crop_margin_voxels)
-        if crop is None:
-            log.warning("no %s found for cropping; running %s on the whole image", task.crop_to, task.name)
-        else:
-            image = image[crop]
+    crop_classes, crop_task = _crop_plan(task, roi_subset, robust_crop, model_dirs)
+    if crop_classes:
+        # As TotalSegmentator: the crop model predicts all its classes on the whole image (no
+        # roi_subset, so no nested crop), the box is the union of the wanted classes plus a margin.
+        t = time.perf_counter()
+        organs = segment(Volume(image, affine), crop_task, model_dirs=model_dirs, device=device, cpu_bf16=cpu_bf16)
+        ids = [k for k, v in organs.classes.items() if v in crop_classes]
+        crop = _bounding_box(np.isin(organs.array, ids),
+                             _crop_margin(task.crop_margin_voxels, voxel_spacing(affine)))
+        timings["crop_model"] = time.perf_counter() - t
+        if crop is None:  # TotalSegmentator returns an empty segmentation when the crop is empty
+            log.warning("no %s found for cropping: %s gives an empty segmentation", ", ".join(crop_classes), task.name)
+            classes = _selected_classes(task, roi_subset)
+            return LabelMap(np.zeros(volume.shape, np.uint8), volume.affine.copy(), classes, timings)
+        image = np.trunc(image[crop])  # TotalSegmentator crops with dtype int32
     spacing = voxel_spacing(affine)
 
     t = time.perf_counter()
     work, work_spacing = image, spacing
     if task.resample_mm:
-        work, work_spacing = zoom_to_spacing(image, spacing, task.resample_mm, order=1)
+        # TotalSegmentator casts the resampled image to int32 before nnU-Net reads it
+        work, work_spacing = zoom_to_spacing(image, spacing, task.resample_mm, order=1, truncate=True)
     timings["resample"] = time.perf_counter() - t
 
-    t = time.perf_counter()
     merged = np.zeros(work.shape, np.uint8)
     offsets = task.offsets or (0,) * len(task.parts)
+    timings["predict"] = timings["merge"] = 0.0
     for i, model in zip(part_ids, models):
+        t = time.perf_counter()
         labels = nnunet_runner.predict_labels(model, work, work_spacing)
+        timings["predict"] += time.perf_counter() - t
+        t = time.perf_counter()
         nonzero = labels > 0
         merged[nonzero] = labels[nonzero] + offsets[i]  # later parts win where they overlap
-    timings["predict"] = time.perf_counter() - t
+        timings["merge"] += time.perf_counter() - t
 
     t = time.perf_counter()
     if task.resample_mm:
@@ -114,21 +128,58 @@ def segment(
         full = to_canonical(full, volume.affine)[0]
         full[crop] = merged
         merged = full
-    classes = task.classes
+    classes = _selected_classes(task, roi_subset)
     if roi_subset:
-        keep = [k for k, v in classes.items() if v in roi_subset]
-        merged = np.where(np.isin(merged, keep), merged, 0).astype(np.uint8)
-        classes = {k: classes[k] for k in keep}
+        merged = np.where(np.isin(merged, list(classes)), merged, 0).astype(np.uint8)
     labels = from_canonical(merged, original)
     timings["resample_back"] = time.perf_counter() - t
     assert labels.shape == volume.shape
     return LabelMap(labels, volume.affine.copy(), classes, timings)
 
 
-def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, ...] | None:
+def _selected_classes(task: Task, roi_subset: list[str] | None) -> dict[int, str]:
+    classes = task.classes
+    return {k: v for k, v in classes.items() if v in roi_subset} if roi_subset else classes
+
+
+def _crop_plan(task: Task, roi_subset: list[str] | None, robust_crop: bool,
+               model_dirs: list | None) -> tuple[list[str] | None, str | None]:
+    """(classes to crop to, task predicting them), as TotalSegmentator 2.18's python_api:
+
+    a task with a crop organ (liver_vessels: liver) crops to it; a `total*` task with a roi_subset
+    crops to the union of those classes (crop_addon 20 mm too). The crop model is total_fastest
+    (298, 6 mm), or total_fast (297, 3 mm) with robust_crop. TotalSegmentator downloads a missing
+    crop model; for a roi_subset without it installed we warn and skip the crop instead.
+    """
+    if task.crop_to:
+        return [task.crop_to], task.robust_crop_task if robust_crop else task.crop_task
+    if roi_subset and task.name.startswith("total"):
+        crop_task = "total_fast" if robust_crop else "total_fastest"
+        try:
+            part = get_task(crop_task).parts[0]
+            model_store.find_model_folder(part, model_store.model_roots(model_dirs), crop_task)
+        except ModelNotFoundError:
+            log.warning("%s weights not installed: --roi_subset runs on the whole image (TotalSegmentator would "
+                        "crop to the subset with them)", crop_task)
+            return None, None
+        return list(roi_subset), crop_task
+    return None, None
+
+
+def _crop_margin(margin_mm: float, spacing: tuple[float, float, float]) -> tuple[int, ...]:
+    """Voxels per axis for a crop margin, as TotalSegmentator's crop_to_mask: its crop_addon
+    (20 for liver_vessels; Task.crop_margin_voxels holds that number) is in millimetres, turned
+    into voxels by int(addon / zoom) with the NIfTI header's float32 zooms: 20 mm at 0.8 mm gives
+    24 voxels (float32(0.8) is a bit above 0.8), at 1.5 mm 13."""
+    zooms = np.asarray(spacing, np.float32)
+    return tuple(int(v) for v in np.full(3, margin_mm) / zooms)
+
+
+def _bounding_box(mask: np.ndarray, margin: int | tuple[int, ...]) -> tuple[slice, ...] | None:
     if not mask.any():
         return None
+    margins = (margin,) * mask.ndim if isinstance(margin, int) else tuple(margin)
     idx = np.nonzero(mask)
     return tuple(
-        slice(max(int(a.min()) - margin, 0), min(int(a.max()) + margin + 1, n)) for a, n in zip(idx, mask.shape)
+        slice(max(int(a.min()) - m, 0), min(int(a.max()) + m + 1, n)) for a, m, n in zip(idx, margins, mask.shape)
     )

@@ -145,7 +145,8 @@ def predict_labels(model: LoadedModel, image_xyz: np.ndarray, spacing_xyz: tuple
     the canonical (x, y, z) image is transposed in and the labels transposed back.
     """
     data = np.ascontiguousarray(image_xyz.transpose(2, 1, 0)[None], dtype=np.float32)
-    props = {"spacing": [float(s) for s in spacing_xyz[::-1]]}
+    # float32 spacing: what nnU-Net reads from a NIfTI header when TotalSegmentator hands it a file
+    props = {"spacing": [float(np.float32(s)) for s in spacing_xyz[::-1]]}
     with torch.inference_mode():
         seg = model.predictor.predict_single_npy_array(data, props)
     return np.ascontiguousarray(np.asarray(seg).transpose(2, 1, 0)).astype(np.uint8)

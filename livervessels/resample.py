@@ -1,7 +1,10 @@
 """Resampling between a volume's grid and a model's isotropic spacing.
 
-Image order 1, labels order 0, as TotalSegmentator. Runs with torch on the GPU when one is present
-(that is where TotalSegmentator loses seconds on large CTs), else with scipy on the CPU.
+Image order 1, labels order 0, with scipy's zoom on the CPU, exactly as TotalSegmentator 2.18's
+change_spacing (resampling.py): zoom factors are the NIfTI header's float32 voxel sizes divided by
+the target spacing, the output shape is round(shape * zoom) (scipy's own rule), corner voxel
+centres stay aligned (grid_mode=False, mode "nearest"), and the resampled image is truncated to
+integers (TotalSegmentator casts it to int32 before nnU-Net reads it) when truncate=True.
 """
 from __future__ import annotations
 
@@ -9,21 +12,40 @@ import numpy as np
 from scipy import ndimage
 
 
+def zoom_factors(spacing: tuple[float, float, float], target_mm: float) -> np.ndarray:
+    """TotalSegmentator's zoom: header zooms (float32 in a NIfTI header) / target spacing, in float64."""
+    return np.asarray(spacing, np.float32) / np.full(len(spacing), float(target_mm))
+
+
 def zoom_to_spacing(image: np.ndarray, spacing: tuple[float, float, float], target_mm: float,
-                    order: int = 1) -> tuple[np.ndarray, tuple[float, float, float]]:
-    """Resample to isotropic target_mm; returns the array and its exact new spacing."""
-    shape = tuple(max(int(round(n * s / target_mm)), 1) for n, s in zip(image.shape, spacing))
-    out = resample_to_shape(image, shape, order)
-    new_spacing = tuple(float(n * s / m) for n, s, m in zip(image.shape, spacing, shape))
+                    order: int = 1, truncate: bool = False) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """Resample to isotropic target_mm; returns the array and its spacing as nnU-Net reads it back.
+
+    The spacing returned is what TotalSegmentator writes into the resampled image's header (the
+    float32 of spacing / zoom, i.e. target_mm up to rounding); nnU-Net only uses it to decide that
+    no further resampling is needed. truncate: interpolate in float64 and truncate towards zero, as
+    TotalSegmentator's astype(int32) (returned as float32, which holds those integers exactly).
+    """
+    zoom = zoom_factors(spacing, target_mm)
+    shape = tuple(max(int(round(n * z)), 1) for n, z in zip(image.shape, zoom))
+    if truncate:
+        out = np.trunc(resample_to_shape(image, shape, order, output=np.float64)).astype(np.float32)
+    else:
+        out = resample_to_shape(image, shape, order)
+    zooms32 = np.asarray(spacing, np.float32)
+    new_spacing = tuple(float(np.float32(s / z)) for s, z in zip(zooms32.astype(np.float64), zoom))
     return out, new_spacing
 
 
-def resample_to_shape(array: np.ndarray, shape: tuple[int, ...], order: int) -> np.ndarray:
-    """Resample so corner voxel centres stay aligned (scipy zoom with grid_mode=False)."""
+def resample_to_shape(array: np.ndarray, shape: tuple[int, ...], order: int, output=None) -> np.ndarray:
+    """Resample so corner voxel centres stay aligned (scipy zoom with grid_mode=False).
+
+    output: dtype of the result (default: the input's).
+    """
     if tuple(array.shape) == tuple(shape):
-        return array.copy()
+        return array.astype(output or array.dtype, copy=True)
     zoom = [t / s for t, s in zip(shape, array.shape)]
-    out = ndimage.zoom(array, zoom, order=order, mode="nearest", prefilter=False)
+    out = ndimage.zoom(array, zoom, output=output, order=order, mode="nearest", prefilter=False)
     if out.shape != tuple(shape):  # scipy rounds the output shape itself; force ours
         out = out[tuple(slice(0, n) for n in shape)]
         pad = [(0, max(n - m, 0)) for n, m in zip(shape, out.shape)]
