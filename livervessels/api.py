@@ -22,7 +22,7 @@ from livervessels.inference import check_roi_subset, segment
 from livervessels.inputs import LoadedInput, load_input
 from livervessels.outputs import qc as qc_report
 from livervessels.outputs.dicom_seg import SEG_FILE, SegResult, write_dicom_seg
-from livervessels.outputs.nifti import write_masks, write_multilabel
+from livervessels.outputs.nifti import LabelMasks, write_masks, write_multilabel
 from livervessels.outputs.staging import staged_output
 from livervessels.outputs.structures import structures_for
 from livervessels.pipeline import (
@@ -112,7 +112,7 @@ def totalsegmentator(
             target, folder = None, output
         with staged_output(folder) as staging:
             names = list(labels.classes.values())
-            masks = {name: labels.mask(name).astype(np.uint8) for name in names}
+            masks = LabelMasks(labels.array, labels.classes)
             if ml:
                 write_multilabel(labels.array, loaded.volume.affine, labels.classes, staging / target.name)
             elif output_type == "dicom_seg":

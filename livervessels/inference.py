@@ -71,6 +71,7 @@ def segment(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     torch_device = nnunet_runner.resolve_device(device)
+    gpu = torch_device if torch_device.type == "cuda" else None  # resampling on the GPU when there is one
     roots = model_store.model_roots(model_dirs)
     part_ids = task.parts_for(roi_subset)
     models = [
@@ -105,7 +106,8 @@ def segment(
     work, work_spacing = image, spacing
     if task.resample_mm:
         # TotalSegmentator casts the resampled image to int32 before nnU-Net reads it
-        work, work_spacing = zoom_to_spacing(image, spacing, task.resample_mm, order=1, truncate=True)
+        work, work_spacing = zoom_to_spacing(image, spacing, task.resample_mm, order=1, truncate=True,
+                                             device=gpu)
     timings["resample"] = time.perf_counter() - t
 
     merged = np.zeros(work.shape, np.uint8)
@@ -122,7 +124,7 @@ def segment(
 
     t = time.perf_counter()
     if task.resample_mm:
-        merged = resample_to_shape(merged, image.shape, order=0)
+        merged = resample_to_shape(merged, image.shape, order=0, device=gpu)
     if crop is not None:
         full = np.zeros(volume.shape, np.uint8)
         full = to_canonical(full, volume.affine)[0]

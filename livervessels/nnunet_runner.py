@@ -33,6 +33,7 @@ class LoadedModel:
     spacing_zyx: tuple[float, ...]
     patch_size: tuple[int, ...]
     labels: dict[str, int]
+    settings: tuple = ()  # (fold, step_size, mirroring, cpu_bf16): to reload elsewhere after a CUDA OOM
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -135,6 +136,7 @@ def _load(folder: Path, fold: int, device: torch.device, step_size: float, mirro
         spacing_zyx=tuple(config.spacing),
         patch_size=tuple(config.patch_size),
         labels={k: v for k, v in dataset_json["labels"].items() if isinstance(v, int)},
+        settings=(fold, step_size, mirroring, cpu_bf16),
     )
 
 
@@ -142,11 +144,36 @@ def predict_labels(model: LoadedModel, image_xyz: np.ndarray, spacing_xyz: tuple
     """Run the model on an image in RAS voxel order; returns its labels on the same grid.
 
     nnU-Net expects (z, y, x) arrays with spacing in the same order (SimpleITK's convention), so
-    the canonical (x, y, z) image is transposed in and the labels transposed back.
+    the canonical (x, y, z) image is transposed in and the labels transposed back. On CUDA
+    out-of-memory it retries with the results accumulated on the CPU, then on the CPU, warning.
     """
     data = np.ascontiguousarray(image_xyz.transpose(2, 1, 0)[None], dtype=np.float32)
     # float32 spacing: what nnU-Net reads from a NIfTI header when TotalSegmentator hands it a file
     props = {"spacing": [float(np.float32(s)) for s in spacing_xyz[::-1]]}
-    with torch.inference_mode():
-        seg = model.predictor.predict_single_npy_array(data, props)
+
+    def run(predictor) -> np.ndarray:
+        with torch.inference_mode():
+            return predictor.predict_single_npy_array(data, props)
+
+    try:
+        seg = run(model.predictor)
+    except torch.OutOfMemoryError:
+        seg = None
+        _free_cuda()
+        if getattr(model.predictor, "perform_everything_on_device", False):
+            log.warning("GPU out of memory: retrying %s with results accumulated on the CPU", model.folder.name)
+            model.predictor.perform_everything_on_device = False  # stays lighter for later calls too
+            try:
+                seg = run(model.predictor)
+            except torch.OutOfMemoryError:
+                _free_cuda()
+        if seg is None:
+            log.warning("GPU out of memory again: running %s on the CPU (slow)", model.folder.name)
+            fold, step_size, mirroring, cpu_bf16 = model.settings or (0, 0.5, False, False)
+            seg = run(load_model(model.folder, fold, torch.device("cpu"), step_size, mirroring, cpu_bf16).predictor)
     return np.ascontiguousarray(np.asarray(seg).transpose(2, 1, 0)).astype(np.uint8)
+
+
+def _free_cuda() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

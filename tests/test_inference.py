@@ -89,3 +89,50 @@ def test_old_plans_format_is_read(tmp_path, small_phantom):
     new = nnunet_runner.predict_labels(nnunet_runner.load_model(source), volume.array.astype(np.float32), volume.spacing)
     old = nnunet_runner.predict_labels(nnunet_runner.load_model(target), volume.array.astype(np.float32), volume.spacing)
     assert np.array_equal(new, old)
+
+
+def test_cuda_out_of_memory_falls_back_to_lighter_mode_then_cpu(small_phantom, caplog):
+    """Simulated OOM (no GPU here): first retry without keeping results on the device, then the CPU."""
+    import copy
+
+    import torch
+
+    folder = find_model_folder(TASKS["demo_liver"].parts[0], [MODELS])
+    healthy = nnunet_runner.load_model(folder)
+    image = small_phantom.ct.astype(np.float32)
+    expected = nnunet_runner.predict_labels(healthy, image, small_phantom.spacing)
+
+    class Exhausted:
+        def __init__(self, failures):
+            self.failures, self.calls = failures, 0
+            self.perform_everything_on_device = True
+
+        def predict_single_npy_array(self, data, props):
+            self.calls += 1
+            if self.calls <= self.failures:
+                raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            return healthy.predictor.predict_single_npy_array(data, props)
+
+    for failures, message in ((1, "accumulated on the CPU"), (2, "on the CPU (slow)")):
+        model = copy.copy(healthy)
+        model.predictor = Exhausted(failures)
+        with caplog.at_level("WARNING"):
+            labels = nnunet_runner.predict_labels(model, image, small_phantom.spacing)
+        assert np.array_equal(labels, expected)
+        assert message in caplog.text
+        assert model.predictor.perform_everything_on_device is False
+
+
+def test_torch_resampling_matches_scipys_mapping(small_phantom):
+    """The GPU path's arithmetic (run here on the CPU) maps voxels as the scipy path does."""
+    from livervessels.resample import resample_to_shape, resample_to_shape_torch
+
+    image = small_phantom.ct[:60, :50, :30].astype(np.float32)
+    labels = small_phantom.labels[:60, :50, :30]
+    for shape in ((37, 81, 45), (90, 31, 17)):
+        ref = resample_to_shape(image, shape, order=1)
+        ours = resample_to_shape_torch(image, shape, order=1, device="cpu")
+        assert np.abs(ours - ref).max() < 1e-2 * np.abs(ref).max()
+        ref_labels = resample_to_shape(labels, shape, order=0)
+        our_labels = resample_to_shape_torch(labels, shape, order=0, device="cpu")
+        assert np.array_equal(our_labels, ref_labels)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,14 +19,33 @@ def write_mask(array: np.ndarray, affine: np.ndarray, path: str | Path) -> Path:
     return Path(path)
 
 
-def write_masks(masks: dict[str, np.ndarray], affine: np.ndarray, out_dir: str | Path,
+def write_masks(masks: Mapping[str, np.ndarray], affine: np.ndarray, out_dir: str | Path,
                 threads: int = 4) -> list[Path]:
-    """<out_dir>/<name>.nii.gz for every mask; zlib releases the GIL, so threads overlap."""
+    """<out_dir>/<name>.nii.gz for every mask; zlib releases the GIL, so threads overlap. Each
+    worker fetches its own mask, so a lazy mapping (LabelMasks) keeps only `threads` in memory."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max(1, threads)) as pool:
-        jobs = [pool.submit(write_mask, m, affine, out_dir / f"{name}.nii.gz") for name, m in masks.items()]
+        jobs = [pool.submit(lambda n: write_mask(masks[n], affine, out_dir / f"{n}.nii.gz"), name) for name in masks]
         return [j.result() for j in jobs]
+
+
+class LabelMasks(Mapping):
+    """{class name: uint8 mask} computed from a label map on access: 117 full-size masks of a
+    512x512x300 CT would take 9 GB at once."""
+
+    def __init__(self, labels: np.ndarray, classes: dict[int, str]):
+        self.labels = labels
+        self.ids = {name: label for label, name in classes.items()}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return (self.labels == self.ids[name]).astype(np.uint8)
+
+    def __iter__(self):
+        return iter(self.ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 def label_table_xml(classes: dict[int, str]) -> str:
