@@ -16,6 +16,7 @@ from pathlib import Path
 from monai.deploy.conditions import CountCondition
 from monai.deploy.core import AppContext, Application
 
+from livervessels import __version__
 from livervessels.outputs import staging
 from operators import (
     CTSeriesSelectorOperator,
@@ -39,7 +40,7 @@ class LiverVesselsApp(Application):
 
     name = "livervessels"
     description = "Liver, liver vessels, portal vein branches, hepatic veins, IVC and portal trunk from CT"
-    version = "0.1.0"
+    version = __version__
 
     def __init__(self, *args, **kwargs):
         self.staging_dir: Path | None = None

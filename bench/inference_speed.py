@@ -36,8 +36,6 @@ import platform
 import re
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -48,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from parity_totalseg import OUR_BIN, TS_BIN, TS_VENV, offline_env, run_measured, totalseg_home  # noqa: E402
+from parity_totalseg import OUR_BIN, TS_BIN, offline_env, run_measured, totalseg_home  # noqa: E402
 
 WEIGHTS = ROOT / "build" / "standin_weights" / "random" / "nnunet" / "results"
 DEMO_WEIGHTS = ROOT / "build" / "standin_weights" / "demo" / "nnunet" / "results"

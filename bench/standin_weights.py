@@ -49,7 +49,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from livervessels.tasks import DEMO_CLASSES, TASKS, TOTAL_CLASSES, TOTAL_PART_CLASSES  # noqa: E402
+from livervessels.tasks import DEMO_CLASSES, TASKS, TOTAL_PART_CLASSES  # noqa: E402
 
 DEMO_FOLDER = ROOT / "models" / "Dataset990_LiverVesselsDemo" / "nnUNetTrainer__nnUNetPlans__3d_fullres"
 NEVER_BIAS = -100.0  # nnU-Net accumulates Gaussian-weighted logits in fp16: -1e4 overflows

@@ -9,7 +9,6 @@ import pytest
 
 from livervessels.dicom.scan import scan_dicom_folder
 from livervessels.dicom.selection import select_ct_series
-from livervessels.dicom.volume import build_volume
 from livervessels.dicom.write_series import JPEG2000Lossless
 from livervessels.errors import InputError
 from livervessels.geometry import to_canonical

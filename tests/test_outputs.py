@@ -6,7 +6,6 @@ import shutil
 import subprocess
 
 import highdicom as hd
-import nibabel as nib
 import numpy as np
 import pytest
 
