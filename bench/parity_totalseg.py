@@ -291,7 +291,8 @@ def bf16_entry(case, run, image, task_name, ts_args, weights, ts_labels, classes
     roi = ts_args[ts_args.index("-rs") + 1:] if "-rs" in ts_args else None
     volume = load_input(image).volume
     t = time.perf_counter()
-    labels = segment(volume, task_name, model_dirs=[weights], device="cpu", roi_subset=roi, cpu_bf16=True)
+    labels = segment(volume, task_name, model_dirs=[weights], device="cpu", roi_subset=roi, cpu_bf16=True,
+                     robust_crop="--robust_crop" in ts_args)
     wall = time.perf_counter() - t
     entry = {"case": case, "run": run + "+bf16", "options": " ".join(ts_args) + " (ours: cpu_bf16=True)",
              "task": task_name, "ours": {"segment_s": round(wall, 2), "timings": labels.timings}}
