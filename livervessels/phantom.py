@@ -195,18 +195,21 @@ def _random_perp(rng: np.random.Generator, d: np.ndarray) -> np.ndarray:
 class _TreeGrower:
     """Recursive bifurcating tree growth, clipped to the liver.
 
-    There is deliberately no collision avoidance between the two trees, so
-    they interleave and occasionally touch or cross.
+    Without a clearance there is no collision avoidance, so the trees interleave
+    and touch or pass through each other; with one, vessels may touch but not
+    interpenetrate.
     """
 
-    def __init__(self, rng, liver_field, ivc_xy, ivc_r, segments):
+    def __init__(self, rng, liver_field, ivc_xy, ivc_r, segments, clearance_mm=None):
         self.rng = rng
         self.liver_field = liver_field
         self.ivc_xy = ivc_xy
         self.ivc_r = ivc_r
         self.segments = segments
+        self.clearance_mm = clearance_mm
+        self.obstacles: list[VesselSegment] = []  # extrahepatic vessels the trees keep clear of
 
-    def _allowed(self, pts: np.ndarray, radius: float, tree: int) -> np.ndarray:
+    def _allowed(self, pts: np.ndarray, radius: float, tree: int, parent: int = -1) -> np.ndarray:
         # Keep the centreline roughly a radius inside the surface (the field is
         # ~ normalised radius, liver semi-axes are ~ 55 mm).
         f = self.liver_field(pts[:, 0], pts[:, 1], pts[:, 2])
@@ -216,13 +219,37 @@ class _TreeGrower:
             ok &= d_ivc > self.ivc_r + radius + 2.0  # IVC label would cut it
         else:
             ok |= d_ivc < self.ivc_r  # hepatic veins drain into the IVC
+        if self.clearance_mm is not None:
+            ok &= self._clear_of_other_vessels(pts, radius, tree, parent)
         return ok
 
-    def _clip(self, start, direction, length, radius, tree):
+    def _clear_of_other_vessels(self, pts: np.ndarray, radius: float, tree: int, parent: int) -> np.ndarray:
+        """Vessels may touch but not pass through each other: centerlines stay at least
+        r1 + r2 + clearance apart, except from the segment's parent and siblings (they share its
+        start point) and, for a root, the other roots of its tree."""
+        def exempt(i, s):
+            if s.tree != tree:
+                return False
+            return i == parent or s.parent == parent
+        other = [s for i, s in enumerate(self.segments) if not exempt(i, s)]
+        other += [s for s in self.obstacles if not (s.tree == tree and parent == -1)]
+        if not other:
+            return np.ones(len(pts), bool)
+        a = np.array([s.start_mm for s in other])
+        b = np.array([s.end_mm for s in other])
+        r = np.array([s.radius_mm for s in other])
+        v = b - a
+        l2 = np.maximum((v * v).sum(1), 1e-12)
+        rel = pts[:, None, :] - a[None]
+        t = np.clip((rel * v[None]).sum(2) / l2[None], 0.0, 1.0)
+        d = np.linalg.norm(rel - t[..., None] * v[None], axis=2)
+        return np.all(d >= r[None] + radius + self.clearance_mm, axis=1)
+
+    def _clip(self, start, direction, length, radius, tree, parent=-1):
         n = max(int(np.ceil(length)), 2) + 1
         t = np.linspace(0.0, length, n)
         pts = start[None, :] + t[:, None] * direction[None, :]
-        ok = self._allowed(pts, radius, tree)
+        ok = self._allowed(pts, radius, tree, parent)
         if ok.all():
             return pts[-1], length, True
         first_bad = int(np.argmin(ok))
@@ -239,7 +266,7 @@ class _TreeGrower:
         best = None
         for attempt in range(6):
             d = direction if attempt == 0 else _unit(direction + rng.normal(0, 0.3 * attempt, 3))
-            end, got, full = self._clip(start, d, length, radius, tree)
+            end, got, full = self._clip(start, d, length, radius, tree, parent)
             if best is None or got > best[1]:
                 best = (end, got, full, d)
             if full:
@@ -281,8 +308,15 @@ def make_phantom(
     spacing: tuple[float, float, float] = (1.5, 1.5, 2.5),
     noise_hu: float = 12.0,
     contrast_hu: float = 180.0,
+    vessel_clearance_mm: float | None = None,
 ) -> Phantom:
-    """Generate a deterministic synthetic portal-venous-phase abdominal CT."""
+    """Generate a deterministic synthetic portal-venous-phase abdominal CT.
+
+    vessel_clearance_mm: None lets intrahepatic vessels pass through each other (physically
+    impossible; a stress case for the portal/hepatic split, and the default used to train the demo
+    model); a number keeps every vessel's centerline at least r1 + r2 + this away from the other
+    vessels (its parent and siblings excepted) and from the extrahepatic portal vein, so walls
+    touch at most (0: vessels may touch, as in a real liver)."""
     rng = np.random.default_rng(seed)
     grid = _Grid(shape, spacing)
 
@@ -375,7 +409,9 @@ def make_phantom(
 
     # ---- grow the intrahepatic trees ----------------------------------------
     segments: list[VesselSegment] = []
-    grower = _TreeGrower(rng, liver_field, (ivc_x, ivc_y), ivc_r, segments)
+    grower = _TreeGrower(rng, liver_field, (ivc_x, ivc_y), ivc_r, segments, vessel_clearance_mm)
+    grower.obstacles = [VesselSegment(np.asarray(a, float), np.asarray(b, float), r, PORTAL_TREE, -1, -1)
+                        for a, b, r in trunk]
     entry = _unit(hilum - confluence)
     root_len = rng.uniform(12.0, 16.0)
     root_end = hilum + entry * root_len

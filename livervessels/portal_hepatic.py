@@ -1,25 +1,30 @@
 """Portal vein vs hepatic vein split of the intrahepatic vessel tree.
 
-Both venous trees are connected to each other in the vessel mask wherever they touch or cross, so
-labelling each voxel by its nearest seed fails there. The split works on the centerline graph
+Both venous trees are connected to each other in the vessel mask wherever they touch, so labelling
+each voxel by its nearest seed fails there. The split works on the centerline graph
 (livervessels.vessel_graph) instead:
 
 1. Seeds: vessel voxels within `seed_distance_mm` of the portal vein (hilum) are portal; those as
    close to the IVC are hepatic, keeping the contacts near the hepatic vein confluence (the most
    superior ones when the grid's orientation is known, else those farthest from the portal vein).
-   Only contacts made by the thickest vessels count (thin vessels brushing the portal vein or
-   the IVC are not roots).
-2. Junction explanation: junctions closer to each other than a vessel radius form one junction
-   region (a crossing shows up as two junctions joined by a short shared piece). At every region
-   the incident branches are partitioned into vessels: through pairs, bifurcations and
-   trifurcations (a parent and children: children leave within ~60 degrees of the parent's flow,
-   are not thicker than it, their radii follow Murray's law and their centerline HU differ only by
-   noise and partial volume) or a branch ending on another vessel (touching, not branching).
-   The best partition explains the region; the affinity of two branches is how much worse the best
-   explanation becomes when they must be one vessel: exp(-(E(a~b) - E_best)).
-3. Labelling: a maximum spanning forest grown from the seeds (Kruskal over the affinities, never
-   joining the two labels): a branch takes the label of the seed it reaches through the strongest
-   weakest link. Where the trees meet, the cut falls on the least plausible connection.
+   Only contact patches made by the thickest vessels count (thin vessels brushing the portal vein
+   or the IVC are not roots). The portal contact roots the thickest branches near it (per vessel
+   component); the hepatic contact roots every branch near it (the veins converge on the IVC).
+2. Junction explanation: at every junction (junctions whose spheres overlap count as one) the
+   incident branches are partitioned into vessels: through pairs, bifurcations and trifurcations
+   (a parent and children: children leave within ~60 degrees of the parent's flow, are not thicker
+   than it, their radii follow Murray's law, their axes meet the parent's axis, and their
+   centerline HU differ only by noise and partial volume) or a branch ending on another vessel
+   (touching, not branching). Branch axes come from the CT's Hessian along the centerline beyond
+   the junction bulge (the skeleton bends towards a junction). Vessels touch but do not
+   interpenetrate, so two touching vessels keep their axes about r1 + r2 apart, while a child's
+   axis starts on its parent's. The best partition explains the junction; the affinity of two
+   branches is how much worse the best explanation becomes when they must be one vessel:
+   exp(-(E(a~b) - E_best)).
+3. Labelling: both trees grow from their seeds at once; a branch goes to the tree that reaches it
+   by the most plausible path (least summed -ln affinity). Growing into a vessel thicker than the
+   thinnest one on the path from the root costs extra: radii shrink away from the root, so a tree
+   that crossed a contact cannot cheaply climb the other tree's trunk.
 4. Voxels take the label of their nearest centerline voxel within their own connected component.
 
 Confidence of a branch: with P(a~b) = 1 / (1 + exp(E(a~b) - E(a|b))) per junction pair and a path's
@@ -34,16 +39,17 @@ Research use only; not a medical device.
 """
 from __future__ import annotations
 
+import heapq
 import itertools
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 
 import cc3d
 import numpy as np
 from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 
-from livervessels.vessel_graph import VesselGraph, build_vessel_graph, summarize_tree
+from livervessels.vessel_graph import VesselGraph, attach_image_axes, build_vessel_graph, summarize_tree
 
 PORTAL, HEPATIC = 1, 2
 _NAME = {PORTAL: "portal", HEPATIC: "hepatic"}
@@ -52,12 +58,23 @@ _UNREACHED_CONFIDENCE = 0.25
 
 @dataclass
 class SplitBranches:
-    """Branch-level result of the graph split (for statistics and benchmarks)."""
+    """Branch-level result of the graph split (for statistics and benchmarks).
 
-    graph: VesselGraph  # built on the cropped grid: input voxel index = graph voxel index + offset
-    offset: np.ndarray  # (3,) int
+    The graph lives on a crop of the working grid, which is the input grid or, for coarse voxels,
+    the input grid subdivided `scale` times per axis: input voxel index =
+    (graph voxel index + offset) // scale + origin."""
+
+    graph: VesselGraph
+    offset: np.ndarray  # (3,) int, crop start on the working grid
     labels: np.ndarray  # (n_branches,) uint8 0/1/2
     confidence: np.ndarray  # (n_branches,) float in [0, 1]
+    parent: np.ndarray  # (n_branches,) int: the branch each was reached from (-1: a seed or unreached)
+    scale: np.ndarray = field(default_factory=lambda: np.ones(3, np.int64))  # (3,) int
+    origin: np.ndarray = field(default_factory=lambda: np.zeros(3, np.int64))  # (3,) int, on the input grid
+
+    def input_voxels(self, branch: int) -> np.ndarray:
+        """(n, 3) input-grid voxel indices of a branch's centerline (repeats on a finer working grid)."""
+        return (self.graph.branches[branch].voxels + self.offset) // self.scale + self.origin
 
 
 @dataclass
@@ -66,26 +83,33 @@ class PortalHepaticSplit:
     skeleton_labels: np.ndarray | None  # uint8 centerline voxels with their label, when computed
     qc: dict  # portal_hepatic_split_qc
     branches: SplitBranches | None = None  # the labelled centerline graph, when computed
+    seeds: np.ndarray | None = None  # uint8 on the input grid: 1 portal / 2 hepatic seed voxels used
 
 
 @dataclass(frozen=True)
 class SplitParams:
     """Physical parameters of the split (millimetres, degrees, dimensionless costs)."""
 
+    # working grid: coarser voxels are subdivided so thin vessels get a clean centerline
+    max_working_spacing_mm: float = 1.25
     # seeds
     seed_distance_mm: float = 3.0  # vessel voxels this close to the portal vein / IVC are seeds
     dome_window_mm: float = 40.0  # hepatic seeds: IVC contacts within this of the most superior one
-    seed_radius_ratio: float = 0.6  # contacts of vessels thinner than this x the thickest contact are not roots
+    seed_radius_ratio: float = 0.7  # contacts of vessels thinner than this x the thickest contact are not roots
+    seed_reach_mm: float = 6.0  # a contact's vessel thickness: largest radius within this of the contact
+    root_radius_ratio: float = 0.8  # portal roots: branches near the contact at least this x the thickest
     # centerline graph and junction explanation
     spur_ratio: float = 1.0  # terminal branches not longer than this x the junction radius are wall bumps
-    direction_reach_mm: float = 6.0  # branch direction at a junction: fitted over this much centerline
-    junction_merge_ratio: float = 1.0  # junctions whose spheres are < this x the smaller radius apart: one region
+    direction_reach_mm: float = 9.0  # branch axis at a junction: measured over this much centerline
+    axis_sigma_mm: float = 1.5  # scale of the CT Hessian giving the vessel axis (0: centerline voxels only)
     angle_scale_deg: float = 60.0  # a child leaving its parent's flow at this angle costs 1
     radius_log_sigma: float = 0.15  # relative radius noise (plus half a voxel of measurement error)
     end_penalty: float = 2.0  # a branch ending on another vessel: as costly as a child leaving at ~85 deg
-    trifurcation_penalty: float = 2.0  # three children at one junction region (two close bifurcations)
-    intensity_weight: float = 0.5  # weight of the intensity-consistency term (0: geometry only)
-    max_enumerated_ends: int = 8  # exact partition search up to this many branches at a region
+    trifurcation_penalty: float = 2.0  # three children at one junction (two close bifurcations)
+    intensity_weight: float = 0.0  # weight of the intensity-consistency term (0: geometry only)
+    axis_offset_weight: float = 1.0  # weight of the axis-offset term (vessels touch, they do not interpenetrate)
+    max_enumerated_ends: int = 8  # exact partition search up to this many branches at a junction
+    upstream_weight: float = 1.0  # cost of growing into a vessel thicker than the path so far
     # QC
     low_confidence: float = 0.6  # branches below this confidence are counted as low confidence
     seed_failure_fraction: float = 0.05  # a class with a smaller share of the vessel voxels failed
@@ -125,7 +149,7 @@ def split_portal_hepatic(
     labels = np.zeros(vessels.shape, np.uint8)
     skeleton_labels = np.zeros(vessels.shape, np.uint8) if use_skeleton else None
     total = int(np.count_nonzero(vessels))
-    qc: dict = {"method": ("centerline graph: junction explanation + seeded maximum spanning forest"
+    qc: dict = {"method": ("centerline graph: junction explanation + trees grown from the seeds"
                            if use_skeleton else "voxel geodesic (1/radius) from the nearest seed"),
                 "use_skeleton": bool(use_skeleton), "min_component_size": int(min_component_size)}
     if total == 0:
@@ -148,6 +172,11 @@ def split_portal_hepatic(
     qc["small_components_unlabelled"] = int(small.sum())
     qc["small_component_voxels"] = int(sizes[small].sum())
 
+    scale = np.array([int(np.ceil(s / p.max_working_spacing_mm - 1e-6)) for s in spacing])
+    if use_skeleton and (scale > 1).any() and v.any():
+        return _split_on_finer_grid(vessels, v, box, scale, ct, spacing, liver, portal_vein, ivc, affine, p,
+                                    qc, flags, t0)
+
     pv_c = _crop(portal_vein, box)
     ivc_c = _crop(ivc, box)
     superior = _superior_height(affine) if affine is not None else None
@@ -161,8 +190,8 @@ def split_portal_hepatic(
     branches = None
     if use_skeleton:
         lab_c, skel_c, info = _split_on_graph(v, comps, ct_c, spacing, seeds, p, timings)
-        graph, branch_label, conf = info.pop("graph")
-        branches = SplitBranches(graph, np.array([b.start for b in box]), branch_label, conf)
+        graph, branch_label, conf, parent = info.pop("graph")
+        branches = SplitBranches(graph, np.array([b.start for b in box]), branch_label, conf, parent)
     else:
         lab_c, info = _split_geodesic(v, spacing, seeds, p, timings)
         skel_c = None
@@ -204,7 +233,133 @@ def split_portal_hepatic(
     qc["parameters"] = asdict(p)
     timings["total"] = time.perf_counter() - t0
     qc["timings_s"] = {k: round(val, 3) for k, val in timings.items()}
-    return PortalHepaticSplit(labels, skeleton_labels, qc, branches)
+    seed_map = np.zeros(vessels.shape, np.uint8)
+    seed_map[box] = np.where(seeds[PORTAL], PORTAL, np.where(seeds[HEPATIC], HEPATIC, 0))
+    return PortalHepaticSplit(labels, skeleton_labels, qc, branches, seed_map)
+
+
+def _split_on_finer_grid(vessels, v, box, scale, ct, spacing, liver, portal_vein, ivc, affine, p: SplitParams,
+                         qc: dict, flags: list, t0: float) -> PortalHepaticSplit:
+    """Run the split on the cropped input subdivided `scale` times per axis and bring the labels
+    back: on coarse voxels (thick slices) a thin vessel is one voxel wide, its skeleton follows the
+    voxel staircase and touching vessels merge into junction blobs."""
+    t = time.perf_counter()
+    fine_spacing = tuple(s / k for s, k in zip(spacing, scale))
+    v_w = _upsample_mask(v, scale)
+    crop = (lambda m: None if m is None else _repeat(np.asarray(m, bool)[box], scale))
+    ct_w = None
+    if ct is not None:
+        ct_w = ndimage.zoom(np.asarray(ct)[box].astype(np.float32), scale, order=1, grid_mode=True, mode="nearest")
+    aff_w = None
+    if affine is not None:
+        aff_w = np.asarray(affine, float).copy()
+        aff_w[:3, :3] = aff_w[:3, :3] / scale[None, :]
+    resample_s = time.perf_counter() - t
+    inner = split_portal_hepatic(v_w, ct_w, fine_spacing, liver=crop(liver), portal_vein=crop(portal_vein),
+                                 ivc=crop(ivc), use_skeleton=True, affine=aff_w, params=p)
+    t = time.perf_counter()
+    labels = np.zeros(vessels.shape, np.uint8)
+    labels[box] = _downsample_labels(inner.labels, scale, v, spacing)
+    skeleton_labels = np.zeros(vessels.shape, np.uint8)
+    # a centerline voxel of the input grid: one whose block holds the fine centerline; it shows
+    # the voxel's label
+    skeleton_labels[box] = np.where(_block_majority(inner.skeleton_labels, scale) > 0, labels[box], 0)
+    seed_map = np.zeros(vessels.shape, np.uint8)
+    seed_map[box] = _block_majority(inner.seeds, scale) * v
+    resample_s += time.perf_counter() - t
+
+    out = dict(inner.qc)
+    out.update(qc)  # method, use_skeleton, min_component_size, small components: from the input grid
+    out.update(_counts(labels, vessels, int((seed_map == PORTAL).sum()), int((seed_map == HEPATIC).sum())))
+    inner_flags = [f for f in inner.qc["flags"] if not f.endswith("seed_failure") and f != "low_confidence"]
+    out_flags = list(dict.fromkeys(flags + inner_flags))
+    for lab in (PORTAL, HEPATIC):
+        if out[f"{_NAME[lab]}_fraction"] < p.seed_failure_fraction:
+            out_flags.append(f"{_NAME[lab]}_seed_failure")
+    if any(f.endswith("seed_failure") for f in out_flags):
+        out["confidence"] = round(min(out.get("confidence", 0.0), 0.25), 3)
+    if out.get("confidence", 0.0) < p.low_confidence:
+        out_flags.append("low_confidence")
+    out["flags"] = out_flags
+    out["working_spacing_mm"] = [round(s, 4) for s in fine_spacing]
+    timings = dict(inner.qc.get("timings_s", {}))
+    timings["resample"] = round(resample_s, 3)
+    timings["total"] = round(time.perf_counter() - t0, 3)
+    out["timings_s"] = timings
+    branches = inner.branches
+    if branches is not None:
+        branches = replace(branches, scale=np.asarray(scale, np.int64),
+                           origin=np.array([b.start for b in box], np.int64))
+    return PortalHepaticSplit(labels, skeleton_labels, out, branches, seed_map)
+
+
+def _repeat(m: np.ndarray, scale) -> np.ndarray:
+    for ax, k in enumerate(scale):
+        m = np.repeat(m, int(k), axis=ax)
+    return m
+
+
+def _upsample_mask(v: np.ndarray, scale) -> np.ndarray:
+    """The mask on a grid `scale` times finer: linear interpolation kept where >= 0.5 (smooth walls;
+    two vessels touching only at a voxel corner or edge come apart), then the input's connectivity
+    restored where interpolation broke it: a vessel voxel keeps at least its block centre, and two
+    touching input voxels whose blocks ended up in different components are joined by a line
+    between their block centres. Only links the input has no other path for are restored."""
+    scale = np.asarray(scale, np.int64)
+    out = ndimage.zoom(v.astype(np.float32), scale, order=1, grid_mode=True, mode="nearest") >= 0.5
+    idx = np.argwhere(v)
+    centre = idx * scale + scale // 2
+    lost = ~_block_majority(out.astype(np.uint8), scale).astype(bool)[tuple(idx.T)]
+    out[tuple(centre[lost].T)] = True
+    comp = cc3d.connected_components(out, connectivity=26)
+    # component of each input voxel's block: the one at its centre, else any in the block
+    shape = tuple(n // k for n, k in zip(out.shape, scale))
+    block_comp = comp.reshape(shape[0], scale[0], shape[1], scale[1], shape[2], scale[2]).max(axis=(1, 3, 5))
+    parent = np.arange(int(comp.max()) + 1)
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    steps = np.linspace(0.0, 1.0, 2 * int(scale.max()) + 1)
+    for off in _HALF_NEIGHBOURHOOD:
+        nb = idx + off
+        ok = np.all((nb >= 0) & (nb < v.shape), axis=1)
+        ok[ok] = v[tuple(nb[ok].T)]
+        ok[ok] = block_comp[tuple(idx[ok].T)] != block_comp[tuple(nb[ok].T)]  # joined before any repair
+        for i in np.flatnonzero(ok):
+            ca, cb = find(block_comp[tuple(idx[i])]), find(block_comp[tuple(nb[i])])
+            if ca == cb:
+                continue
+            line = np.rint(centre[i][None] + steps[:, None] * (np.asarray(off) * scale)[None]).astype(np.int64)
+            out[tuple(line.T)] = True
+            parent[ca] = cb
+    return out
+
+
+_HALF_NEIGHBOURHOOD = [(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)
+                       if (i, j, k) > (0, 0, 0)]
+
+
+def _block_majority(m: np.ndarray, scale) -> np.ndarray:
+    """Per input voxel: the most frequent non-zero label among its sub-voxels (0 if none)."""
+    shape = tuple(n // k for n, k in zip(m.shape, scale))
+    blocks = m.reshape(shape[0], scale[0], shape[1], scale[1], shape[2], scale[2])
+    counts = [(blocks == lab).sum(axis=(1, 3, 5)) for lab in (PORTAL, HEPATIC)]
+    return np.where(counts[0] + counts[1] == 0, 0, np.where(counts[0] >= counts[1], PORTAL, HEPATIC)).astype(np.uint8)
+
+
+def _downsample_labels(lab_w: np.ndarray, scale, v: np.ndarray, spacing) -> np.ndarray:
+    """Input-grid labels: block majority; vessel voxels whose block lost every labelled sub-voxel
+    take the nearest labelled voxel's label."""
+    lab = _block_majority(lab_w, scale) * v
+    missing = v & (lab == 0)
+    if missing.any() and lab.any():
+        _, ind = ndimage.distance_transform_edt(lab == 0, sampling=spacing, return_indices=True)
+        lab[missing] = lab[tuple(ind)][missing]
+    return lab
 
 
 # --------------------------------------------------------------------------------------------------
@@ -263,7 +418,29 @@ def _find_seeds(vessels, portal_vein, ivc, spacing, p: SplitParams, superior, pv
         if height is not None:
             drop = idx[height < height.max() - p.dome_window_mm]
             hepatic[tuple(drop.T)] = False
-    return {PORTAL: portal, HEPATIC: hepatic}
+    return {PORTAL: _thick_contacts(portal, vessels, spacing, p),
+            HEPATIC: _thick_contacts(hepatic, vessels, spacing, p)}
+
+
+def _thick_contacts(contact: np.ndarray, vessels: np.ndarray, spacing, p: SplitParams) -> np.ndarray:
+    """Keep the contact patches made by the thickest vessels. The portal tree continues the portal
+    vein and the hepatic veins drain into the IVC through their largest vessels; thin vessels of
+    the other tree merely brushing a support structure are not roots. A patch's thickness is the
+    largest vessel radius within seed_reach_mm of it (the support label may cover the root's
+    first millimetres)."""
+    patches, n = cc3d.connected_components(contact, connectivity=26, return_N=True)
+    if n <= 1:
+        return contact
+    # Only vessels near the contacts matter (their radius: room for a thick vessel beyond the reach).
+    box = ndimage.find_objects((patches > 0).astype(np.uint8))[0]
+    pad = [int(np.ceil((p.seed_reach_mm + 10.0) / s)) + 1 for s in spacing]
+    box = tuple(slice(max(b.start - q, 0), min(b.stop + q, m)) for b, q, m in zip(box, pad, vessels.shape))
+    radius = ndimage.distance_transform_edt(vessels[box], sampling=spacing)
+    dist, nearest = ndimage.distance_transform_edt(patches[box] == 0, sampling=spacing, return_indices=True)
+    owner = np.where(vessels[box] & (dist <= p.seed_reach_mm), patches[box][tuple(nearest)], 0)
+    thick = ndimage.maximum(radius, owner, index=np.arange(1, n + 1))
+    keep = np.r_[False, np.asarray(thick) >= p.seed_radius_ratio * np.max(thick)]
+    return keep[patches]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -295,6 +472,8 @@ def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings)
     timings["fill_cavities"] = time.perf_counter() - t
     t = time.perf_counter()
     graph = build_vessel_graph(v, spacing, ct, spur_ratio=p.spur_ratio)
+    if ct is not None and p.axis_sigma_mm > 0:
+        attach_image_axes(graph, ct, p.axis_sigma_mm)
     timings["skeleton_graph"] = time.perf_counter() - t
     nb = len(graph.branches)
     lab = np.zeros(v.shape, np.uint8)
@@ -302,28 +481,20 @@ def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings)
     if nb == 0:
         return lab, skel_lab, {"branches": 0, "confidence": 0.0, "low_confidence_branches": 0,
                                "least_confident_branches": [], "unreached_mask": v_in.copy(),
-                               "graph": (graph, np.zeros(0, np.uint8), np.zeros(0))}
+                               "graph": (graph, np.zeros(0, np.uint8), np.zeros(0), np.zeros(0, np.int64))}
     t = time.perf_counter()
     nearest = _nearest_branch(graph, v, comps)
-    seed_count = np.zeros((nb, 3), np.int64)
-    for l in (PORTAL, HEPATIC):
-        seed_count[:, l] = np.bincount(nearest[seeds[l]], minlength=nb)
-    # The portal tree continues the portal vein and the hepatic veins drain into the IVC through
-    # their thickest vessels: thin vessels merely brushing a support structure are not roots.
-    radius = np.array([b.mean_radius_mm for b in graph.branches])
-    for l in (PORTAL, HEPATIC):
-        has = seed_count[:, l] > 0
-        if has.any():
-            seed_count[has & (radius < p.seed_radius_ratio * radius[has].max()), l] = 0
-    for l in (PORTAL, HEPATIC):  # report the seeds actually used
-        seeds[l] &= seed_count[nearest, l] > 0
+    # Each contact patch roots the thickest branches whose centerline passes within seed_reach_mm of
+    # it: the root is often a short, fat piece (or a junction blob), and its contact voxels may lie
+    # nearer to the centerline of a thin vessel touching it.
+    seed_count = _seed_branches(graph, seeds, comps, p)
     seed_label = np.where(seed_count[:, PORTAL] + seed_count[:, HEPATIC] == 0, 0,
                           np.where(seed_count[:, PORTAL] >= seed_count[:, HEPATIC], PORTAL, HEPATIC))
     intensity = _intensity_model(graph, v, ct) if ct is not None else None
     edges = _junction_affinities(graph, p, intensity)
     timings["junctions"] = time.perf_counter() - t
     t = time.perf_counter()
-    branch_label, refused = _seeded_spanning_forest(nb, edges, seed_label, graph)
+    branch_label, refused, parent = _grow_trees(nb, edges, seed_label, graph, p)
     conf = _branch_confidence(nb, edges, seed_label, branch_label)
     timings["labelling"] = time.perf_counter() - t
 
@@ -339,9 +510,70 @@ def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings)
     info["portal_tree"] = summarize_tree(graph, np.flatnonzero(branch_label == PORTAL))
     info["hepatic_tree"] = summarize_tree(graph, np.flatnonzero(branch_label == HEPATIC))
     info["unreached_mask"] = v_in & (lab == 0)
-    info["graph"] = (graph, branch_label, conf)  # popped by the caller: not part of the QC
+    info["graph"] = (graph, branch_label, conf, parent)  # popped by the caller: not part of the QC
 
     return lab, skel_lab, info
+
+
+def _seed_branches(graph: VesselGraph, seeds: dict, comps: np.ndarray, p: SplitParams) -> np.ndarray:
+    """(n_branches, 3) seed strength per label (column 1 portal, 2 hepatic; 0 = not a seed).
+
+    Candidates are the thick branches near a contact, grouped by contact patch and vessel
+    component: the hepatic veins usually meet the IVC in one contact patch, but the IVC label may
+    separate them, and each needs its root."""
+    nb = len(graph.branches)
+    out = np.zeros((nb, 3), np.int64)
+    dist = {}
+    for l in (PORTAL, HEPATIC):
+        if seeds[l].any():
+            d, ind = ndimage.distance_transform_edt(~seeds[l], sampling=graph.spacing, return_indices=True)
+            patches = cc3d.connected_components(seeds[l], connectivity=26)
+            dist[l] = (d, patches[tuple(ind)])
+    if not dist:
+        return out
+    radius = np.array([b.mean_radius_mm for b in graph.branches])
+    comp_of = np.array([comps[tuple(b.voxels[0])] for b in graph.branches], np.int64)
+    for l, (d, patch_of) in dist.items():
+        near = np.full(nb, np.inf)
+        patch = np.zeros(nb, np.int64)
+        for b in graph.branches:
+            dv = d[tuple(b.voxels.T)]
+            k = int(np.argmin(dv))
+            near[b.index], patch[b.index] = dv[k], patch_of[tuple(b.voxels[k])]
+        # A root's centerline may start about a radius away from the contact (thinning stops short
+        # of a blob end), or a little farther in when the support label covers its first
+        # millimetres and only a rim of partial-volume voxels touches it.
+        cand = near <= p.seed_distance_mm + p.seed_reach_mm + np.array([b.max_radius_mm for b in graph.branches])
+        if l == HEPATIC:
+            # The hepatic veins converge on the IVC, often in one junction blob of the mask: every
+            # thick vessel leaving a junction at the contact is a root. (The portal vein enters as
+            # one trunk; a thick hepatic vein touching it there must not become a portal root.)
+            for n in graph.nodes:
+                if n.kind != "junction":
+                    continue
+                dn = d[tuple(n.voxels.T)]
+                if dn.min() <= p.seed_distance_mm + graph.node_radius_mm(n.index):
+                    k = int(np.argmin(dn))
+                    for bi in set(n.branches):
+                        if near[bi] > dn[k]:
+                            near[bi], patch[bi] = dn[k], patch_of[tuple(n.voxels[k])]
+                        cand[bi] = True
+        group = patch * (int(comps.max()) + 1) + comp_of
+        for c in np.unique(group[cand]):
+            members = np.flatnonzero(cand & (group == c))
+            # Portal: the trunk's continuation only (a thick hepatic vein may touch it at the hilum).
+            # Hepatic: every vein reaching the contact; several converge on the IVC, and the
+            # thickness filter of the contact patches already drops vessels brushing it lower down.
+            ratio = p.root_radius_ratio if l == PORTAL else 0.0
+            keep = members[radius[members] >= ratio * radius[members].max()]
+            out[keep, l] = 1 + np.round(100 * np.maximum(0.0, 20.0 - near[keep])).astype(np.int64)
+    both = (out[:, PORTAL] > 0) & (out[:, HEPATIC] > 0)
+    if both.any():  # the nearer contact wins
+        dp = np.array([dist[PORTAL][0][tuple(graph.branches[i].voxels.T)].min() for i in np.flatnonzero(both)])
+        dh = np.array([dist[HEPATIC][0][tuple(graph.branches[i].voxels.T)].min() for i in np.flatnonzero(both)])
+        out[np.flatnonzero(both)[dp <= dh], HEPATIC] = 0
+        out[np.flatnonzero(both)[dp > dh], PORTAL] = 0
+    return out
 
 
 def _nearest_branch(graph: VesselGraph, v, comps) -> np.ndarray:
@@ -366,11 +598,13 @@ def _junction_affinities(graph: VesselGraph, p: SplitParams, intensity: tuple | 
     """(affinity, branch_a, branch_b, probability) for branches meeting at junction regions.
 
     intensity: (noise_hu, contrast_hu) of the scan, or None to ignore the CT."""
-    regions = _junction_regions(graph, p)
+    regions = _junction_regions(graph)
     voxel_mm = float(np.mean(graph.spacing))
     edges = []
     for nodes, internal in regions:
-        ends = []  # (branch, direction into it, radius mm, centerline HU, centerline voxels)
+        # (branch, axis direction into it, radius mm, centerline HU, centerline voxels, a point on
+        # the axis in mm, axis length back through the junction in mm)
+        ends = []
         for n in nodes:
             for b in set(graph.nodes[n].branches):
                 if b in internal:
@@ -378,8 +612,8 @@ def _junction_affinities(graph: VesselGraph, p: SplitParams, intensity: tuple | 
                 br = graph.branches[b]
                 for e in (0, 1):
                     if br.nodes[e] == n:
-                        u, r = graph.end_geometry(b, e, p.direction_reach_mm)
-                        ends.append((b, u, max(r, 1e-3), br.mean_hu, len(br.voxels)))
+                        u, r, c, back = graph.end_axis(b, e, p.direction_reach_mm)
+                        ends.append((b, u, max(r, 1e-3), br.mean_hu, len(br.voxels), c, back))
         if len(ends) >= 2:
             for a, b, w, q in _region_pair_affinities(ends, p, voxel_mm, intensity):
                 edges.append((w, a, b, q))
@@ -411,8 +645,9 @@ def _intensity_model(graph: VesselGraph, v, ct) -> tuple[float, float] | None:
     return max(noise, 1.0), max(contrast, 1.0)
 
 
-def _junction_regions(graph: VesselGraph, p: SplitParams) -> list[tuple[list[int], set[int]]]:
-    """Groups of junction nodes joined by branches shorter than the local vessel radius."""
+def _junction_regions(graph: VesselGraph) -> list[tuple[list[int], set[int]]]:
+    """Groups of junction nodes whose spheres (node radius) overlap along the branch joining them,
+    with the branches inside each group."""
     junctions = [n.index for n in graph.nodes if n.kind == "junction"]
     parent = {n: n for n in junctions}
 
@@ -428,7 +663,7 @@ def _junction_regions(graph: VesselGraph, p: SplitParams) -> list[tuple[list[int
         if a < 0 or c < 0 or a == c or graph.nodes[a].kind != "junction" or graph.nodes[c].kind != "junction":
             continue
         ra, rc = graph.node_radius_mm(a), graph.node_radius_mm(c)
-        if b.length_mm - ra - rc <= p.junction_merge_ratio * min(ra, rc):
+        if b.length_mm <= ra + rc:
             parent[find(a)] = find(c)
             internal.add(b.index)
     groups: dict[int, list[int]] = {}
@@ -442,7 +677,7 @@ def _junction_regions(graph: VesselGraph, p: SplitParams) -> list[tuple[list[int
     return out
 
 
-def _group_cost(group, ends, p: SplitParams, voxel_mm: float, intensity=None) -> float:
+def _group_cost(group, ends, p: SplitParams, voxel_mm: float, intensity=None, offsets=None) -> float:
     """Cost of explaining these branch ends as one vessel at a junction (lower: more plausible)."""
     if len(group) == 1:
         return p.end_penalty
@@ -464,6 +699,11 @@ def _group_cost(group, ends, p: SplitParams, voxel_mm: float, intensity=None) ->
             else:
                 angle = float(np.degrees(np.arccos(np.clip(flow @ uc, -1.0, 1.0))))
             cost += (angle / p.angle_scale_deg) ** 2
+            if offsets is not None and p.axis_offset_weight > 0:
+                # One vessel: the child's axis starts on the parent's. Two touching vessels: their
+                # axes stay about r1 + r2 apart.
+                scale = np.hypot(0.35 * (rp + rc), 0.5 * voxel_mm)
+                cost += p.axis_offset_weight * (offsets[parent, child] / scale) ** 2
             sigma = np.hypot(p.radius_log_sigma, 0.5 * voxel_mm / min(rc, rp))
             cost += (max(0.0, np.log(rc / rp)) / sigma) ** 2  # a child is not thicker than its parent
             cube += rc ** 3
@@ -474,6 +714,19 @@ def _group_cost(group, ends, p: SplitParams, voxel_mm: float, intensity=None) ->
         cost += (np.log(cube ** (1 / 3) / rp) / sigma) ** 2
         best = min(best, cost)
     return float(best)
+
+
+def _axis_offsets(ends) -> np.ndarray:
+    """(k, k) closest approach (mm) between the ends' axis segments, each running from its point
+    back through the junction."""
+    k = len(ends)
+    t = np.linspace(0.0, 1.0, 12)[:, None]
+    samples = [e[5][None] - t * e[6] * e[1][None] for e in ends]
+    out = np.zeros((k, k))
+    for i, j in itertools.combinations(range(k), 2):
+        d = np.linalg.norm(samples[i][:, None] - samples[j][None], axis=2).min()
+        out[i, j] = out[j, i] = d
+    return out
 
 
 def _intensity_cost(members, voxel_mm: float, noise_hu: float, contrast_hu: float) -> float:
@@ -511,10 +764,11 @@ def _region_pair_affinities(ends, p: SplitParams, voxel_mm: float, intensity=Non
     together and apart, as the only hypotheses (graded on both sides; used for confidence)."""
     k = len(ends)
     cache: dict[tuple, float] = {}
+    offsets = _axis_offsets(ends) if len(ends[0]) > 5 else None
 
     def cost(group):
         if group not in cache:
-            cache[group] = _group_cost(group, ends, p, voxel_mm, intensity)
+            cache[group] = _group_cost(group, ends, p, voxel_mm, intensity, offsets)
         return cache[group]
 
     together = np.full((k, k), np.inf)
@@ -565,32 +819,63 @@ def _region_pair_affinities(ends, p: SplitParams, voxel_mm: float, intensity=Non
         yield a, b, float(max(w, 1e-6)), float(min(max(q, 1e-6), 1 - 1e-6))
 
 
-def _seeded_spanning_forest(nb, edges, seed_label, graph) -> tuple[np.ndarray, int]:
-    """Kruskal from the strongest affinity down, never joining trees of different labels."""
-    parent = np.arange(nb)
-    label = seed_label.astype(np.int64).copy()
+def _branch_core_radius(graph: VesselGraph) -> np.ndarray:
+    """Median radius of each branch away from its junction bulges (mm)."""
+    sp = np.asarray(graph.spacing)
+    out = np.zeros(len(graph.branches))
+    for b in graph.branches:
+        keep = np.ones(len(b.voxels), bool)
+        for n in b.nodes:
+            if n >= 0 and graph.nodes[n].kind == "junction":
+                d = np.linalg.norm((b.voxels - graph.nodes[n].centre) * sp, axis=1)
+                keep &= d > graph.node_radius_mm(n)
+        out[b.index] = float(np.median(b.radii_mm[keep] if keep.any() else b.radii_mm))
+    return out
 
-    def find(x):
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
 
-    # Ties go to the thicker connection (main vessels first).
-    order = sorted(edges, key=lambda e: (-e[0], -min(graph.branches[e[1]].mean_radius_mm,
-                                                     graph.branches[e[2]].mean_radius_mm)))
+def _grow_trees(nb, edges, seed_label, graph, p: SplitParams) -> tuple[np.ndarray, int, np.ndarray]:
+    """Both trees grow from their seeds at once, each branch going to the tree that reaches it by the
+    most plausible path (least summed -ln(affinity), Dijkstra; one weak link in a tree's own path
+    does not hand a whole subtree to the other tree). Growing into a vessel thicker than the
+    thinnest one on the path from the root costs extra: radii shrink away from the root, so a tree
+    that crossed a contact into the other tree cannot cheaply climb that tree's trunk.
+    Returns the branch labels, the number of links refused between the trees, and the branch each
+    branch was reached from (-1: a seed or unreached)."""
+    radius = _branch_core_radius(graph)
+    voxel_mm = float(np.mean(graph.spacing))
+    adj = [[] for _ in range(nb)]
+    for w, a, b, _ in edges:
+        adj[a].append((b, w))
+        adj[b].append((a, w))
+    label = seed_label.astype(np.uint8).copy()
+    path_r = np.where(seed_label > 0, radius, np.inf)
+    parent = np.full(nb, -1, np.int64)
+    cost = np.zeros(nb)
+    heap = []
+
+    def push(a):
+        for b, w in adj[a]:
+            if label[b] == 0:
+                sigma = np.hypot(p.radius_log_sigma, 0.5 * voxel_mm / path_r[a])
+                climb = max(0.0, np.log(radius[b] / path_r[a])) / sigma
+                cost_b = cost[a] - np.log(max(w, 1e-12)) + p.upstream_weight * climb ** 2
+                heapq.heappush(heap, (cost_b, -radius[b], a, b))
+
+    for a in np.flatnonzero(seed_label > 0):
+        push(a)
     refused = 0
-    for w, a, b, _ in order:
-        ra, rb = find(a), find(b)
-        if ra == rb:
+    while heap:
+        key, _, a, b = heapq.heappop(heap)
+        if label[b]:
+            if label[b] != label[a]:
+                refused += 1
             continue
-        la, lb = label[ra], label[rb]
-        if la and lb and la != lb:
-            refused += 1
-            continue
-        parent[ra] = rb
-        label[rb] = lb or la
-    return np.array([label[find(i)] for i in range(nb)], np.uint8), refused
+        label[b] = label[a]
+        cost[b] = key
+        parent[b] = a
+        path_r[b] = min(path_r[a], radius[b])
+        push(b)
+    return label, refused, parent
 
 
 def _path_costs(nb, adj, sources) -> np.ndarray:
@@ -660,12 +945,6 @@ def _split_geodesic(v, spacing, seeds, p: SplitParams, timings) -> tuple[np.ndar
     t = time.perf_counter()
     lab = np.zeros(v.shape, np.uint8)
     radius_map = ndimage.distance_transform_edt(v, sampling=spacing)
-    for l in (PORTAL, HEPATIC):  # thin vessels merely brushing a support structure are not roots
-        patches, n = cc3d.connected_components(seeds[l], connectivity=26, return_N=True)
-        if n:
-            thick = ndimage.maximum(radius_map, patches, index=np.arange(1, n + 1))
-            keep = np.r_[False, np.asarray(thick) >= p.seed_radius_ratio * np.max(thick)]
-            seeds[l] = keep[patches]
     coords = np.argwhere(v)
     n = len(coords)
     index = np.full(v.shape, -1, np.int64)

@@ -6,9 +6,9 @@ import pytest
 from scipy import ndimage
 
 from conftest import dice
-from livervessels.phantom import LABELS
-from livervessels.portal_hepatic import HEPATIC, PORTAL, find_seeds, split_portal_hepatic
-from livervessels.vessel_graph import build_vessel_graph, summarize_tree
+from livervessels.phantom import LABELS, make_phantom
+from livervessels.portal_hepatic import HEPATIC, PORTAL, SplitParams, find_seeds, split_portal_hepatic
+from livervessels.vessel_graph import attach_image_axes, build_vessel_graph, summarize_tree
 
 QC_KEYS = {"portal_voxels", "hepatic_voxels", "total_vessel_voxels", "portal_fraction", "hepatic_fraction",
            "portal_seed_voxels", "hepatic_seed_voxels", "use_skeleton", "confidence", "flags",
@@ -26,15 +26,44 @@ def _vessels(ph) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def phantom_split(phantom):
-    return split_portal_hepatic(_vessels(phantom), phantom.ct, phantom.spacing, **_support(phantom))
+def touching_phantom():
+    """Vessels touch but do not pass through each other, as in a real liver."""
+    return make_phantom(seed=11, vessel_clearance_mm=0.0)
+
+
+@pytest.fixture(scope="module")
+def phantom_split(touching_phantom):
+    ph = touching_phantom
+    return split_portal_hepatic(_vessels(ph), ph.ct, ph.spacing, **_support(ph))
 
 
 def _branch_truth(split, vessel_tree) -> np.ndarray:
-    """Ground-truth label of each skeleton branch: majority of the phantom's trees over its voxels."""
-    off = split.branches.offset
-    return np.array([np.argmax(np.bincount(vessel_tree[tuple((b.voxels + off).T)], minlength=3)[1:]) + 1
-                     for b in split.branches.graph.branches])
+    """Ground-truth label of each branch of the split's own graph: the phantom's majority."""
+    return np.array([np.argmax(np.bincount(vessel_tree[tuple(split.branches.input_voxels(b.index).T)],
+                                           minlength=3)[1:]) + 1 for b in split.branches.graph.branches])
+
+
+def _majority(graph, volume) -> np.ndarray:
+    return np.array([np.argmax(np.bincount(volume[tuple(b.voxels.T)], minlength=3)[1:]) + 1 for b in graph.branches])
+
+
+def _nearest_seed_baseline(ph) -> np.ndarray:
+    support = _support(ph)
+    seeds = find_seeds(_vessels(ph), ph.spacing, portal_vein=support["portal_vein"], ivc=support["ivc"])
+    _, nearest = ndimage.distance_transform_edt(~(seeds[PORTAL] | seeds[HEPATIC]), sampling=ph.spacing,
+                                                return_indices=True)
+    return np.where(_vessels(ph), np.where(seeds[PORTAL][tuple(nearest)], PORTAL, HEPATIC), 0)
+
+
+def _accuracies(ph, labels) -> tuple[float, float, float]:
+    """(branch, branch-length, voxel) accuracy on a reference skeleton of the vessel mask."""
+    vessels = _vessels(ph)
+    reference = build_vessel_graph(vessels, ph.spacing)
+    truth = _majority(reference, ph.vessel_tree)
+    right = _majority(reference, labels) == truth
+    lengths = np.array([b.length_mm for b in reference.branches])
+    voxel = float((labels[vessels] == ph.vessel_tree[vessels]).mean())
+    return float(right.mean()), float((right * lengths).sum() / lengths.sum()), voxel
 
 
 def _tube(shape, spacing, start_mm, end_mm, radius_mm) -> np.ndarray:
@@ -97,45 +126,104 @@ def test_graph_keeps_a_centerline_for_thin_even_width_vessels():
 # ---- split on a phantom whose trees touch ------------------------------------------------------------
 
 
-def test_split_beats_nearest_seed_on_touching_trees(phantom, phantom_split):
-    vt = phantom.vessel_tree
+def test_split_beats_nearest_seed_on_touching_trees(touching_phantom, phantom_split):
+    ph = touching_phantom
+    vt = ph.vessel_tree
     touching = ndimage.binary_dilation(vt == PORTAL, np.ones((3, 3, 3), bool)) & (vt == HEPATIC)
-    assert touching.sum() > 100  # the hard case: the trees touch and cross
+    assert touching.sum() > 20  # the hard case: the trees touch
 
-    split = phantom_split
-    vessels = _vessels(phantom)
-    truth = _branch_truth(split, vt)
-    ours = split.branches.labels
-    lengths = np.array([b.length_mm for b in split.branches.graph.branches])
-
-    seeds = find_seeds(vessels, phantom.spacing, portal_vein=_support(phantom)["portal_vein"],
-                       ivc=_support(phantom)["ivc"])
-    _, nearest = ndimage.distance_transform_edt(~(seeds[PORTAL] | seeds[HEPATIC]), sampling=phantom.spacing,
-                                                return_indices=True)
-    baseline = np.where(seeds[PORTAL][tuple(nearest)], PORTAL, HEPATIC)
-    off = split.branches.offset
-    baseline_branch = np.array([np.argmax(np.bincount(baseline[tuple((b.voxels + off).T)], minlength=3)[1:]) + 1
-                                for b in split.branches.graph.branches])
-
-    accuracy = float((ours == truth).mean())
-    length_accuracy = float(((ours == truth) * lengths).sum() / lengths.sum())
-    baseline_accuracy = float((baseline_branch == truth).mean())
-    # Measured 0.72 / 0.75 here (target 0.95 not reached on this 1.5 x 1.5 x 2.5 mm grid; see
-    # bench/split_accuracy.py); nearest-seed gets ~0.3.
-    assert accuracy >= 0.65 and length_accuracy >= 0.65
-    assert accuracy >= baseline_accuracy + 0.25
-    voxel_accuracy = float((split.labels[vessels] == vt[vessels]).mean())
-    baseline_voxel = float((baseline[vessels] == vt[vessels]).mean())
-    assert voxel_accuracy >= 0.75 and voxel_accuracy > baseline_voxel + 0.2
+    branch, length, voxel = _accuracies(ph, phantom_split.labels)
+    base_branch, _, base_voxel = _accuracies(ph, _nearest_seed_baseline(ph))
+    # Measured 0.905 / 0.96 voxel here (bench/split_accuracy.py: 0.95 over held-out phantoms);
+    # nearest seed gets 0.37 / 0.56.
+    assert branch >= 0.85 and length >= 0.85 and voxel >= 0.92
+    assert branch >= base_branch + 0.4 and voxel >= base_voxel + 0.3
     for lab in (PORTAL, HEPATIC):
-        assert dice(split.labels == lab, vt == lab) > 0.6
+        assert dice(phantom_split.labels == lab, vt == lab) > 0.9
     # the thickest branches (main vessels) are the ones that matter most
-    radius = np.array([b.mean_radius_mm for b in split.branches.graph.branches])
+    truth = _branch_truth(phantom_split, vt)
+    ours = phantom_split.branches.labels
+    radius = np.array([b.mean_radius_mm for b in phantom_split.branches.graph.branches])
     main = radius >= np.percentile(radius, 90)
-    assert (ours[main] == truth[main]).mean() >= 0.7
+    assert (ours[main] == truth[main]).mean() >= 0.9
 
 
-def test_split_qc_is_complete_and_consistent(phantom, phantom_split):
+def test_split_on_vessels_that_pass_through_each_other(phantom):
+    """The default phantom lets vessels run through each other (physically impossible; where a
+    hepatic vein crosses a portal branch the truth itself cuts the branch): a stress case."""
+    split = split_portal_hepatic(_vessels(phantom), phantom.ct, phantom.spacing, **_support(phantom))
+    branch, _, voxel = _accuracies(phantom, split.labels)
+    base_branch, _, base_voxel = _accuracies(phantom, _nearest_seed_baseline(phantom))
+    assert branch >= 0.75 and voxel >= 0.85  # measured 0.85 / 0.92; nearest seed 0.32 / 0.51
+    assert branch >= base_branch + 0.4 and voxel >= base_voxel + 0.3
+
+
+def test_grown_trees_keep_their_labels_along_parent_links(phantom_split):
+    branches = phantom_split.branches
+    reached = branches.parent >= 0
+    assert reached.sum() > 0.9 * len(branches.parent)
+    assert np.all(branches.labels[reached] == branches.labels[branches.parent[reached]])
+    roots = np.flatnonzero(~reached & (branches.labels > 0))
+    assert {int(branches.labels[r]) for r in roots} == {PORTAL, HEPATIC}
+
+
+def test_coarse_voxels_are_split_on_a_finer_working_grid(touching_phantom, phantom_split):
+    ph = touching_phantom  # 1.5 x 1.5 x 2.5 mm voxels
+    qc = phantom_split.qc
+    assert qc["working_spacing_mm"] == [0.75, 0.75, 1.25]
+    assert phantom_split.labels.shape == ph.labels.shape
+    assert np.all(phantom_split.labels[_vessels(ph)] > 0) and not phantom_split.labels[~_vessels(ph)].any()
+    assert np.array_equal(phantom_split.seeds > 0, (phantom_split.seeds > 0) & _vessels(ph))
+    assert qc["portal_seed_voxels"] == int((phantom_split.seeds == PORTAL).sum())
+    vox = np.vstack([phantom_split.branches.input_voxels(b.index) for b in phantom_split.branches.graph.branches])
+    assert np.all((vox >= 0) & (vox < ph.labels.shape))
+    assert _vessels(ph)[tuple(vox.T)].mean() > 0.95  # the fine centerline runs inside the input mask
+    # the same split without subdivision: coarser centerlines, fewer right branches
+    coarse = split_portal_hepatic(_vessels(ph), ph.ct, ph.spacing, params=SplitParams(max_working_spacing_mm=10.0),
+                                  **_support(ph))
+    assert "working_spacing_mm" not in coarse.qc and np.all(coarse.labels[_vessels(ph)] > 0)
+
+
+def test_crossing_vessels_keep_their_own_labels():
+    """A hepatic vein passes over a portal branch, touching it. Straight continuation and axes that
+    stay r1 + r2 apart keep each vessel whole; nearest seed cuts both at the middle."""
+    spacing = (0.8, 0.8, 0.8)
+    shape = (100, 100, 40)
+    r_p, r_h = 2.5, 2.5
+    z = 16.0
+    portal = _tube(shape, spacing, (4, 40, z), (76, 40, z), r_p)  # along x, enters at x = 4 mm
+    hepatic = _tube(shape, spacing, (40, 4, z + r_p + r_h), (40, 76, z + r_p + r_h), r_h)  # along y, on top
+    vessels = portal | hepatic
+    ct = np.where(vessels, 200.0, 100.0) + np.random.default_rng(0).normal(0, 5, shape)
+    pv = _tube(shape, spacing, (-20, 40, z), (1.5, 40, z), 3.5)  # portal vein ending at the entry
+    ivc = _tube(shape, spacing, (40, -20, z + 5), (40, 1.5, z + 5), 3.5)
+    split = split_portal_hepatic(vessels, ct, spacing, portal_vein=pv & ~vessels, ivc=ivc & ~vessels,
+                                 liver=np.ones(shape, bool))
+    assert (split.labels[portal & ~hepatic] == PORTAL).mean() > 0.95
+    assert (split.labels[hepatic & ~portal] == HEPATIC).mean() > 0.95
+
+
+def test_image_axes_follow_an_oblique_vessel():
+    spacing = (0.7, 0.7, 1.5)
+    shape = (80, 80, 40)
+    centre = np.array(shape) * spacing / 2
+    d = np.array([1.0, 0.6, 0.8]) / np.linalg.norm([1.0, 0.6, 0.8])
+    tube = _tube(shape, spacing, centre - 22 * d, centre + 22 * d, 2.0)
+    ct = ndimage.gaussian_filter(np.where(tube, 250.0, 80.0), 0.7)
+    graph = build_vessel_graph(tube, spacing, ct)
+    attach_image_axes(graph, ct, sigma_mm=1.5)
+    axes = graph.branches[0].axes
+    weight = np.linalg.norm(axes, axis=1)
+    inner = weight > 0.5  # tubular: away from the round caps
+    assert inner.mean() > 0.6
+    cos = np.abs(axes[inner] @ d) / weight[inner]
+    assert np.median(cos) > 0.98 and cos.min() > 0.9
+    u, r, point, back = graph.end_axis(0, 0, reach_mm=9.0)
+    assert abs(u @ d) > 0.98 and 1.5 <= r <= 2.8 and back > 0
+
+
+def test_split_qc_is_complete_and_consistent(touching_phantom, phantom_split):
+    phantom = touching_phantom
     qc = phantom_split.qc
     assert QC_KEYS <= set(qc)
     total = int(_vessels(phantom).sum())
@@ -155,12 +243,14 @@ def test_split_qc_is_complete_and_consistent(phantom, phantom_split):
     # low confidence means something: those branches are wrong more often than the confident ones
     conf = phantom_split.branches.confidence
     right = phantom_split.branches.labels == _branch_truth(phantom_split, phantom.vessel_tree)
-    assert right[conf >= 0.8].mean() > right[conf < 0.5].mean()
+    low = conf <= np.quantile(conf, 0.2)
+    assert right[~low].mean() > right[low].mean() + 0.1  # measured 0.99 vs 0.77
     import json
     json.dumps(qc)  # goes into qc.json as is
 
 
-def test_labelled_skeleton_matches_the_labels(phantom, phantom_split):
+def test_labelled_skeleton_matches_the_labels(touching_phantom, phantom_split):
+    phantom = touching_phantom
     skel = phantom_split.skeleton_labels
     assert skel is not None and skel.shape == phantom_split.labels.shape
     on = skel > 0
@@ -335,9 +425,12 @@ def test_network_mask_of_the_demo_phantom_splits_sensibly():
         pytest.skip("demo model not present")
     seg = segment(Volume(ph.ct, ph.affine), "demo_liver", model_dirs=[MODELS])
     enhanced, _ = enhance_liver_vessels(seg.mask("liver_vessels"), seg.mask("liver"), ph.ct, ph.spacing)
-    split = split_portal_hepatic(enhanced > 0, ph.ct, ph.spacing, affine=ph.affine, liver=seg.mask("liver"),
+    vessels = enhanced > 0
+    split = split_portal_hepatic(vessels, ph.ct, ph.spacing, affine=ph.affine, liver=seg.mask("liver"),
                                  portal_vein=seg.mask("portal_vein_and_splenic_vein"),
                                  ivc=seg.mask("inferior_vena_cava"))
-    truth = (ph.vessel_tree == PORTAL).sum() / (ph.vessel_tree > 0).sum()
-    assert abs(split.qc["portal_fraction"] - truth) < 0.1
     assert not any(f.endswith("seed_failure") for f in split.qc["flags"])
+    assert 0.2 <= split.qc["portal_fraction"] <= 0.7  # truth 0.33 (0.016 when it collapsed)
+    scored = vessels & (ph.vessel_tree > 0)  # the mask's true vessel voxels
+    # measured 0.83 here (the demo model's mask has Dice 0.8 against the truth)
+    assert (split.labels[scored] == ph.vessel_tree[scored]).mean() >= 0.75
