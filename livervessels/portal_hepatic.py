@@ -8,8 +8,9 @@ each voxel by its nearest seed fails there. The split works on the centerline gr
    close to the IVC are hepatic, keeping the contacts near the hepatic vein confluence (the most
    superior ones when the grid's orientation is known, else those farthest from the portal vein).
    Only contact patches made by the thickest vessels count (thin vessels brushing the portal vein
-   or the IVC are not roots). The portal contact roots the thickest branches near it (per vessel
-   component); the hepatic contact roots every branch near it (the veins converge on the IVC).
+   or the IVC are not roots). The portal contact roots the thickest branches joined to it through
+   thick lumen (per vessel component); the hepatic contact roots every branch near it (the veins
+   converge on the IVC).
 2. Junction explanation: at every junction (junctions whose spheres overlap count as one) the
    incident branches are partitioned into vessels: through pairs, bifurcations and trifurcations
    (a parent and children: children leave within ~60 degrees of the parent's flow, are not thicker
@@ -26,6 +27,9 @@ each voxel by its nearest seed fails there. The split works on the centerline gr
    thinnest one on the path from the root costs extra: radii shrink away from the root, so a tree
    that crossed a contact cannot cheaply climb the other tree's trunk.
 4. Voxels take the label of their nearest centerline voxel within their own connected component.
+
+Voxels coarser than max_working_spacing_mm are subdivided first (thin vessels are one voxel wide on
+thick slices) and the labels brought back to the input grid.
 
 Confidence of a branch: with P(a~b) = 1 / (1 + exp(E(a~b) - E(a|b))) per junction pair and a path's
 probability the product of its pairs', 1 / (1 + exp(cost_own - cost_other)) where cost = -ln of
@@ -91,7 +95,7 @@ class SplitParams:
     """Physical parameters of the split (millimetres, degrees, dimensionless costs)."""
 
     # working grid: coarser voxels are subdivided so thin vessels get a clean centerline
-    max_working_spacing_mm: float = 1.25
+    max_working_spacing_mm: float = 1.0
     # seeds
     seed_distance_mm: float = 3.0  # vessel voxels this close to the portal vein / IVC are seeds
     dome_window_mm: float = 40.0  # hepatic seeds: IVC contacts within this of the most superior one
@@ -544,6 +548,8 @@ def _seed_branches(graph: VesselGraph, seeds: dict, comps: np.ndarray, p: SplitP
         # of a blob end), or a little farther in when the support label covers its first
         # millimetres and only a rim of partial-volume voxels touches it.
         cand = near <= p.seed_distance_mm + p.seed_reach_mm + np.array([b.max_radius_mm for b in graph.branches])
+        if l == PORTAL:
+            cand &= _continuous_with_contact(graph, seeds[l], d, p)
         if l == HEPATIC:
             # The hepatic veins converge on the IVC, often in one junction blob of the mask: every
             # thick vessel leaving a junction at the contact is a root. (The portal vein enters as
@@ -574,6 +580,21 @@ def _seed_branches(graph: VesselGraph, seeds: dict, comps: np.ndarray, p: SplitP
         out[np.flatnonzero(both)[dp <= dh], HEPATIC] = 0
         out[np.flatnonzero(both)[dp > dh], PORTAL] = 0
     return out
+
+
+def _continuous_with_contact(graph: VesselGraph, contact: np.ndarray, dist: np.ndarray, p: SplitParams) -> np.ndarray:
+    """Branches joined to the contact through thick lumen: the portal root continues the portal
+    vein at full calibre, while a vessel of the other tree merely touching it near the hilum is
+    joined only through a narrow waist. (n_branches,) bool."""
+    reach = p.seed_distance_mm + p.seed_reach_mm + 10.0
+    region = dist <= reach
+    lumen = graph.radius_mm > 0
+    r_max = float(graph.radius_mm[region & lumen].max()) if (region & lumen).any() else 0.0
+    core = region & ((graph.radius_mm >= 0.5 * r_max) | (lumen & (dist <= p.seed_distance_mm)) | contact)
+    labels = cc3d.connected_components(core, connectivity=26)
+    touching = np.unique(labels[contact & core])
+    joined = np.isin(labels, touching[touching > 0])
+    return np.array([bool(joined[tuple(b.voxels.T)].any()) for b in graph.branches])
 
 
 def _nearest_branch(graph: VesselGraph, v, comps) -> np.ndarray:
