@@ -316,7 +316,8 @@ def _upsample_mask(v: np.ndarray, scale) -> np.ndarray:
     lost = ~_block_majority(out.astype(np.uint8), scale).astype(bool)[tuple(idx.T)]
     out[tuple(centre[lost].T)] = True
     comp = cc3d.connected_components(out, connectivity=26)
-    # component of each input voxel's block: the one at its centre, else any in the block
+    # component of each input voxel's block (any one; a block split between two is rare and the
+    # repair below joins it to its neighbours all the same)
     shape = tuple(n // k for n, k in zip(out.shape, scale))
     block_comp = comp.reshape(shape[0], scale[0], shape[1], scale[1], shape[2], scale[2]).max(axis=(1, 3, 5))
     parent = np.arange(int(comp.max()) + 1)
@@ -488,9 +489,9 @@ def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings)
                                "graph": (graph, np.zeros(0, np.uint8), np.zeros(0), np.zeros(0, np.int64))}
     t = time.perf_counter()
     nearest = _nearest_branch(graph, v, comps)
-    # Each contact patch roots the thickest branches whose centerline passes within seed_reach_mm of
-    # it: the root is often a short, fat piece (or a junction blob), and its contact voxels may lie
-    # nearer to the centerline of a thin vessel touching it.
+    # Roots are chosen per contact patch among the branches near it (not by each contact voxel's
+    # nearest centerline: the root is often a short, fat piece or a junction blob, and its contact
+    # voxels may lie nearer to the centerline of a thin vessel touching it).
     seed_count = _seed_branches(graph, seeds, comps, p)
     seed_label = np.where(seed_count[:, PORTAL] + seed_count[:, HEPATIC] == 0, 0,
                           np.where(seed_count[:, PORTAL] >= seed_count[:, HEPATIC], PORTAL, HEPATIC))
