@@ -374,9 +374,10 @@ def _downsample_labels(lab_w: np.ndarray, scale, v: np.ndarray, spacing) -> np.n
 def find_seeds(vessels: np.ndarray, spacing: tuple[float, float, float], *, portal_vein: np.ndarray | None = None,
                ivc: np.ndarray | None = None, affine: np.ndarray | None = None,
                params: SplitParams | None = None) -> dict[int, np.ndarray]:
-    """Candidate seed voxels {PORTAL: mask, HEPATIC: mask} on the input grid: vessel voxels within
-    seed_distance_mm of the portal vein / IVC (the nearer one), hepatic ones near the dome. The
-    split then keeps only the contacts of the thickest vessels."""
+    """Seed voxels {PORTAL: mask, HEPATIC: mask} on the input grid: vessel voxels within
+    seed_distance_mm of the portal vein / IVC (the nearer one), hepatic ones near the dome, in
+    contact patches made by thick vessels (seed_radius_ratio of the thickest). The split then
+    picks the root branches at these contacts."""
     p = params or SplitParams()
     vessels = np.asarray(vessels, bool)
     superior = _superior_height(affine) if affine is not None else None
