@@ -493,10 +493,8 @@ def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings)
     # Roots are chosen per contact patch among the branches near it (not by each contact voxel's
     # nearest centerline: the root is often a short, fat piece or a junction blob, and its contact
     # voxels may lie nearer to the centerline of a thin vessel touching it).
-    seed_count = _seed_branches(graph, seeds, comps, p)
-    seed_label = np.where(seed_count[:, PORTAL] + seed_count[:, HEPATIC] == 0, 0,
-                          np.where(seed_count[:, PORTAL] >= seed_count[:, HEPATIC], PORTAL, HEPATIC))
-    intensity = _intensity_model(graph, v, ct) if ct is not None else None
+    seed_label, seed_conflicts = _seed_branches(graph, seeds, comps, p)
+    intensity = _intensity_model(graph, v, ct) if ct is not None and p.intensity_weight > 0 else None
     edges = _junction_affinities(graph, p, intensity)
     timings["junctions"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -510,7 +508,7 @@ def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings)
     info = {"branches": nb,
             "portal_branches": int((branch_label == PORTAL).sum()),
             "hepatic_branches": int((branch_label == HEPATIC).sum()),
-            "seed_conflict_branches": int(((seed_count[:, PORTAL] > 0) & (seed_count[:, HEPATIC] > 0)).sum()),
+            "seed_conflict_branches": seed_conflicts,
             "contacts_cut": int(refused)}
     info.update(_confidence_summary(graph, branch_label, conf, p))
     info["portal_tree"] = summarize_tree(graph, np.flatnonzero(branch_label == PORTAL))
@@ -521,31 +519,30 @@ def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings)
     return lab, skel_lab, info
 
 
-def _seed_branches(graph: VesselGraph, seeds: dict, comps: np.ndarray, p: SplitParams) -> np.ndarray:
-    """(n_branches, 3) seed strength per label (column 1 portal, 2 hepatic; 0 = not a seed).
+def _seed_branches(graph: VesselGraph, seeds: dict, comps: np.ndarray, p: SplitParams) -> tuple[np.ndarray, int]:
+    """(seed label per branch: 0, PORTAL or HEPATIC; number of branches near both contacts, given
+    to the nearer one).
 
     Candidates are the thick branches near a contact, grouped by contact patch and vessel
     component: the hepatic veins usually meet the IVC in one contact patch, but the IVC label may
     separate them, and each needs its root."""
     nb = len(graph.branches)
-    out = np.zeros((nb, 3), np.int64)
-    dist = {}
-    for l in (PORTAL, HEPATIC):
-        if seeds[l].any():
-            d, ind = ndimage.distance_transform_edt(~seeds[l], sampling=graph.spacing, return_indices=True)
-            patches = cc3d.connected_components(seeds[l], connectivity=26)
-            dist[l] = (d, patches[tuple(ind)])
-    if not dist:
-        return out
+    is_seed = {l: np.zeros(nb, bool) for l in (PORTAL, HEPATIC)}
+    centerline_dist = {l: np.full(nb, np.inf) for l in (PORTAL, HEPATIC)}
     radius = np.array([b.mean_radius_mm for b in graph.branches])
     comp_of = np.array([comps[tuple(b.voxels[0])] for b in graph.branches], np.int64)
-    for l, (d, patch_of) in dist.items():
-        near = np.full(nb, np.inf)
+    for l in (PORTAL, HEPATIC):
+        if not seeds[l].any():
+            continue
+        d, ind = ndimage.distance_transform_edt(~seeds[l], sampling=graph.spacing, return_indices=True)
+        patch_of = cc3d.connected_components(seeds[l], connectivity=26)[tuple(ind)]
+        near = centerline_dist[l]
         patch = np.zeros(nb, np.int64)
         for b in graph.branches:
             dv = d[tuple(b.voxels.T)]
             k = int(np.argmin(dv))
             near[b.index], patch[b.index] = dv[k], patch_of[tuple(b.voxels[k])]
+        near = near.copy()  # centerline_dist keeps the centerline's own distance
         # A root's centerline may start about a radius away from the contact (thinning stops short
         # of a blob end), or a little farther in when the support label covers its first
         # millimetres and only a rim of partial-volume voxels touches it.
@@ -573,15 +570,11 @@ def _seed_branches(graph: VesselGraph, seeds: dict, comps: np.ndarray, p: SplitP
             # Hepatic: every vein reaching the contact; several converge on the IVC, and the
             # thickness filter of the contact patches already drops vessels brushing it lower down.
             ratio = p.root_radius_ratio if l == PORTAL else 0.0
-            keep = members[radius[members] >= ratio * radius[members].max()]
-            out[keep, l] = 1 + np.round(100 * np.maximum(0.0, 20.0 - near[keep])).astype(np.int64)
-    both = (out[:, PORTAL] > 0) & (out[:, HEPATIC] > 0)
-    if both.any():  # the nearer contact wins
-        dp = np.array([dist[PORTAL][0][tuple(graph.branches[i].voxels.T)].min() for i in np.flatnonzero(both)])
-        dh = np.array([dist[HEPATIC][0][tuple(graph.branches[i].voxels.T)].min() for i in np.flatnonzero(both)])
-        out[np.flatnonzero(both)[dp <= dh], HEPATIC] = 0
-        out[np.flatnonzero(both)[dp > dh], PORTAL] = 0
-    return out
+            is_seed[l][members[radius[members] >= ratio * radius[members].max()]] = True
+    both = is_seed[PORTAL] & is_seed[HEPATIC]
+    portal = is_seed[PORTAL] & ~(both & (centerline_dist[PORTAL] > centerline_dist[HEPATIC]))
+    hepatic = is_seed[HEPATIC] & ~portal
+    return np.where(portal, PORTAL, np.where(hepatic, HEPATIC, 0)).astype(np.uint8), int(both.sum())
 
 
 def _continuous_with_contact(graph: VesselGraph, contact: np.ndarray, dist: np.ndarray, p: SplitParams) -> np.ndarray:
@@ -722,7 +715,7 @@ def _group_cost(group, ends, p: SplitParams, voxel_mm: float, intensity=None, of
             else:
                 angle = float(np.degrees(np.arccos(np.clip(flow @ uc, -1.0, 1.0))))
             cost += (angle / p.angle_scale_deg) ** 2
-            if offsets is not None and p.axis_offset_weight > 0:
+            if offsets is not None:
                 # One vessel: the child's axis starts on the parent's. Two touching vessels: their
                 # axes stay about r1 + r2 apart.
                 scale = np.hypot(0.35 * (rp + rc), 0.5 * voxel_mm)
@@ -787,7 +780,7 @@ def _region_pair_affinities(ends, p: SplitParams, voxel_mm: float, intensity=Non
     together and apart, as the only hypotheses (graded on both sides; used for confidence)."""
     k = len(ends)
     cache: dict[tuple, float] = {}
-    offsets = _axis_offsets(ends) if len(ends[0]) > 5 else None
+    offsets = _axis_offsets(ends) if p.axis_offset_weight > 0 else None
 
     def cost(group):
         if group not in cache:

@@ -89,48 +89,21 @@ class VesselGraph:
         """Largest distance-transform value over the node's voxels (the vessel radius there)."""
         return float(self.radius_mm[tuple(self.nodes[node].voxels.T)].max())
 
-    def end_geometry(self, branch: int, end: int, reach_mm: float = 6.0) -> tuple[np.ndarray, float]:
-        """(unit direction in mm pointing from the node at `end` (0 or 1) into the branch, radius mm
-        of the branch next to that node).
-
-        The node's own bulge (within its radius) is skipped: the direction is fitted over the
-        next `reach_mm` of centerline and the radius is the median beyond the bulge.
-        """
-        b = self.branches[branch]
-        sp = np.asarray(self.spacing)
-        seq, radii = (b.voxels, b.radii_mm) if end == 0 else (b.voxels[::-1], b.radii_mm[::-1])
-        pts = seq * sp
-        node = b.nodes[end]
-        if node >= 0 and self.nodes[node].kind == "junction":
-            origin, r_node = self.node_position_mm(node), self.node_radius_mm(node)
-        else:
-            origin, r_node = pts[0], 0.0
-        d = np.linalg.norm(pts - origin, axis=1)
-        window = (d >= 0.5 * r_node) & (d <= r_node + reach_mm)
-        if not window.any():
-            window = np.ones(len(pts), bool)
-        v = pts[window].mean(axis=0) - origin
-        if np.linalg.norm(v) < 1e-9 and len(pts) > 1:  # a one-voxel branch at an endpoint
-            v = pts[-1] - pts[0]
-        n = np.linalg.norm(v)
-        beyond = d >= r_node
-        r = float(np.median(radii[beyond])) if beyond.any() else float(np.median(radii))
-        return (v / n if n > 1e-9 else np.zeros(3)), r
-
     def end_axis(self, branch: int, end: int, reach_mm: float = 6.0) -> tuple[np.ndarray, float, np.ndarray, float]:
         """(unit axis direction pointing into the branch, radius mm, a point on the axis in mm,
         distance mm from that point back through the node) at the `end` (0 or 1) of a branch.
 
-        The axis is measured over `reach_mm` of centerline beyond the node's bulge: from the image
-        axes when attach_image_axes was called (the skeleton itself bends towards a junction over
-        about a radius), else from the principal direction of the centerline voxels. Unlike the
-        chord from the node centre, a vessel passing beside the node centre keeps its own line,
-        so where two vessels only touch, their axes stay apart."""
-        u, r = self.end_geometry(branch, end, reach_mm)
+        The node's own bulge (within its radius) is skipped: the radius is the median beyond it
+        and the axis is measured over the next `reach_mm` of centerline, from the image axes when
+        attach_image_axes was called (the skeleton itself bends towards a junction over about a
+        radius), else from the principal direction of the centerline voxels. Unlike the chord from
+        the node centre (which only orients the axis), a vessel passing beside the node centre keeps
+        its own line, so where two vessels only touch, their axes stay apart."""
         b = self.branches[branch]
         sp = np.asarray(self.spacing)
-        vox = b.voxels if end == 0 else b.voxels[::-1]
-        axes = None if b.axes is None else (b.axes if end == 0 else b.axes[::-1])
+        order = slice(None, None, -1) if end else slice(None)
+        vox, radii = b.voxels[order], b.radii_mm[order]
+        axes = None if b.axes is None else b.axes[order]
         pts = vox * sp
         node = b.nodes[end]
         if node >= 0 and self.nodes[node].kind == "junction":
@@ -138,9 +111,18 @@ class VesselGraph:
         else:
             origin, r_node = pts[0], 0.0
         d = np.linalg.norm(pts - origin, axis=1)
-        sel = (d >= r_node) & (d <= r_node + reach_mm)
+        beyond = d >= r_node
+        r = float(np.median(radii[beyond])) if beyond.any() else float(np.median(radii))
+        near = (d >= 0.5 * r_node) & (d <= r_node + reach_mm)
+        # the chord from the node centre into the branch: which way the axis points
+        u = pts[near if near.any() else slice(None)].mean(axis=0) - origin
+        if np.linalg.norm(u) < 1e-9 and len(pts) > 1:  # a one-voxel branch at an endpoint
+            u = pts[-1] - pts[0]
+        n = np.linalg.norm(u)
+        u = u / n if n > 1e-9 else np.zeros(3)
+        sel = beyond & (d <= r_node + reach_mm)
         if sel.sum() < 2:
-            sel = (d >= 0.5 * r_node) & (d <= r_node + reach_mm)
+            sel = near
         if not sel.any():
             sel = np.ones(len(pts), bool)
         window = pts[sel]

@@ -430,7 +430,7 @@ def test_network_mask_of_the_demo_phantom_splits_sensibly():
                                  portal_vein=seg.mask("portal_vein_and_splenic_vein"),
                                  ivc=seg.mask("inferior_vena_cava"))
     assert not any(f.endswith("seed_failure") for f in split.qc["flags"])
-    assert 0.2 <= split.qc["portal_fraction"] <= 0.7  # truth 0.33 (0.016 when it collapsed)
+    assert 0.2 <= split.qc["portal_fraction"] <= 0.7  # measured 0.23, truth 0.33 (0.016 when it collapsed)
     scored = vessels & (ph.vessel_tree > 0)  # the mask's true vessel voxels
-    # measured 0.83 here (the demo model's mask has Dice 0.8 against the truth)
+    # measured 0.81 here (the demo model's mask has Dice 0.8 against the truth)
     assert (split.labels[scored] == ph.vessel_tree[scored]).mean() >= 0.75
