@@ -614,22 +614,10 @@ def _junction_affinities(graph: VesselGraph, p: SplitParams, intensity: tuple | 
     """(affinity, branch_a, branch_b, probability) for branches meeting at junction regions.
 
     intensity: (noise_hu, contrast_hu) of the scan, or None to ignore the CT."""
-    regions = _junction_regions(graph)
     voxel_mm = float(np.mean(graph.spacing))
     edges = []
-    for nodes, internal in regions:
-        # (branch, axis direction into it, radius mm, centerline HU, centerline voxels, a point on
-        # the axis in mm, axis length back through the junction in mm)
-        ends = []
-        for n in nodes:
-            for b in set(graph.nodes[n].branches):
-                if b in internal:
-                    continue
-                br = graph.branches[b]
-                for e in (0, 1):
-                    if br.nodes[e] == n:
-                        u, r, c, back = graph.end_axis(b, e, p.direction_reach_mm)
-                        ends.append((b, u, max(r, 1e-3), br.mean_hu, len(br.voxels), c, back))
+    for nodes, internal in _junction_regions(graph):
+        ends = _region_ends(graph, nodes, internal, p)
         if len(ends) >= 2:
             for a, b, w, q in _region_pair_affinities(ends, p, voxel_mm, intensity):
                 edges.append((w, a, b, q))
@@ -640,6 +628,23 @@ def _junction_affinities(graph: VesselGraph, p: SplitParams, intensity: tuple | 
                 best = min(ends, key=lambda e: abs(np.log(max(rs, 1e-3) / e[2])))
                 edges.append((1.0, s, best[0], 1 - 1e-6))
     return edges
+
+
+def _region_ends(graph: VesselGraph, nodes, internal, p: SplitParams) -> list[tuple]:
+    """The branch ends meeting at one junction region: (branch, axis direction into it, radius mm,
+    centerline HU, centerline voxels, a point on the axis in mm, axis length back through the
+    junction in mm)."""
+    ends = []
+    for n in nodes:
+        for b in set(graph.nodes[n].branches):
+            if b in internal:
+                continue
+            br = graph.branches[b]
+            for e in (0, 1):
+                if br.nodes[e] == n:
+                    u, r, c, back = graph.end_axis(b, e, p.direction_reach_mm)
+                    ends.append((b, u, max(r, 1e-3), br.mean_hu, len(br.voxels), c, back))
+    return ends
 
 
 def _intensity_model(graph: VesselGraph, v, ct) -> tuple[float, float] | None:
