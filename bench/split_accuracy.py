@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/split_accuracy.py [--seeds 400 ... 419] [--cases 0 1 ...]
         [--json bench/results/split_accuracy.json]
+    .venv/bin/python bench/split_accuracy.py --from-json bench/results/split_accuracy.json
 
 Phantoms: vessels that touch but do not pass through each other (make_phantom(vessel_clearance_mm=0),
 as in a real liver), and the stress case of the default phantom, whose vessels pass through each
@@ -147,20 +148,48 @@ def evaluate_case(seed: int, grid: dict, clearance: float | None, source: str) -
     return row
 
 
+METRICS = ("dice_portal", "dice_hepatic", "voxel_accuracy", "branch_accuracy", "branch_length_accuracy")
+HEADER = f"{'case':38s} {'method':18s} " + " ".join(
+    f"{m:>14s}" for m in ("Dice portal", "Dice hepatic", "voxel acc", "branch acc", "br. length acc",
+                          "worst br. acc", "br. acc SE"))
+
+
+def summarize(summary: dict) -> list[str]:
+    """Fill in the per-method means (and the worst phantom and the standard error of the mean branch
+    accuracy over phantoms) from summary["per_seed"]; return the table lines of this case."""
+    per_seed = summary["per_seed"]
+    lines = []
+    for method in METHODS:
+        branch = np.array([r[method]["branch_accuracy"] for r in per_seed])
+        summary[method] = {m: round(float(np.mean([r[method][m] for r in per_seed])), 4) for m in METRICS}
+        summary[method]["branch_accuracy_min"] = round(float(branch.min()), 4)
+        sem = float(branch.std(ddof=1) / np.sqrt(len(branch))) if len(branch) > 1 else float("nan")
+        summary[method]["branch_accuracy_sem"] = round(sem, 4)
+        lines.append(f"{summary['case']:38s} {method:18s} " + " ".join(
+            f"{summary[method][m]:14.3f}" for m in METRICS + ("branch_accuracy_min", "branch_accuracy_sem")))
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=list(range(400, 420)))
     ap.add_argument("--cases", type=int, nargs="+", default=list(range(len(CASES))),
                     help="indices into the case list (default: all)")
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "split_accuracy.json"))
+    ap.add_argument("--from-json", metavar="JSON",
+                    help="print the table of an earlier run from its JSON (per-phantom rows) instead of running")
     args = ap.parse_args()
+    lines = [HEADER, "-" * len(HEADER)]
+    if args.from_json:
+        results = json.loads(Path(args.from_json).read_text())
+        for summary in results["rows"]:
+            lines += summarize(summary) + [""]
+        seeds = results["seeds"]
+        print(f"mean over seeds {seeds[0]}..{seeds[-1]} ({len(seeds)} phantoms), from {args.from_json}; "
+              "target branch acc >= 0.95")
+        print("\n".join(lines))
+        return
     results = {"seeds": args.seeds, "rows": []}
-    metrics = ("dice_portal", "dice_hepatic", "voxel_accuracy", "branch_accuracy", "branch_length_accuracy")
-    shown = metrics + ("branch_accuracy_min",)
-    header = f"{'case':38s} {'method':18s} " + " ".join(f"{m:>14s}" for m in
-                                                        ("Dice portal", "Dice hepatic", "voxel acc", "branch acc",
-                                                         "br. length acc", "worst br. acc"))
-    lines = [header, "-" * len(header)]
     for name, grid_name, clearance, source in [CASES[i] for i in args.cases]:
         if source == "demo_model" and not any(MODELS.glob("Dataset*")):
             print(f"{name}: skipped (no demo model in {MODELS})")
@@ -171,14 +200,10 @@ def main() -> None:
                    "per_seed": per_seed,
                    "mean_touching_voxels": float(np.mean([r["touching_voxels"] for r in per_seed])),
                    "mean_split_seconds": float(np.mean([r["split_seconds"] for r in per_seed]))}
-        for method in METHODS:
-            summary[method] = {m: round(float(np.mean([r[method][m] for r in per_seed])), 4) for m in metrics}
-            summary[method]["branch_accuracy_min"] = round(float(min(r[method]["branch_accuracy"]
-                                                                     for r in per_seed)), 4)
-            lines.append(f"{name:38s} {method:18s} " + " ".join(f"{summary[method][m]:14.3f}" for m in shown))
+        case_lines = summarize(summary)
+        lines += case_lines + [""]
         results["rows"].append(summary)
-        lines.append("")
-        print("\n".join(lines[-len(METHODS) - 1:]), flush=True)
+        print("\n".join(case_lines) + "\n", flush=True)
     print(f"\nmean over seeds {args.seeds[0]}..{args.seeds[-1]} ({len(args.seeds)} phantoms); "
           "target branch acc >= 0.95")
     print("\n".join(lines))
