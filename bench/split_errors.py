@@ -30,20 +30,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from livervessels.phantom import LABELS, make_phantom  # noqa: E402
+from livervessels.phantom import LABELS, centerline_distances, make_phantom  # noqa: E402
 from livervessels.portal_hepatic import (SplitParams, _axis_offsets, _group_cost, _junction_regions,  # noqa: E402
                                          _partitions, _region_ends, split_portal_hepatic)
 
 
 def nearest_segment(ph, points_mm: np.ndarray) -> int:
     """The phantom segment whose tube surface is nearest to most of these points."""
-    a = np.array([s.start_mm for s in ph.segments])
-    b = np.array([s.end_mm for s in ph.segments])
     r = np.array([s.radius_mm for s in ph.segments])
-    v = b - a
-    t = np.clip(((points_mm[:, None] - a[None]) * v[None]).sum(2) / (v * v).sum(1)[None], 0, 1)
-    d = np.linalg.norm(points_mm[:, None] - (a[None] + t[..., None] * v[None]), axis=2) - r[None]
-    return int(np.bincount(np.argmin(d, axis=1), minlength=len(a)).argmax())
+    d = centerline_distances(points_mm, ph.segments) - r[None]
+    return int(np.bincount(np.argmin(d, axis=1), minlength=len(r)).argmax())
 
 
 def true_grouping(segments: list[int], phantom_segments) -> list[tuple[int, ...]]:

@@ -192,6 +192,17 @@ def _random_perp(rng: np.random.Generator, d: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------
 
 
+def centerline_distances(points_mm: np.ndarray, segments: list[VesselSegment]) -> np.ndarray:
+    """(n_points, n_segments) distance (mm) from each point to each segment's centerline."""
+    a = np.array([s.start_mm for s in segments])
+    b = np.array([s.end_mm for s in segments])
+    v = b - a
+    l2 = np.maximum((v * v).sum(1), 1e-12)
+    rel = points_mm[:, None, :] - a[None]
+    t = np.clip((rel * v[None]).sum(2) / l2[None], 0.0, 1.0)
+    return np.linalg.norm(rel - t[..., None] * v[None], axis=2)
+
+
 class _TreeGrower:
     """Recursive bifurcating tree growth, clipped to the liver.
 
@@ -235,14 +246,8 @@ class _TreeGrower:
         other += [s for s in self.obstacles if not (s.tree == tree and parent == -1)]
         if not other:
             return np.ones(len(pts), bool)
-        a = np.array([s.start_mm for s in other])
-        b = np.array([s.end_mm for s in other])
         r = np.array([s.radius_mm for s in other])
-        v = b - a
-        l2 = np.maximum((v * v).sum(1), 1e-12)
-        rel = pts[:, None, :] - a[None]
-        t = np.clip((rel * v[None]).sum(2) / l2[None], 0.0, 1.0)
-        d = np.linalg.norm(rel - t[..., None] * v[None], axis=2)
+        d = centerline_distances(pts, other)
         return np.all(d >= r[None] + radius + self.clearance_mm, axis=1)
 
     def _clip(self, start, direction, length, radius, tree, parent=-1):
