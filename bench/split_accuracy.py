@@ -1,7 +1,7 @@
 """Accuracy of the portal / hepatic vein split on phantoms whose trees touch, against nearest-seed.
 
     .venv/bin/python bench/split_accuracy.py [--seeds 400 ... 419] [--cases 0 1 ...]
-        [--json bench/results/split_accuracy.json]
+        [--param radial_weight=0 ...] [--json bench/results/split_accuracy.json]
     .venv/bin/python bench/split_accuracy.py --from-json bench/results/split_accuracy.json
 
 Phantoms: vessels that touch but do not pass through each other (make_phantom(vessel_clearance_mm=0),
@@ -20,9 +20,11 @@ same seeds). Metrics, over the mask's voxels that are truly vessel (a false-posi
 right label): Dice per class, voxel accuracy, and branch accuracy: the share of skeleton branches
 (and of their length) with the right label, on one reference skeleton of the mask for every method
 (a branch's label is the majority of the method's labels on it, its truth the phantom's majority).
-Seeds 200-209 tuned the split, 300-319 validated its last choices, 0-15 trained the demo model;
-the default 400-419 were not looked at before the reported run. Prints the mean over seeds and
-writes JSON.
+Seeds 200-209 tuned the split, 300-319 validated its choices, 10-99 validated the last one (the cost
+of turning back towards a tree's root), 0-15 trained the demo model; the default 400-419 and
+500-519 were not looked at before the reported runs. --param NAME=VALUE overrides a
+SplitParams field (to measure what one part of the split contributes). Prints the mean over seeds
+and writes JSON.
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 from livervessels.enhancement import enhance_liver_vessels  # noqa: E402
 from livervessels.phantom import LABELS, make_phantom  # noqa: E402
 from livervessels.phantom_degrade import simulate_network_mask  # noqa: E402
-from livervessels.portal_hepatic import HEPATIC, PORTAL, find_seeds, split_portal_hepatic  # noqa: E402
+from livervessels.portal_hepatic import HEPATIC, PORTAL, SplitParams, find_seeds, split_portal_hepatic  # noqa: E402
 from livervessels.vessel_graph import build_vessel_graph, skeletonize_mask  # noqa: E402
 
 GRIDS = {
@@ -113,15 +115,17 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if s == 0 else float(2 * (a & b).sum() / s)
 
 
-def evaluate_case(seed: int, grid: dict, clearance: float | None, source: str) -> dict:
+def evaluate_case(seed: int, grid: dict, clearance: float | None, source: str,
+                  params: SplitParams | None = None) -> dict:
     ph = make_phantom(seed=seed, vessel_clearance_mm=clearance, **grid)
     vessels, support = vessel_mask(ph, source, seed)
     truth = np.where(vessels, ph.vessel_tree, 0)
     scored = truth > 0
     t0 = time.perf_counter()
-    ours = split_portal_hepatic(vessels, ph.ct, ph.spacing, affine=ph.affine, **support)
+    ours = split_portal_hepatic(vessels, ph.ct, ph.spacing, affine=ph.affine, params=params, **support)
     t_ours = time.perf_counter() - t0
-    geo = split_portal_hepatic(vessels, ph.ct, ph.spacing, use_skeleton=False, affine=ph.affine, **support)
+    geo = split_portal_hepatic(vessels, ph.ct, ph.spacing, use_skeleton=False, affine=ph.affine, params=params,
+                               **support)
     seeds = find_seeds(vessels, ph.spacing, portal_vein=support["portal_vein"], ivc=support["ivc"], affine=ph.affine)
     _, nearest = ndimage.distance_transform_edt(~(seeds[PORTAL] | seeds[HEPATIC]), sampling=ph.spacing,
                                                 return_indices=True)
@@ -175,6 +179,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=list(range(400, 420)))
     ap.add_argument("--cases", type=int, nargs="+", default=list(range(len(CASES))),
                     help="indices into the case list (default: all)")
+    ap.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a SplitParams field, e.g. radial_weight=0 (repeatable)")
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "split_accuracy.json"))
     ap.add_argument("--from-json", metavar="JSON",
                     help="print the table of an earlier run from its JSON (per-phantom rows) instead of running")
@@ -189,13 +195,21 @@ def main() -> None:
               "target branch acc >= 0.95")
         print("\n".join(lines))
         return
-    results = {"seeds": args.seeds, "rows": []}
+    overrides = {}
+    for item in args.param:
+        name, _, value = item.partition("=")
+        default = getattr(SplitParams(), name, None)
+        if default is None or not value:
+            ap.error(f"--param {item}: expected NAME=VALUE with NAME a SplitParams field")
+        overrides[name] = type(default)(value)
+    params = SplitParams(**overrides)
+    results = {"seeds": args.seeds, "params": overrides, "rows": []}
     for name, grid_name, clearance, source in [CASES[i] for i in args.cases]:
         if source == "demo_model" and not any(MODELS.glob("Dataset*")):
             print(f"{name}: skipped (no demo model in {MODELS})")
             continue
         grid = GRIDS[grid_name]
-        per_seed = [evaluate_case(seed, grid, clearance, source) for seed in args.seeds]
+        per_seed = [evaluate_case(seed, grid, clearance, source, params) for seed in args.seeds]
         summary = {"case": name, "grid": grid, "vessel_clearance_mm": clearance, "vessel_mask": source,
                    "per_seed": per_seed,
                    "mean_touching_voxels": float(np.mean([r["touching_voxels"] for r in per_seed])),

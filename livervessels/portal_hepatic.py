@@ -25,7 +25,11 @@ each voxel by its nearest seed fails there. The split works on the centerline gr
 3. Labelling: both trees grow from their seeds at once; a branch goes to the tree that reaches it
    by the most plausible path (least summed -ln affinity). Growing into a vessel thicker than the
    thinnest one on the path from the root costs extra: radii shrink away from the root, so a tree
-   that crossed a contact cannot cheaply climb the other tree's trunk.
+   that crossed a contact cannot cheaply climb the other tree's trunk. So does leaving a junction
+   back towards the tree's own root: the portal tree spreads out from the hilum and the hepatic
+   veins from the IVC, so where a thin vessel of one tree ends on the side of the other (which at
+   millimetre voxels looks just like a side branch), the tree it does not belong to would have to
+   turn back towards its own root to take it.
 4. Voxels take the label of their nearest centerline voxel within their own connected component.
 
 Voxels coarser than max_working_spacing_mm are subdivided first (thin vessels are one voxel wide on
@@ -34,8 +38,9 @@ thick slices) and the labels brought back to the input grid.
 Confidence of a branch: with P(a~b) = 1 / (1 + exp(E(a~b) - E(a|b))) per junction pair and a path's
 probability the product of its pairs', 1 / (1 + exp(cost_own - cost_other)) where cost = -ln of
 the most probable path from the branch's own seeds (within its label) or from the other label's
-seeds. Components that no seed reaches get the label of the nearest labelled vessel (else the
-nearer support structure) with confidence 0.25 and are flagged. `use_skeleton=False` labels voxels
+seeds, each step costing -ln P plus that tree's cost of turning back towards its root.
+Components that no seed reaches get the label of the nearest labelled vessel (else the nearer
+support structure) with confidence 0.25 and are flagged. `use_skeleton=False` labels voxels
 by the nearest seed along a radius-weighted geodesic inside the mask instead (cost per mm =
 1 / radius, so paths follow vessel cores and avoid the thin waists where vessels touch).
 
@@ -114,6 +119,8 @@ class SplitParams:
     axis_offset_weight: float = 1.0  # weight of the axis-offset term (vessels touch, they do not interpenetrate)
     max_enumerated_ends: int = 8  # exact partition search up to this many branches at a junction
     upstream_weight: float = 1.0  # cost of growing into a vessel thicker than the path so far
+    radial_weight: float = 3.0  # cost of leaving a junction straight back towards the tree's root
+    radial_reach_mm: float = 20.0  # near a root "away from it" is ill-defined: the cost x d / (d + this)
     # QC
     low_confidence: float = 0.6  # branches below this confidence are counted as low confidence
     seed_failure_fraction: float = 0.05  # a class with a smaller share of the vessel voxels failed
@@ -495,11 +502,12 @@ def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings)
     # voxels may lie nearer to the centerline of a thin vessel touching it).
     seed_label, seed_conflicts = _seed_branches(graph, seeds, comps, p)
     intensity = _intensity_model(graph, v, ct) if ct is not None and p.intensity_weight > 0 else None
-    edges = _junction_affinities(graph, p, intensity)
+    edges, leaving = _junction_affinities(graph, p, intensity)
+    radial = _radial_costs(leaving, _tree_roots(graph, seed_label), p)
     timings["junctions"] = time.perf_counter() - t
     t = time.perf_counter()
-    branch_label, refused, parent = _grow_trees(nb, edges, seed_label, graph, p)
-    conf = _branch_confidence(nb, edges, seed_label, branch_label)
+    branch_label, refused, parent = _grow_trees(nb, edges, seed_label, graph, p, radial)
+    conf = _branch_confidence(nb, edges, seed_label, branch_label, radial)
     timings["labelling"] = time.perf_counter() - t
 
     labelled = branch_label > 0
@@ -610,24 +618,62 @@ def _nearest_branch(graph: VesselGraph, v, comps) -> np.ndarray:
 
 
 def _junction_affinities(graph: VesselGraph, p: SplitParams, intensity: tuple | None = None
-                         ) -> list[tuple[float, int, int, float]]:
-    """(affinity, branch_a, branch_b, probability) for branches meeting at junction regions.
+                         ) -> tuple[list[tuple[float, int, int, float]], dict]:
+    """(affinity, branch_a, branch_b, probability) for branches meeting at junction regions, and
+    {(branch_a, branch_b): (unit axis leaving the junction into branch_b, junction position mm)}.
 
     intensity: (noise_hu, contrast_hu) of the scan, or None to ignore the CT."""
     voxel_mm = float(np.mean(graph.spacing))
     edges = []
+    leaving: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
     for nodes, internal in _junction_regions(graph):
         ends = _region_ends(graph, nodes, internal, p)
         if len(ends) >= 2:
             for a, b, w, q in _region_pair_affinities(ends, p, voxel_mm, intensity):
                 edges.append((w, a, b, q))
+            at = np.mean([graph.node_position_mm(n) for n in nodes], axis=0)
+            for ea, eb in itertools.permutations(ends, 2):
+                if ea[0] != eb[0]:
+                    leaving.setdefault((ea[0], eb[0]), (eb[1], at))
         # A short piece shared by a crossing goes with the external branch of the most similar radius.
         for s in internal:
             rs = graph.branches[s].mean_radius_mm
             if ends:
                 best = min(ends, key=lambda e: abs(np.log(max(rs, 1e-3) / e[2])))
                 edges.append((1.0, s, best[0], 1 - 1e-6))
-    return edges
+    return edges, leaving
+
+
+def _tree_roots(graph: VesselGraph, seed_label: np.ndarray) -> dict[int, np.ndarray]:
+    """Position (mm) of each tree's root: the centroid of its seed branches' centerlines."""
+    sp = np.asarray(graph.spacing)
+    roots = {}
+    for lab in (PORTAL, HEPATIC):
+        ids = np.flatnonzero(seed_label == lab)
+        if len(ids):
+            roots[lab] = np.vstack([graph.branches[i].voxels for i in ids]).mean(axis=0) * sp
+    return roots
+
+
+def _radial_costs(leaving: dict, roots: dict[int, np.ndarray], p: SplitParams) -> dict[tuple[int, int, int], float]:
+    """{(branch_a, branch_b, tree): cost of that tree growing from a into b}. Trees spread out from
+    their roots, so leaving a junction back towards the root costs up to radial_weight:
+    weight x d / (d + radial_reach_mm) x ((1 - cos) / 2)^2, with d the junction's distance from
+    the root and cos between the leaving axis and the direction away from the root."""
+    out = {}
+    if p.radial_weight <= 0:
+        return out
+    for (a, b), (u, at) in leaving.items():
+        for lab, root in roots.items():
+            away = at - root
+            d = float(np.linalg.norm(away))
+            if d < 1e-6 or np.linalg.norm(u) < 1e-9:
+                continue
+            cos = float(u @ away) / d
+            cost = p.radial_weight * d / (d + p.radial_reach_mm) * ((1.0 - cos) / 2.0) ** 2
+            if cost > 0:
+                out[(a, b, lab)] = cost
+    return out
 
 
 def _region_ends(graph: VesselGraph, nodes, internal, p: SplitParams) -> list[tuple]:
@@ -854,16 +900,19 @@ def _branch_core_radius(graph: VesselGraph) -> np.ndarray:
     return out
 
 
-def _grow_trees(nb, edges, seed_label, graph, p: SplitParams) -> tuple[np.ndarray, int, np.ndarray]:
+def _grow_trees(nb, edges, seed_label, graph, p: SplitParams, radial: dict | None = None
+                ) -> tuple[np.ndarray, int, np.ndarray]:
     """Both trees grow from their seeds at once, each branch going to the tree that reaches it by the
     most plausible path (least summed -ln(affinity), Dijkstra; one weak link in a tree's own path
     does not hand a whole subtree to the other tree). Growing into a vessel thicker than the
     thinnest one on the path from the root costs extra: radii shrink away from the root, so a tree
-    that crossed a contact into the other tree cannot cheaply climb that tree's trunk.
+    that crossed a contact into the other tree cannot cheaply climb that tree's trunk. So does
+    turning back towards the tree's root (`radial`, from _radial_costs).
     Returns the branch labels, the number of links refused between the trees, and the branch each
     branch was reached from (-1: a seed or unreached)."""
     radius = _branch_core_radius(graph)
     voxel_mm = float(np.mean(graph.spacing))
+    radial = radial or {}
     adj = [[] for _ in range(nb)]
     for w, a, b, _ in edges:
         adj[a].append((b, w))
@@ -880,6 +929,7 @@ def _grow_trees(nb, edges, seed_label, graph, p: SplitParams) -> tuple[np.ndarra
                 sigma = np.hypot(p.radius_log_sigma, 0.5 * voxel_mm / path_r[a])
                 climb = max(0.0, np.log(radius[b] / path_r[a])) / sigma
                 cost_b = cost[a] - np.log(max(w, 1e-12)) + p.upstream_weight * climb ** 2
+                cost_b += radial.get((a, b, int(label[a])), 0.0)
                 heapq.heappush(heap, (cost_b, -radius[b], a, b))
 
     for a in np.flatnonzero(seed_label > 0):
@@ -900,7 +950,8 @@ def _grow_trees(nb, edges, seed_label, graph, p: SplitParams) -> tuple[np.ndarra
 
 
 def _path_costs(nb, adj, sources) -> np.ndarray:
-    """Least sum of -ln(probability) over paths from `sources` (inf: unreachable)."""
+    """Least summed cost over directed paths from `sources` (inf: unreachable); adj[a] lists
+    (b, cost of stepping from a to b)."""
     cost = np.full(nb, np.inf)
     if len(sources) == 0:
         return cost
@@ -911,27 +962,37 @@ def _path_costs(nb, adj, sources) -> np.ndarray:
             cols.append(b)
             w.append(c + 1e-9)  # csgraph drops explicit zeros
     g = sparse.csr_matrix((w, (rows, cols)), shape=(nb, nb))
-    return csgraph.dijkstra(g, directed=False, indices=sources, min_only=True)
+    return csgraph.dijkstra(g, directed=True, indices=sources, min_only=True)
 
 
-def _branch_confidence(nb, edges, seed_label, branch_label) -> np.ndarray:
-    """Posterior-like confidence: a path's probability is the product of its links' probabilities;
-    the best path from the branch's own seeds (within its label) against the best from the other
-    label's seeds: 1 / (1 + exp(cost_own - cost_other))."""
-    adj_all = [[] for _ in range(nb)]
-    adj_own = [[] for _ in range(nb)]
-    for _, a, b, q in edges:
-        c = -np.log(q)
-        adj_all[a].append((b, c))
-        if branch_label[a] == branch_label[b]:
-            adj_own[a].append((b, c))
+def _branch_confidence(nb, edges, seed_label, branch_label, radial: dict | None = None) -> np.ndarray:
+    """Posterior-like confidence: a path's probability is the product of its links' probabilities
+    (and each step's exp(-cost of turning back towards that tree's root), `radial`); the best path
+    from the branch's own seeds (within its label) against the best from the other label's seeds:
+    1 / (1 + exp(cost_own - cost_other))."""
+    radial = radial or {}
+    links: dict[tuple[int, int], float] = {}
+    for _, a, b, q in edges:  # a pair met at two junctions (a loop): its more probable link
+        if a != b:
+            key = (min(a, b), max(a, b))
+            links[key] = min(links.get(key, np.inf), -np.log(q))
+
+    def adjacency(tree: int, own_only: bool) -> list:
+        adj = [[] for _ in range(nb)]
+        for (a, b), c in links.items():
+            if own_only and not (branch_label[a] == branch_label[b] == tree):
+                continue
+            adj[a].append((b, c + radial.get((a, b, tree), 0.0)))
+            adj[b].append((a, c + radial.get((b, a, tree), 0.0)))
+        return adj
+
     conf = np.full(nb, _UNREACHED_CONFIDENCE)
     for lab, other in ((PORTAL, HEPATIC), (HEPATIC, PORTAL)):
         mine = np.flatnonzero(branch_label == lab)
         if not len(mine):
             continue
-        own = _path_costs(nb, adj_own, np.flatnonzero((seed_label == lab) & (branch_label == lab)))
-        alt = _path_costs(nb, adj_all, np.flatnonzero(seed_label == other))
+        own = _path_costs(nb, adjacency(lab, True), np.flatnonzero((seed_label == lab) & (branch_label == lab)))
+        alt = _path_costs(nb, adjacency(other, False), np.flatnonzero(seed_label == other))
         with np.errstate(invalid="ignore", over="ignore"):
             conf[mine] = 1.0 / (1.0 + np.exp(np.clip(own[mine] - alt[mine], -50, 50)))
         conf[mine[np.isinf(alt[mine]) & np.isfinite(own[mine])]] = 1.0
