@@ -3,6 +3,7 @@
     .venv/bin/python bench/split_accuracy.py [--seeds 400 ... 419] [--cases 0 1 ...]
         [--param radial_weight=0 ...] [--json bench/results/split_accuracy.json]
     .venv/bin/python bench/split_accuracy.py --from-json bench/results/split_accuracy.json
+    .venv/bin/python bench/split_accuracy.py --from-json NEW.json --against OLD.json   # paired, per phantom
 
 Phantoms: vessels that touch but do not pass through each other (make_phantom(vessel_clearance_mm=0),
 as in a real liver), and the stress case of the default phantom, whose vessels pass through each
@@ -174,6 +175,22 @@ def summarize(summary: dict) -> list[str]:
     return lines
 
 
+def paired_lines(results: dict, before: dict) -> list[str]:
+    """Graph split branch accuracy of `results` against `before`, per case, on the phantoms both ran:
+    both means, the mean paired difference and how many phantoms got better or worse."""
+    old = {r["case"]: {x["seed"]: x["graph split"]["branch_accuracy"] for x in r["per_seed"]} for r in before["rows"]}
+    lines = [f"{'case':38s} {'phantoms':>8s} {'before':>8s} {'after':>8s} {'diff':>8s} {'better':>7s} {'worse':>6s}"]
+    for row in results["rows"]:
+        pairs = [(old[row["case"]][x["seed"]], x["graph split"]["branch_accuracy"]) for x in row["per_seed"]
+                 if x["seed"] in old.get(row["case"], {})]
+        if not pairs:
+            continue
+        a, b = np.array(pairs).T
+        lines.append(f"{row['case']:38s} {len(a):8d} {a.mean():8.4f} {b.mean():8.4f} {(b - a).mean():+8.4f} "
+                     f"{int((b > a).sum()):7d} {int((b < a).sum()):6d}")
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=list(range(400, 420)))
@@ -184,7 +201,10 @@ def main() -> None:
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "split_accuracy.json"))
     ap.add_argument("--from-json", metavar="JSON",
                     help="print the table of an earlier run from its JSON (per-phantom rows) instead of running")
+    ap.add_argument("--against", metavar="JSON",
+                    help="also compare the graph split's branch accuracy, phantom by phantom, with this earlier run")
     args = ap.parse_args()
+    before = json.loads(Path(args.against).read_text()) if args.against else None
     lines = [HEADER, "-" * len(HEADER)]
     if args.from_json:
         results = json.loads(Path(args.from_json).read_text())
@@ -194,6 +214,8 @@ def main() -> None:
         print(f"mean over seeds {seeds[0]}..{seeds[-1]} ({len(seeds)} phantoms), from {args.from_json}; "
               "target branch acc >= 0.95")
         print("\n".join(lines))
+        if before:
+            print(f"\nagainst {args.against}:\n" + "\n".join(paired_lines(results, before)))
         return
     overrides = {}
     for item in args.param:
@@ -224,6 +246,8 @@ def main() -> None:
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=1))
     print(f"wrote {args.json}")
+    if before:
+        print(f"\nagainst {args.against}:\n" + "\n".join(paired_lines(results, before)))
 
 
 if __name__ == "__main__":
