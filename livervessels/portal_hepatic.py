@@ -48,17 +48,20 @@ Research use only; not a medical device.
 """
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
+import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 
 import cc3d
 import numpy as np
-from scipy import ndimage, sparse
+from scipy import ndimage, sparse, spatial
 from scipy.sparse import csgraph
 
-from livervessels.vessel_graph import VesselGraph, attach_image_axes, build_vessel_graph, summarize_tree
+from livervessels.vessel_graph import (VesselGraph, attach_image_axes, bounding_box, build_vessel_graph,
+                                       distances_at, feature_indices, median, summarize_tree)
 
 PORTAL, HEPATIC = 1, 2
 _NAME = {PORTAL: "portal", HEPATIC: "hepatic"}
@@ -171,7 +174,7 @@ def split_portal_hepatic(
 
     # Everything below runs on the vessels' bounding box, padded so seeds near it are inside.
     pad = [int(np.ceil(p.seed_distance_mm / s)) + 1 for s in spacing]
-    box = ndimage.find_objects(vessels.astype(np.uint8))[0]
+    box = bounding_box(vessels)
     box = tuple(slice(max(b.start - q, 0), min(b.stop + q, n)) for b, q, n in zip(box, pad, vessels.shape))
     v = vessels[box]
     comps, n_comp = cc3d.connected_components(v, connectivity=26, return_N=True)
@@ -191,8 +194,8 @@ def split_portal_hepatic(
     pv_c = _crop(portal_vein, box)
     ivc_c = _crop(ivc, box)
     superior = _superior_height(affine) if affine is not None else None
-    pv_centroid = (np.argwhere(portal_vein).mean(axis=0) - [b.start for b in box]
-                   if portal_vein is not None and np.any(portal_vein) else None)
+    pv_centroid = (np.argwhere(portal_vein).mean(axis=0) - [b.start for b in box]  # (only used without affine)
+                   if superior is None and portal_vein is not None and np.any(portal_vein) else None)
     t = time.perf_counter()
     seeds = _find_seeds(v, pv_c, ivc_c, spacing, p, superior, pv_centroid)
     timings["seeds"] = time.perf_counter() - t
@@ -222,7 +225,7 @@ def split_portal_hepatic(
         skeleton_labels[box] = skel_c
     labels[box] = lab_c
 
-    qc.update(_counts(labels, vessels, int(seeds[PORTAL].sum()), int(seeds[HEPATIC].sum())))
+    qc.update(_counts(labels[box], vessels[box], int(seeds[PORTAL].sum()), int(seeds[HEPATIC].sum())))  # all in the box
     qc["unreached_components"] = unreached["components"]
     qc["unreached_voxels"] = unreached["voxels"]
     if unreached["components"]:
@@ -260,7 +263,7 @@ def _split_on_finer_grid(vessels, v, box, scale, ct, spacing, liver, portal_vein
     crop = (lambda m: None if m is None else _repeat(np.asarray(m, bool)[box], scale))
     ct_w = None
     if ct is not None:
-        ct_w = ndimage.zoom(np.asarray(ct)[box].astype(np.float32), scale, order=1, grid_mode=True, mode="nearest")
+        ct_w = _upsample_ct(np.asarray(ct)[box], scale)
     aff_w = None
     if affine is not None:
         aff_w = np.asarray(affine, float).copy()
@@ -281,7 +284,9 @@ def _split_on_finer_grid(vessels, v, box, scale, ct, spacing, liver, portal_vein
 
     out = dict(inner.qc)
     out.update(qc)  # method, use_skeleton, min_component_size, small components: from the input grid
-    out.update(_counts(labels, vessels, int((seed_map == PORTAL).sum()), int((seed_map == HEPATIC).sum())))
+    # every vessel, label and seed voxel lies in the box
+    out.update(_counts(labels[box], vessels[box], int((seed_map[box] == PORTAL).sum()),
+                       int((seed_map[box] == HEPATIC).sum())))
     inner_flags = [f for f in inner.qc["flags"] if not f.endswith("seed_failure") and f != "low_confidence"]
     out_flags = list(dict.fromkeys(flags + inner_flags))
     for lab in (PORTAL, HEPATIC):
@@ -310,6 +315,29 @@ def _repeat(m: np.ndarray, scale) -> np.ndarray:
     return m
 
 
+def _upsample_ct(ct: np.ndarray, scale) -> np.ndarray:
+    """ndimage.zoom(ct as float32, scale, order=1, grid_mode=True, mode="nearest"). For a 16-bit
+    integer CT and power-of-two factors every interpolated value is a short binary fraction, exact
+    in float32 (each factor 2^m adds m + 1 fraction bits), which zoom returns too: interpolating
+    axis by axis gives the same values, several times faster."""
+    scale = [int(k) for k in scale]
+    bits = 16 + sum(int(np.log2(k)) + 1 for k in scale if k > 1)
+    if (not np.issubdtype(ct.dtype, np.integer) or ct.dtype.itemsize > 2 or bits > 24
+            or any(k & (k - 1) for k in scale)):
+        return ndimage.zoom(ct.astype(np.float32), scale, order=1, grid_mode=True, mode="nearest")
+    out = ct.astype(np.float32)
+    for ax, k in enumerate(scale):
+        if k == 1:
+            continue
+        n = out.shape[ax]
+        at = (np.arange(n * k) + 0.5) / k - 0.5  # input coordinate of each output voxel
+        lo = np.floor(at).astype(np.int64)
+        w = (at - lo).astype(np.float32).reshape([-1 if a == ax else 1 for a in range(out.ndim)])
+        out = (np.take(out, np.clip(lo, 0, n - 1), axis=ax) * (1 - w)
+               + np.take(out, np.clip(lo + 1, 0, n - 1), axis=ax) * w)  # "nearest": edges repeat
+    return out
+
+
 def _upsample_mask(v: np.ndarray, scale) -> np.ndarray:
     """The mask on a grid `scale` times finer: linear interpolation kept where >= 0.5 (smooth walls;
     two vessels touching only at a voxel corner or edge come apart), then the input's connectivity
@@ -317,6 +345,11 @@ def _upsample_mask(v: np.ndarray, scale) -> np.ndarray:
     touching input voxels whose blocks ended up in different components are joined by a line
     between their block centres. Only links the input has no other path for are restored."""
     scale = np.asarray(scale, np.int64)
+    if (scale > 1).sum() == 1:
+        # One axis subdivided (thick slices): a sub-voxel's own input voxel weighs more than 0.5 in
+        # the interpolation and its neighbour less, so this is the input repeated, bit for bit,
+        # with the input's connectivity (nothing to restore).
+        return _repeat(v, scale)
     out = ndimage.zoom(v.astype(np.float32), scale, order=1, grid_mode=True, mode="nearest") >= 0.5
     idx = np.argwhere(v)
     centre = idx * scale + scale // 2
@@ -325,8 +358,9 @@ def _upsample_mask(v: np.ndarray, scale) -> np.ndarray:
     comp = cc3d.connected_components(out, connectivity=26)
     # component of each input voxel's block (any one; a block split between two is rare and the
     # repair below joins it to its neighbours all the same)
-    shape = tuple(n // k for n, k in zip(out.shape, scale))
-    block_comp = comp.reshape(shape[0], scale[0], shape[1], scale[1], shape[2], scale[2]).max(axis=(1, 3, 5))
+    block_comp = None
+    for sub in _sub_voxels(comp, scale):
+        block_comp = sub.copy() if block_comp is None else np.maximum(block_comp, sub)
     parent = np.arange(int(comp.max()) + 1)
 
     def find(x):
@@ -336,18 +370,28 @@ def _upsample_mask(v: np.ndarray, scale) -> np.ndarray:
         return x
 
     steps = np.linspace(0.0, 1.0, 2 * int(scale.max()) + 1)
+    pairs, offs = [], []
     for off in _HALF_NEIGHBOURHOOD:
         nb = idx + off
         ok = np.all((nb >= 0) & (nb < v.shape), axis=1)
         ok[ok] = v[tuple(nb[ok].T)]
         ok[ok] = block_comp[tuple(idx[ok].T)] != block_comp[tuple(nb[ok].T)]  # joined before any repair
-        for i in np.flatnonzero(ok):
-            ca, cb = find(block_comp[tuple(idx[i])]), find(block_comp[tuple(nb[i])])
-            if ca == cb:
-                continue
-            line = np.rint(centre[i][None] + steps[:, None] * (np.asarray(off) * scale)[None]).astype(np.int64)
-            out[tuple(line.T)] = True
-            parent[ca] = cb
+        pairs.append(np.flatnonzero(ok))
+        offs.append(np.full(len(pairs[-1]), len(offs)))
+    i_all, o_all = np.concatenate(pairs), np.concatenate(offs)
+    off_all = np.asarray(_HALF_NEIGHBOURHOOD, np.int64)[o_all]
+    ca_all = block_comp[tuple(idx[i_all].T)].astype(np.int64)
+    cb_all = block_comp[tuple((idx[i_all] + off_all).T)].astype(np.int64)
+    # Only the first link between two components (in this order) can join them: skip the repeats.
+    key = np.minimum(ca_all, cb_all) * (int(comp.max()) + 1) + np.maximum(ca_all, cb_all)
+    first = np.sort(np.unique(key, return_index=True)[1])
+    for t in first:
+        ca, cb = find(ca_all[t]), find(cb_all[t])
+        if ca == cb:
+            continue
+        line = np.rint(centre[i_all[t]][None] + steps[:, None] * (off_all[t] * scale)[None]).astype(np.int64)
+        out[tuple(line.T)] = True
+        parent[ca] = cb
     return out
 
 
@@ -357,10 +401,18 @@ _HALF_NEIGHBOURHOOD = [(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k i
 
 def _block_majority(m: np.ndarray, scale) -> np.ndarray:
     """Per input voxel: the most frequent non-zero label among its sub-voxels (0 if none)."""
-    shape = tuple(n // k for n, k in zip(m.shape, scale))
-    blocks = m.reshape(shape[0], scale[0], shape[1], scale[1], shape[2], scale[2])
-    counts = [(blocks == lab).sum(axis=(1, 3, 5)) for lab in (PORTAL, HEPATIC)]
+    counts = [np.zeros(tuple(n // k for n, k in zip(m.shape, scale)), np.int32) for _ in (PORTAL, HEPATIC)]
+    for sub in _sub_voxels(m, scale):
+        for c, lab in zip(counts, (PORTAL, HEPATIC)):
+            c += sub == lab
     return np.where(counts[0] + counts[1] == 0, 0, np.where(counts[0] >= counts[1], PORTAL, HEPATIC)).astype(np.uint8)
+
+
+def _sub_voxels(m: np.ndarray, scale):
+    """Views of `m` (on a grid `scale` times finer) holding one sub-voxel of every input voxel each
+    (strided views: faster than reducing a 6-axis reshape)."""
+    for a, b, c in itertools.product(*(range(int(k)) for k in scale)):
+        yield m[a::int(scale[0]), b::int(scale[1]), c::int(scale[2])]
 
 
 def _downsample_labels(lab_w: np.ndarray, scale, v: np.ndarray, spacing) -> np.ndarray:
@@ -369,8 +421,9 @@ def _downsample_labels(lab_w: np.ndarray, scale, v: np.ndarray, spacing) -> np.n
     lab = _block_majority(lab_w, scale) * v
     missing = v & (lab == 0)
     if missing.any() and lab.any():
-        _, ind = ndimage.distance_transform_edt(lab == 0, sampling=spacing, return_indices=True)
-        lab[missing] = lab[tuple(ind)][missing]
+        where = np.nonzero(missing)
+        ind = feature_indices(lab == 0, spacing)
+        lab[where] = lab[tuple(i[where] for i in ind)]
     return lab
 
 
@@ -403,21 +456,43 @@ def _superior_height(affine) -> np.ndarray:
     return np.asarray(affine, float)[2, :3]
 
 
-def _distance_to(mask, spacing) -> np.ndarray | None:
+def _distance_near(mask, spacing, reach_mm: float) -> tuple[tuple[slice, ...], np.ndarray] | None:
+    """(box, distance (mm) to the mask on that box): the mask's bounding box grown by reach_mm, which
+    holds every voxel that near and every mask voxel, so the values are the whole volume's
+    transform's, bit for bit (farther voxels are left out). None for a missing or empty mask."""
     if mask is None or not mask.any():
         return None
-    return ndimage.distance_transform_edt(~mask, sampling=spacing)
+    box = _padded_box(mask, spacing, reach_mm)
+    return box, ndimage.distance_transform_edt(~mask[box], sampling=spacing)
+
+
+def _padded_box(mask: np.ndarray, spacing, reach_mm: float) -> tuple[slice, ...]:
+    """Bounding box of a non-empty mask grown by reach_mm (and a voxel) per side, within the array:
+    every voxel outside it is farther than reach_mm from the mask."""
+    box = bounding_box(mask)
+    pad = [int(np.ceil(reach_mm / s)) + 1 for s in spacing]
+    return tuple(slice(max(b.start - q, 0), min(b.stop + q, n)) for b, q, n in zip(box, pad, mask.shape))
 
 
 def _find_seeds(vessels, portal_vein, ivc, spacing, p: SplitParams, superior, pv_centroid) -> dict:
-    d_pv = _distance_to(portal_vein, spacing)
-    d_ivc = _distance_to(ivc, spacing)
-    far = np.full(vessels.shape, np.inf)
-    d_pv_ = far if d_pv is None else d_pv
-    d_ivc_ = far if d_ivc is None else d_ivc
+    # Only distances up to seed_distance_mm matter: transforms near each structure only (a voxel
+    # outside a structure's box is farther, read as inf).
+    near_pv = _distance_near(portal_vein, spacing, p.seed_distance_mm)
+    near_ivc = _distance_near(ivc, spacing, p.seed_distance_mm)
+
+    def dist(near, pts):
+        return np.full(len(pts), np.inf) if near is None else _values_at(near[1], near[0], pts, fill=np.inf)
+
     # A voxel near both structures belongs to the nearer one.
-    portal = vessels & (d_pv_ <= p.seed_distance_mm) & (d_pv_ <= d_ivc_)
-    hepatic = vessels & (d_ivc_ <= p.seed_distance_mm) & (d_ivc_ < d_pv_)
+    portal = np.zeros(vessels.shape, bool)
+    hepatic = np.zeros(vessels.shape, bool)
+    for out, own, other in ((portal, near_pv, near_ivc), (hepatic, near_ivc, near_pv)):
+        if own is None:
+            continue
+        box, d = own
+        pts = np.argwhere(vessels[box] & (d <= p.seed_distance_mm)) + [b.start for b in box]
+        mine, theirs = dist(own, pts), dist(other, pts)
+        out[tuple(pts[mine <= theirs if out is portal else mine < theirs].T)] = True
     idx = np.argwhere(hepatic)
     if len(idx):
         # Hepatic veins join the IVC at the dome; portal branches may brush the IVC lower down
@@ -445,12 +520,16 @@ def _thick_contacts(contact: np.ndarray, vessels: np.ndarray, spacing, p: SplitP
     if n <= 1:
         return contact
     # Only vessels near the contacts matter (their radius: room for a thick vessel beyond the reach).
-    box = ndimage.find_objects((patches > 0).astype(np.uint8))[0]
+    box = bounding_box(patches > 0)
     pad = [int(np.ceil((p.seed_reach_mm + 10.0) / s)) + 1 for s in spacing]
     box = tuple(slice(max(b.start - q, 0), min(b.stop + q, m)) for b, q, m in zip(box, pad, vessels.shape))
-    radius = ndimage.distance_transform_edt(vessels[box], sampling=spacing)
-    dist, nearest = ndimage.distance_transform_edt(patches[box] == 0, sampling=spacing, return_indices=True)
-    owner = np.where(vessels[box] & (dist <= p.seed_reach_mm), patches[box][tuple(nearest)], 0)
+    # (transforms evaluated at the vessel voxels only)
+    inside = np.nonzero(vessels[box])
+    nearest = feature_indices(patches[box] == 0, spacing)
+    near = distances_at(nearest, inside, spacing) <= p.seed_reach_mm
+    at = tuple(x[near] for x in inside)
+    owner = patches[box][tuple(i[at] for i in nearest)]
+    radius = distances_at(feature_indices(vessels[box], spacing), at, spacing)
     thick = ndimage.maximum(radius, owner, index=np.arange(1, n + 1))
     keep = np.r_[False, np.asarray(thick) >= p.seed_radius_ratio * np.max(thick)]
     return keep[patches]
@@ -538,25 +617,32 @@ def _seed_branches(graph: VesselGraph, seeds: dict, comps: np.ndarray, p: SplitP
     is_seed = {l: np.zeros(nb, bool) for l in (PORTAL, HEPATIC)}
     centerline_dist = {l: np.full(nb, np.inf) for l in (PORTAL, HEPATIC)}
     radius = np.array([b.mean_radius_mm for b in graph.branches])
-    comp_of = np.array([comps[tuple(b.voxels[0])] for b in graph.branches], np.int64)
+    vox, starts = _centerline(graph)
+    comp_of = comps[tuple(vox[starts].T)].astype(np.int64)
+    max_radius = np.maximum.reduceat(np.concatenate([b.radii_mm for b in graph.branches]), starts)
+    # Distances to a contact are compared with at most this (a candidate's or a junction's radius
+    # beyond the reach, the lumen region of _continuous_with_contact): farther ones may read inf.
+    reach = p.seed_distance_mm + p.seed_reach_mm + max(10.0, float(graph.radius_mm.max()))
     for l in (PORTAL, HEPATIC):
         if not seeds[l].any():
             continue
-        d, ind = ndimage.distance_transform_edt(~seeds[l], sampling=graph.spacing, return_indices=True)
-        patch_of = cc3d.connected_components(seeds[l], connectivity=26)[tuple(ind)]
+        # on the contact's box grown by reach only (inf / patch 0 outside it)
+        box = _padded_box(seeds[l], graph.spacing, reach)
+        d_box, ind = ndimage.distance_transform_edt(~seeds[l][box], sampling=graph.spacing, return_indices=True)
+        patch_box = cc3d.connected_components(seeds[l][box], connectivity=26)[tuple(ind)]
+        d = functools.partial(_values_at, d_box, box, fill=np.inf)
+        patch_of = functools.partial(_values_at, patch_box, box, fill=0)
         near = centerline_dist[l]
-        patch = np.zeros(nb, np.int64)
-        for b in graph.branches:
-            dv = d[tuple(b.voxels.T)]
-            k = int(np.argmin(dv))
-            near[b.index], patch[b.index] = dv[k], patch_of[tuple(b.voxels[k])]
+        k = _segment_argmin(d(vox), starts)  # each branch's centerline voxel nearest the contact
+        near[:] = d(vox[k])
+        patch = patch_of(vox[k]).astype(np.int64)
         near = near.copy()  # centerline_dist keeps the centerline's own distance
         # A root's centerline may start about a radius away from the contact (thinning stops short
         # of a blob end), or a little farther in when the support label covers its first
         # millimetres and only a rim of partial-volume voxels touches it.
-        cand = near <= p.seed_distance_mm + p.seed_reach_mm + np.array([b.max_radius_mm for b in graph.branches])
+        cand = near <= p.seed_distance_mm + p.seed_reach_mm + max_radius
         if l == PORTAL:
-            cand &= _continuous_with_contact(graph, seeds[l], d, p)
+            cand &= _continuous_with_contact(graph, seeds[l][box], d_box, p, box)
         if l == HEPATIC:
             # The hepatic veins converge on the IVC, often in one junction blob of the mask: every
             # thick vessel leaving a junction at the contact is a root. (The portal vein enters as
@@ -564,12 +650,12 @@ def _seed_branches(graph: VesselGraph, seeds: dict, comps: np.ndarray, p: SplitP
             for n in graph.nodes:
                 if n.kind != "junction":
                     continue
-                dn = d[tuple(n.voxels.T)]
+                dn = d(n.voxels)
                 if dn.min() <= p.seed_distance_mm + graph.node_radius_mm(n.index):
                     k = int(np.argmin(dn))
                     for bi in set(n.branches):
                         if near[bi] > dn[k]:
-                            near[bi], patch[bi] = dn[k], patch_of[tuple(n.voxels[k])]
+                            near[bi], patch[bi] = dn[k], patch_of(n.voxels[k:k + 1])[0]
                         cand[bi] = True
         group = patch * (int(comps.max()) + 1) + comp_of
         for c in np.unique(group[cand]):
@@ -585,36 +671,167 @@ def _seed_branches(graph: VesselGraph, seeds: dict, comps: np.ndarray, p: SplitP
     return np.where(portal, PORTAL, np.where(hepatic, HEPATIC, 0)).astype(np.uint8), int(both.sum())
 
 
-def _continuous_with_contact(graph: VesselGraph, contact: np.ndarray, dist: np.ndarray, p: SplitParams) -> np.ndarray:
+def _values_at(values: np.ndarray, box: tuple[slice, ...], points: np.ndarray, fill) -> np.ndarray:
+    """values (given on `box` only) at points ((n, 3) voxel indices of the whole array); fill outside."""
+    lo = np.array([b.start for b in box])
+    local = points - lo
+    inside = np.all((local >= 0) & (local < values.shape), axis=1)
+    out = np.full(len(points), fill, values.dtype)
+    out[inside] = values[tuple(local[inside].T)]
+    return out
+
+
+def _centerline(graph: VesselGraph) -> tuple[np.ndarray, np.ndarray]:
+    """All branches' centerline voxels, branch after branch ((n, 3) int), and where each branch starts."""
+    vox = np.vstack([b.voxels for b in graph.branches])
+    starts = np.cumsum([0] + [len(b.voxels) for b in graph.branches[:-1]])
+    return vox, starts
+
+
+def _segment_argmin(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Index into `values` of the first minimum of each (non-empty) segment starting at `starts`
+    (np.argmin per segment)."""
+    seg = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(values)]))
+    hit = np.flatnonzero(values == np.minimum.reduceat(values, starts)[seg])
+    return hit[np.r_[True, seg[hit][1:] != seg[hit][:-1]]]
+
+
+def _continuous_with_contact(graph: VesselGraph, contact: np.ndarray, dist: np.ndarray, p: SplitParams,
+                             box: tuple[slice, ...] | None = None) -> np.ndarray:
     """Branches joined to the contact through thick lumen: the portal root continues the portal
     vein at full calibre, while a vessel of the other tree merely touching it near the hilum is
-    joined only through a narrow waist. (n_branches,) bool."""
+    joined only through a narrow waist. (n_branches,) bool. contact and dist are given on `box`
+    (default: the whole grid), which must hold every voxel within the reach below."""
+    box = box or tuple(slice(0, n) for n in graph.shape)
+    radius_mm = graph.radius_mm[box]
     reach = p.seed_distance_mm + p.seed_reach_mm + 10.0
     region = dist <= reach
-    lumen = graph.radius_mm > 0
-    r_max = float(graph.radius_mm[region & lumen].max()) if (region & lumen).any() else 0.0
-    core = region & ((graph.radius_mm >= 0.5 * r_max) | (lumen & (dist <= p.seed_distance_mm)) | contact)
+    lumen = radius_mm > 0
+    r_max = float(radius_mm[region & lumen].max()) if (region & lumen).any() else 0.0
+    core = region & ((radius_mm >= 0.5 * r_max) | (lumen & (dist <= p.seed_distance_mm)) | contact)
     labels = cc3d.connected_components(core, connectivity=26)
     touching = np.unique(labels[contact & core])
-    joined = np.isin(labels, touching[touching > 0])
-    return np.array([bool(joined[tuple(b.voxels.T)].any()) for b in graph.branches])
+    joined = np.zeros(int(labels.max()) + 1, bool)
+    joined[touching[touching > 0]] = True
+    vox, starts = _centerline(graph)
+    return np.logical_or.reduceat(joined[_values_at(labels, box, vox, fill=0)], starts)
 
 
 def _nearest_branch(graph: VesselGraph, v, comps) -> np.ndarray:
-    """Index of the nearest branch centerline voxel (mm) for every vessel voxel, within its component."""
+    """Index of the nearest branch centerline voxel (mm) for every vessel voxel, within its
+    component (-1 outside the vessels)."""
     bmap = graph.branch_index_map()
-    _, ind = ndimage.distance_transform_edt(bmap == 0, sampling=graph.spacing, return_indices=True)
-    nearest = bmap[tuple(ind)] - 1
-    wrong = v & (comps[tuple(ind)] != comps)
-    for c in np.unique(comps[wrong]):
-        # Another component's centerline is closer: search this component's own centerline only.
-        own = (bmap > 0) & (comps == c)
-        if not own.any():
+    centerline = bmap > 0
+    vox = np.nonzero(v)
+    near = tuple(_nearest_feature(centerline, np.stack(vox, axis=1), graph.spacing).T)
+    nearest = np.full(v.shape, -1, np.int32)
+    nearest[vox] = bmap[near] - 1
+    comp_v = comps[vox]
+    wrong = np.flatnonzero(comps[near] != comp_v)
+    if not len(wrong):
+        return nearest
+    boxes = ndimage.find_objects(comps)
+    has_centerline = np.zeros(len(boxes) + 1, bool)
+    has_centerline[comps[centerline]] = True
+    for c in np.unique(comp_v[wrong]):
+        # Another component's centerline is closer: search this component's own centerline only
+        # (on the component's bounding box, which holds all of it).
+        if not has_centerline[c]:
             continue
-        _, ind_c = ndimage.distance_transform_edt(~own, sampling=graph.spacing, return_indices=True)
-        sel = wrong & (comps == c)
-        nearest[sel] = (bmap[tuple(ind_c)] - 1)[sel]
+        sel = wrong[comp_v[wrong] == c]
+        pts = np.stack([x[sel] for x in vox], axis=1)
+        own = _nearest_in_boxes(lambda box, c=c: (bmap[box] > 0) & (comps[box] == c), boxes[c - 1], pts,
+                                graph.spacing)
+        nearest[tuple(pts.T)] = bmap[tuple(own.T)] - 1
     return nearest
+
+
+def _nearest_feature(feature: np.ndarray, pts: np.ndarray, spacing) -> np.ndarray:
+    """(n, 3) the nearest feature voxel of each of the voxels `pts` ((n, 3)), exactly as
+    ndimage.distance_transform_edt(~feature, sampling=spacing, return_indices=True) gives it, without
+    that whole-volume transform (slow for sparse features such as a centerline).
+
+    Candidates come from a k-d tree; the nearest is the one with the least squared distance in the
+    transform's own arithmetic, and among equally near ones the transform returns the one with the
+    least last index, then middle, then first (it scans the axes in turn, first to last, and keeps
+    the first of equal sites). Voxels where that could be in doubt (a candidate only nearly as near,
+    where rounding decides, or as many equally near candidates as were looked at) get the
+    transform itself on boxes around them."""
+    sp = np.asarray(spacing, float)
+    feat = np.argwhere(feature)
+    k = min(4, len(feat))
+    dist, idx = spatial.cKDTree(feat * sp, balanced_tree=False, compact_nodes=False).query(pts * sp, k=k)
+    dist, idx = dist.reshape(len(pts), k), idx.reshape(len(pts), k)
+    cand = feat[idx]  # (n, k, 3)
+    t = (cand - pts[:, None]).astype(np.float64) * sp
+    sq = t[..., 0] * t[..., 0] + t[..., 1] * t[..., 1] + t[..., 2] * t[..., 2]
+    least = sq.min(axis=1, keepdims=True)
+    tie = sq == least
+    unsure = np.any(~tie & (sq <= least * (1 + 1e-9)), axis=1)
+    if k < len(feat):
+        unsure |= dist[:, -1] <= dist[:, 0] * (1 + 1e-6)
+    order = np.ravel_multi_index((cand[..., 2], cand[..., 1], cand[..., 0]), feature.shape[::-1])
+    pick = np.where(tie, order, np.iinfo(np.int64).max).argmin(axis=1)
+    out = cand[np.arange(len(pts)), pick]
+    if unsure.any():
+        out[unsure] = _nearest_in_boxes(lambda box: feature[box], bounding_box(feature), pts[unsure], spacing)
+    return out
+
+
+def _nearest_in_boxes(feature_in, outer: tuple[slice, ...], pts: np.ndarray, spacing) -> np.ndarray:
+    """(n, 3) the nearest feature voxel of each of the voxels `pts` ((n, 3)) by the feature transform,
+    as on the whole volume; feature_in(box) gives the features on a box, `outer` holds them all.
+
+    The voxels needing this are often few, in small groups, while the features may span the whole
+    volume: each group is tried on a box around it first, then the rest on `outer`."""
+    out = np.full((len(pts), 3), -1, np.int64)
+    todo = np.arange(len(pts))
+    for reach_mm in (5.0, 20.0):
+        cells = np.unique(pts[todo] // 16, axis=0, return_inverse=True)[1].ravel()  # 16-voxel cells
+        left = []
+        for cell in range(cells.max() + 1):
+            sub = todo[cells == cell]
+            found, exact = _nearest_in_box(feature_in, outer, pts[sub], spacing, reach_mm)
+            out[sub[exact]] = found[exact]
+            left.append(sub[~exact])
+        todo = np.concatenate(left)
+        if not len(todo):
+            return out
+    out[todo] = _nearest_in_box(feature_in, outer, pts[todo], spacing, None)[0]
+    return out
+
+
+def _nearest_in_box(feature_in, outer: tuple[slice, ...], pts: np.ndarray, spacing, reach_mm: float | None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """((n, 3) nearest feature voxel found on the box around `pts` grown by reach_mm (None: `outer`),
+    whether it is the whole volume's answer).
+
+    It is where the box holds every feature voxel at the nearest distance (the transform picks
+    among equally near voxels by their order only): the nearest one found is nearer than any face
+    of the box cut inside `outer`."""
+    sp = np.asarray(spacing, float)
+    lo_c = np.array([b.start for b in outer])
+    hi_c = np.array([b.stop for b in outer])
+    if reach_mm is None:
+        lo, hi = lo_c, hi_c
+    else:
+        pad = np.ceil(reach_mm / sp).astype(np.int64) + 1
+        lo = np.maximum(pts.min(axis=0) - pad, lo_c)
+        hi = np.minimum(pts.max(axis=0) + 1 + pad, hi_c)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    feature = feature_in(box)
+    if not feature.any():
+        return np.full((len(pts), 3), -1, np.int64), np.zeros(len(pts), bool)
+    ind = feature_indices(~feature, spacing)
+    local = tuple((pts - lo).T)
+    found = np.stack([i[local] for i in ind], axis=1) + lo
+    margin = np.full(len(pts), np.inf)  # distance to the nearest cut face
+    for ax in range(3):
+        if lo[ax] > lo_c[ax]:
+            margin = np.minimum(margin, (local[ax] + 1) * sp[ax])
+        if hi[ax] < hi_c[ax]:
+            margin = np.minimum(margin, (hi[ax] - lo[ax] - local[ax]) * sp[ax])
+    return found, distances_at(ind, local, spacing) < margin - 1e-6
 
 
 def _junction_affinities(graph: VesselGraph, p: SplitParams, intensity: tuple | None = None
@@ -663,11 +880,19 @@ def _radial_costs(leaving: dict, roots: dict[int, np.ndarray], p: SplitParams) -
     out = {}
     if p.radial_weight <= 0:
         return out
+    # one junction position per region and one axis per end, shared by many pairs: norms once
+    away_of: dict[tuple[bytes, int], tuple[np.ndarray, float]] = {}
+    no_axis: dict[bytes, bool] = {}
     for (a, b), (u, at) in leaving.items():
+        key = u.tobytes()
+        if key not in no_axis:
+            no_axis[key] = bool(np.linalg.norm(u) < 1e-9)
         for lab, root in roots.items():
-            away = at - root
-            d = float(np.linalg.norm(away))
-            if d < 1e-6 or np.linalg.norm(u) < 1e-9:
+            where = (at.tobytes(), lab)
+            if where not in away_of:
+                away_of[where] = (at - root, float(np.linalg.norm(at - root)))
+            away, d = away_of[where]
+            if d < 1e-6 or no_axis[key]:
                 continue
             cos = float(u @ away) / d
             cost = p.radial_weight * d / (d + p.radial_reach_mm) * ((1.0 - cos) / 2.0) ** 2
@@ -736,51 +961,91 @@ def _junction_regions(graph: VesselGraph) -> list[tuple[list[int], set[int]]]:
     groups: dict[int, list[int]] = {}
     for n in junctions:
         groups.setdefault(find(n), []).append(n)
-    out = []
-    for nodes in groups.values():
-        ns = set(nodes)
-        inner = {b for b in internal if set(graph.branches[b].nodes) <= ns}
-        out.append((nodes, inner))
-    return out
+    # an internal branch lies in the group of its (joined) nodes; sets filled in `internal`'s order
+    inner: dict[int, set[int]] = {}
+    for b in internal:
+        inner.setdefault(find(graph.branches[b].nodes[0]), set()).add(b)
+    return [(nodes, inner.get(root, set())) for root, nodes in groups.items()]
 
 
-def _group_cost(group, ends, p: SplitParams, voxel_mm: float, intensity=None, offsets=None) -> float:
-    """Cost of explaining these branch ends as one vessel at a junction (lower: more plausible)."""
+def _group_cost(group, ends, p: SplitParams, voxel_mm: float, intensity=None, offsets=None,
+                pair_terms: _PairTerms | None = None) -> float:
+    """Cost of explaining these branch ends as one vessel at a junction (lower: more plausible).
+    pair_terms: the region's _PairTerms, shared by the groups of one region (made here if None)."""
     if len(group) == 1:
         return p.end_penalty
     prior = p.trifurcation_penalty if len(group) >= 4 else 0.0
     if intensity is not None and p.intensity_weight > 0:
         prior += p.intensity_weight * _intensity_cost([ends[i] for i in group], voxel_mm, *intensity)
+    terms = pair_terms if pair_terms is not None else _PairTerms(ends, p, voxel_mm, offsets)
     best = np.inf
-    for parent in group:
-        _, up, rp = ends[parent][:3]
-        flow = -up
+    # The least cost over the parents does not depend on the order they are tried in: the thickest
+    # first (usually the parent) lets the others stop early.
+    for parent in sorted(group, key=lambda i: -ends[i][2]):
+        rp = ends[parent][2]
         cost = prior
         cube = 0.0
         for child in group:
             if child == parent:
                 continue
-            _, uc, rc = ends[child][:3]
-            if np.linalg.norm(uc) < 1e-9 or np.linalg.norm(flow) < 1e-9:
-                angle = 90.0
-            else:
-                angle = float(np.degrees(np.arccos(np.clip(flow @ uc, -1.0, 1.0))))
-            cost += (angle / p.angle_scale_deg) ** 2
-            if offsets is not None:
-                # One vessel: the child's axis starts on the parent's. Two touching vessels: their
-                # axes stay about r1 + r2 apart.
-                scale = np.hypot(0.35 * (rp + rc), 0.5 * voxel_mm)
-                cost += p.axis_offset_weight * (offsets[parent, child] / scale) ** 2
-            sigma = np.hypot(p.radius_log_sigma, 0.5 * voxel_mm / min(rc, rp))
-            cost += (max(0.0, np.log(rc / rp)) / sigma) ** 2  # a child is not thicker than its parent
-            cube += rc ** 3
+            *pair, child_cube = terms(parent, child)
+            for term in pair:  # added one by one, in this order: the same sum to the last bit
+                cost += term
+            cube += child_cube
             if cost >= best:
                 break
+        if cost >= best:  # the Murray term (>= 0) cannot make it the least
+            continue
         # Murray's law: the parent's radius^3 is the sum of its children's.
-        sigma = np.hypot(p.radius_log_sigma, 0.5 * voxel_mm / rp)
-        cost += (np.log(cube ** (1 / 3) / rp) / sigma) ** 2
+        cost += (np.log(cube ** (1 / 3) / rp) / terms.murray_sigma(parent)) ** 2
         best = min(best, cost)
     return float(best)
+
+
+class _PairTerms:
+    """The terms of _group_cost that depend on one (parent, child) pair of ends only, computed once
+    per pair of a junction region (a region's groups share most pairs): (angle, [axis offset,]
+    child thicker than parent, child radius^3); and per parent, the scale of the Murray term."""
+
+    def __init__(self, ends, p: SplitParams, voxel_mm: float, offsets=None):
+        self.ends, self.p, self.voxel_mm, self.offsets = ends, p, voxel_mm, offsets
+        self.flow = [-e[1] for e in ends]
+        self.no_axis = [bool(np.linalg.norm(e[1]) < 1e-9) for e in ends]
+        self.cache: dict[tuple[int, int], tuple] = {}
+        self.sigma: dict[int, float] = {}
+
+    def __call__(self, parent: int, child: int) -> tuple:
+        key = (parent, child)
+        if key not in self.cache:
+            self.cache[key] = self._terms(parent, child)
+        return self.cache[key]
+
+    def murray_sigma(self, parent: int) -> float:
+        if parent not in self.sigma:
+            self.sigma[parent] = np.hypot(self.p.radius_log_sigma, 0.5 * self.voxel_mm / self.ends[parent][2])
+        return self.sigma[parent]
+
+    def _terms(self, parent: int, child: int) -> tuple:
+        p, voxel_mm = self.p, self.voxel_mm
+        rp = self.ends[parent][2]
+        _, uc, rc = self.ends[child][:3]
+        if self.no_axis[child] or self.no_axis[parent]:
+            angle = 90.0
+        else:
+            angle = float(np.degrees(np.arccos(min(max(self.flow[parent] @ uc, -1.0), 1.0))))
+        terms = [(angle / p.angle_scale_deg) ** 2]
+        if self.offsets is not None:
+            # One vessel: the child's axis starts on the parent's. Two touching vessels: their
+            # axes stay about r1 + r2 apart.
+            scale = np.hypot(0.35 * (rp + rc), 0.5 * voxel_mm)
+            terms.append(p.axis_offset_weight * (self.offsets[parent, child] / scale) ** 2)
+        # a child is not thicker than its parent (log(rc / rp) <= 0 adds exactly 0)
+        if rc > rp:
+            sigma = np.hypot(p.radius_log_sigma, 0.5 * voxel_mm / min(rc, rp))
+            terms.append((max(0.0, np.log(rc / rp)) / sigma) ** 2)
+        else:
+            terms.append(0.0)
+        return (*terms, rc ** 3)
 
 
 def _axis_offsets(ends) -> np.ndarray:
@@ -788,11 +1053,10 @@ def _axis_offsets(ends) -> np.ndarray:
     back through the junction."""
     k = len(ends)
     t = np.linspace(0.0, 1.0, 12)[:, None]
-    samples = [e[5][None] - t * e[6] * e[1][None] for e in ends]
-    out = np.zeros((k, k))
-    for i, j in itertools.combinations(range(k), 2):
-        d = np.linalg.norm(samples[i][:, None] - samples[j][None], axis=2).min()
-        out[i, j] = out[j, i] = d
+    samples = np.stack([e[5][None] - t * e[6] * e[1][None] for e in ends])
+    # every pair at once (the same arithmetic per pair)
+    out = np.linalg.norm(samples[:, None, :, None] - samples[None, :, None], axis=4).min(axis=(2, 3))
+    out[np.diag_indices(k)] = 0.0
     return out
 
 
@@ -822,6 +1086,33 @@ def _partitions(items: tuple, max_block: int):
                 yield [(first, *combo)] + part
 
 
+@functools.lru_cache(maxsize=None)
+def _partition_table(k: int, max_block: int) -> tuple[list[tuple], np.ndarray, np.ndarray]:
+    """The partitions of range(k) into groups of at most max_block, in _partitions' order: the
+    distinct groups, (n_partitions, most groups) index of each partition's groups into them (padded
+    with len(groups)), and (n_partitions, k, k) bool: i and j in one group."""
+    groups: list[tuple] = []
+    index: dict[tuple, int] = {}
+    members, block = [], []  # per partition: its groups; each item's group within it
+    for part in _partitions(tuple(range(k)), max_block):
+        row, lab = [], [0] * k
+        for col, g in enumerate(part):
+            if g not in index:
+                index[g] = len(groups)
+                groups.append(g)
+            row.append(index[g])
+            for i in g:
+                lab[i] = col
+        members.append(row)
+        block.append(lab)
+    width = max(len(row) for row in members)
+    members = np.array([row + [len(groups)] * (width - len(row)) for row in members], np.int64)
+    block = np.array(block)
+    same = block[:, :, None] == block[:, None, :]
+    members.flags.writeable = same.flags.writeable = False
+    return groups, members, same
+
+
 def _region_pair_affinities(ends, p: SplitParams, voxel_mm: float, intensity=None):
     """(branch_a, branch_b, affinity, probability) for every pair of ends at one junction region.
 
@@ -832,35 +1123,47 @@ def _region_pair_affinities(ends, p: SplitParams, voxel_mm: float, intensity=Non
     k = len(ends)
     cache: dict[tuple, float] = {}
     offsets = _axis_offsets(ends) if p.axis_offset_weight > 0 else None
+    pair_terms = _PairTerms(ends, p, voxel_mm, offsets)
 
     def cost(group):
         if group not in cache:
-            cache[group] = _group_cost(group, ends, p, voxel_mm, intensity, offsets)
+            cache[group] = _group_cost(group, ends, p, voxel_mm, intensity, offsets, pair_terms)
         return cache[group]
 
     together = np.full((k, k), np.inf)
     apart = np.full((k, k), np.inf)
     if k <= p.max_enumerated_ends:
-        for part in _partitions(tuple(range(k)), 4):
-            e = sum(cost(g) for g in part)
-            same = np.zeros((k, k), bool)
-            for g in part:
-                same[np.ix_(g, g)] = True
-            np.minimum(together, np.where(same, e, np.inf), out=together)
-            np.minimum(apart, np.where(same, np.inf, e), out=apart)
+        # Every partition at once: its energy is the sum of its groups' costs, added in the
+        # partition's group order (0.0 for padding), as a per-partition sum would.
+        groups, members, same = _partition_table(k, 4)
+        costs = np.array([cost(g) for g in groups] + [0.0])
+        e = np.zeros(len(members))
+        for column in members.T:
+            e = e + costs[column]
+        together = np.where(same, e[:, None, None], np.inf).min(axis=0)
+        apart = np.where(same, np.inf, e[:, None, None]).min(axis=0)
     else:
         # Large regions: greedy agglomeration; the other hypothesis of a pair moves one end.
         part = [(i,) for i in range(k)]
-        while True:
-            moves = [(cost(tuple(sorted(a + b))) - cost(a) - cost(b), ia, ib)
-                     for (ia, a), (ib, b) in itertools.combinations(enumerate(part), 2) if len(a) + len(b) <= 4]
-            if not moves:
-                break
-            gain, ia, ib = min(moves)
-            if gain >= 0:
+        # gain of merging part[ia] and part[ib] (ia < ib; inf: too big), kept across steps: a merge
+        # only changes the gains of the merged group, which goes last
+        gains = np.full((k, k), np.inf)
+        for ia, ib in itertools.combinations(range(k), 2):
+            gains[ia, ib] = cost((ia, ib)) - cost((ia,)) - cost((ib,))
+        while len(part) > 1:
+            n = len(part)
+            flat = int(np.argmin(gains[:n, :n]))  # the least gain, then the least ia, then ib
+            ia, ib = divmod(flat, n)
+            if not np.isfinite(gains[ia, ib]) or gains[ia, ib] >= 0:
                 break
             merged = tuple(sorted(part[ia] + part[ib]))
-            part = [g for i, g in enumerate(part) if i not in (ia, ib)] + [merged]
+            keep = [i for i in range(n) if i not in (ia, ib)]
+            part = [part[i] for i in keep] + [merged]
+            gains[:n - 2, :n - 2] = gains[np.ix_(keep, keep)]
+            gains[:, n - 2:] = gains[n - 2:, :] = np.inf
+            for i, g in enumerate(part[:-1]):
+                if len(g) + len(merged) <= 4:
+                    gains[i, n - 2] = cost(tuple(sorted(g + merged))) - cost(g) - cost(merged)
         best = sum(cost(g) for g in part)
         where = {i: g for g in part for i in g}
         for i, j in itertools.permutations(range(k), 2):
@@ -872,17 +1175,18 @@ def _region_pair_affinities(ends, p: SplitParams, voxel_mm: float, intensity=Non
                 apart[i, j] = best
                 if len(gi) + len(gj) <= 4:
                     together[i, j] = best - cost(gi) - cost(gj) + cost(tuple(sorted(gi + gj)))
+    together, apart = together.tolist(), apart.tolist()  # (Python floats: the same values, faster)
     for i, j in itertools.combinations(range(k), 2):
         a, b = ends[i][0], ends[j][0]
         if a == b:
             continue
-        t = min(together[i, j], together[j, i])
-        s = min(apart[i, j], apart[j, i])
-        if not np.isfinite(t):
+        t = min(together[i][j], together[j][i])
+        s = min(apart[i][j], apart[j][i])
+        if not math.isfinite(t):
             yield a, b, 1e-6, 1e-6
             continue
         w = np.exp(-(t - min(t, s)))
-        q = 1.0 / (1.0 + np.exp(np.clip(t - s, -50.0, 50.0)))
+        q = 1.0 / (1.0 + np.exp(min(max(t - s, -50.0), 50.0)))
         yield a, b, float(max(w, 1e-6)), float(min(max(q, 1e-6), 1 - 1e-6))
 
 
@@ -890,13 +1194,16 @@ def _branch_core_radius(graph: VesselGraph) -> np.ndarray:
     """Median radius of each branch away from its junction bulges (mm)."""
     sp = np.asarray(graph.spacing)
     out = np.zeros(len(graph.branches))
+    bulge: dict[int, tuple[np.ndarray, float]] = {}  # junction: (centre, radius), computed once
     for b in graph.branches:
         keep = np.ones(len(b.voxels), bool)
         for n in b.nodes:
             if n >= 0 and graph.nodes[n].kind == "junction":
-                d = np.linalg.norm((b.voxels - graph.nodes[n].centre) * sp, axis=1)
-                keep &= d > graph.node_radius_mm(n)
-        out[b.index] = float(np.median(b.radii_mm[keep] if keep.any() else b.radii_mm))
+                if n not in bulge:
+                    bulge[n] = (graph.nodes[n].centre, graph.node_radius_mm(n))
+                d = np.linalg.norm((b.voxels - bulge[n][0]) * sp, axis=1)
+                keep &= d > bulge[n][1]
+        out[b.index] = float(median(b.radii_mm[keep] if keep.any() else b.radii_mm))
     return out
 
 
@@ -915,8 +1222,9 @@ def _grow_trees(nb, edges, seed_label, graph, p: SplitParams, radial: dict | Non
     radial = radial or {}
     adj = [[] for _ in range(nb)]
     for w, a, b, _ in edges:
-        adj[a].append((b, w))
-        adj[b].append((a, w))
+        log_w = np.log(max(w, 1e-12))
+        adj[a].append((b, log_w))
+        adj[b].append((a, log_w))
     label = seed_label.astype(np.uint8).copy()
     path_r = np.where(seed_label > 0, radius, np.inf)
     parent = np.full(nb, -1, np.int64)
@@ -924,11 +1232,13 @@ def _grow_trees(nb, edges, seed_label, graph, p: SplitParams, radial: dict | Non
     heap = []
 
     def push(a):
-        for b, w in adj[a]:
+        for b, log_w in adj[a]:
             if label[b] == 0:
-                sigma = np.hypot(p.radius_log_sigma, 0.5 * voxel_mm / path_r[a])
-                climb = max(0.0, np.log(radius[b] / path_r[a])) / sigma
-                cost_b = cost[a] - np.log(max(w, 1e-12)) + p.upstream_weight * climb ** 2
+                climb = 0.0  # not thicker: max(0, log(ratio <= 1)) is 0
+                if radius[b] > path_r[a]:
+                    sigma = np.hypot(p.radius_log_sigma, 0.5 * voxel_mm / path_r[a])
+                    climb = max(0.0, np.log(radius[b] / path_r[a])) / sigma
+                cost_b = cost[a] - log_w + p.upstream_weight * climb ** 2
                 cost_b += radial.get((a, b, int(label[a])), 0.0)
                 heapq.heappush(heap, (cost_b, -radius[b], a, b))
 
@@ -949,19 +1259,14 @@ def _grow_trees(nb, edges, seed_label, graph, p: SplitParams, radial: dict | Non
     return label, refused, parent
 
 
-def _path_costs(nb, adj, sources) -> np.ndarray:
-    """Least summed cost over directed paths from `sources` (inf: unreachable); adj[a] lists
-    (b, cost of stepping from a to b)."""
+def _path_costs(nb, steps: tuple[np.ndarray, np.ndarray, np.ndarray], sources) -> np.ndarray:
+    """Least summed cost over directed paths from `sources` (inf: unreachable); steps: (from, to,
+    cost of that step) arrays, one entry per directed step."""
     cost = np.full(nb, np.inf)
     if len(sources) == 0:
         return cost
-    rows, cols, w = [], [], []
-    for a, nbrs in enumerate(adj):
-        for b, c in nbrs:
-            rows.append(a)
-            cols.append(b)
-            w.append(c + 1e-9)  # csgraph drops explicit zeros
-    g = sparse.csr_matrix((w, (rows, cols)), shape=(nb, nb))
+    rows, cols, w = steps
+    g = sparse.csr_matrix((w + 1e-9, (rows, cols)), shape=(nb, nb))  # csgraph drops explicit zeros
     return csgraph.dijkstra(g, directed=True, indices=sources, min_only=True)
 
 
@@ -977,14 +1282,19 @@ def _branch_confidence(nb, edges, seed_label, branch_label, radial: dict | None 
             key = (min(a, b), max(a, b))
             links[key] = min(links.get(key, np.inf), -np.log(q))
 
-    def adjacency(tree: int, own_only: bool) -> list:
-        adj = [[] for _ in range(nb)]
-        for (a, b), c in links.items():
-            if own_only and not (branch_label[a] == branch_label[b] == tree):
-                continue
-            adj[a].append((b, c + radial.get((a, b, tree), 0.0)))
-            adj[b].append((a, c + radial.get((b, a, tree), 0.0)))
-        return adj
+    ends = np.array(list(links), np.int64).reshape(-1, 2)
+    link_cost = np.array(list(links.values()), float)
+
+    def adjacency(tree: int, own_only: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(from, to, cost) of every step, both ways along each link (as arrays)."""
+        sel = np.ones(len(ends), bool)
+        if own_only:
+            sel = (branch_label[ends[:, 0]] == tree) & (branch_label[ends[:, 1]] == tree)
+        a, b = ends[sel, 0], ends[sel, 1]
+        forth = [radial.get((i, j, tree), 0.0) for i, j in zip(a.tolist(), b.tolist())]
+        back = [radial.get((j, i, tree), 0.0) for i, j in zip(a.tolist(), b.tolist())]
+        c = link_cost[sel]
+        return np.r_[a, b], np.r_[b, a], np.r_[c + np.array(forth, float), c + np.array(back, float)]
 
     conf = np.full(nb, _UNREACHED_CONFIDENCE)
     for lab, other in ((PORTAL, HEPATIC), (HEPATIC, PORTAL)):
@@ -1072,28 +1382,56 @@ def _split_geodesic(v, spacing, seeds, p: SplitParams, timings) -> tuple[np.ndar
 
 def _label_unreached(lab, v, comps, unreached, pv, ivc, spacing) -> dict:
     """Give components without a seed the label of the nearest labelled vessel (else the nearer
-    support structure). Edits lab in place."""
+    support structure). Edits lab in place.
+
+    The label whose distance transform has the smaller minimum over the component's unreached
+    voxels wins (portal on a tie). Nearest distances come from k-d trees of each label's voxels
+    (no full-volume transforms); where the two minima come within 1e-6 of each other, both are
+    recomputed with the transforms on a box around the component that holds every voxel that
+    near, giving the whole volume's values and so its tie-break."""
     ids = np.unique(comps[unreached])
     ids = ids[ids > 0]
     if not len(ids):
         return {"components": 0, "voxels": 0}
-    dist = {}
-    for l in (PORTAL, HEPATIC):
-        if (lab == l).any():
-            dist[l] = ndimage.distance_transform_edt(lab != l, sampling=spacing)
-    if not dist:  # nothing labelled anywhere: the nearer of the portal vein and the IVC
-        for l, m in ((PORTAL, pv), (HEPATIC, ivc)):
-            d = _distance_to(m, spacing)
-            if d is not None:
-                dist[l] = d
-    voxels = 0
-    for c in ids:
-        sel = unreached & (comps == c)
-        voxels += int(sel.sum())
-        if dist:
-            best = min(dist, key=lambda l: float(dist[l][sel].min()))
-            lab[sel] = best
-    return {"components": int(len(ids)), "voxels": voxels}
+    where = np.nonzero(unreached & (comps > 0))
+    comp_of = comps[where]
+    targets = {l: lab == l for l in (PORTAL, HEPATIC) if (lab == l).any()}
+    if not targets:  # nothing labelled anywhere: the nearer of the portal vein and the IVC
+        targets = {l: m for l, m in ((PORTAL, pv), (HEPATIC, ivc)) if m is not None and m.any()}
+    if targets:
+        sp = np.asarray(spacing, float)
+        points = np.stack(where, axis=1) * sp
+        lowest = {}
+        for l, m in targets.items():
+            tree = spatial.cKDTree(np.argwhere(m) * sp, balanced_tree=False, compact_nodes=False)
+            lowest[l] = np.asarray(ndimage.minimum(tree.query(points)[0], comp_of, ids))
+        best = np.zeros(int(ids.max()) + 1, np.uint8)
+        for i, c in enumerate(ids):
+            d = {l: float(lowest[l][i]) for l in targets}
+            if len(d) == 2 and abs(d[PORTAL] - d[HEPATIC]) <= 1e-6 * max(d.values()):
+                d = _unreached_minima(targets, where, comp_of == c, max(d.values()), spacing)
+            best[c] = min(d, key=lambda l: d[l])
+        lab[where] = best[comp_of]
+    return {"components": int(len(ids)), "voxels": int(len(comp_of))}
+
+
+def _unreached_minima(targets: dict, where, sel, reach_mm: float, spacing) -> dict[int, float]:
+    """{label: minimum over the voxels where[sel] (one component's) of the distance transform to that
+    label's voxels (targets[label])}, for minima up to reach_mm: computed on those voxels' box grown
+    past reach_mm, which holds every label voxel that near (the values there are the whole volume's)."""
+    pts = np.stack([x[sel] for x in where], axis=1)
+    pad = [int(np.ceil(reach_mm * (1 + 1e-6) / s)) + 2 for s in spacing]
+    lo = np.maximum(pts.min(axis=0) - pad, 0)
+    hi = np.minimum(pts.max(axis=0) + 1 + np.asarray(pad), next(iter(targets.values())).shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    local = tuple((pts - lo).T)
+    out = {}
+    for l, m in targets.items():
+        if m[box].any():
+            out[l] = float(distances_at(feature_indices(~m[box], spacing), local, spacing).min())
+        else:
+            out[l] = np.inf
+    return out
 
 
 def _counts(labels, vessels, portal_seeds, hepatic_seeds) -> dict:
