@@ -90,15 +90,142 @@ def _versions() -> dict:
     return out
 
 
+def _count(mask: np.ndarray) -> int:
+    """Number of True voxels (count_nonzero: several times faster than a sum of booleans)."""
+    return int(np.count_nonzero(mask))
+
+
 def _components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     lab, n = cc3d.connected_components(mask.view(np.uint8), connectivity=26, return_N=True)
     return lab, int(n)
 
 
-def _box(mask: np.ndarray, pad_vox: np.ndarray, shape) -> tuple[slice, ...]:
-    idx = np.nonzero(mask)
-    return tuple(slice(max(int(i.min()) - int(p), 0), min(int(i.max()) + int(p) + 1, n))
-                 for i, p, n in zip(idx, pad_vox, shape))
+def _box(mask: np.ndarray, pad_vox, shape) -> tuple[slice, ...]:
+    """Bounding box of a non-empty mask, padded by pad_vox voxels and clipped to shape."""
+    # Projections, not np.nonzero: a full-size liver mask holds millions of voxels.
+    xy = mask.any(axis=2)
+    xs, ys = np.flatnonzero(xy.any(axis=1)), np.flatnonzero(xy.any(axis=0))
+    zs = np.flatnonzero(mask[xs[0]:xs[-1] + 1, ys[0]:ys[-1] + 1].any(axis=(0, 1)))
+    return tuple(slice(max(int(i[0]) - int(p), 0), min(int(i[-1]) + int(p) + 1, n))
+                 for i, p, n in zip((xs, ys, zs), pad_vox, shape))
+
+
+def _shift_slices(offset, shape) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+    """(dst, src): out[dst] = a[src] moves a by offset voxels (out[p] = a[p - offset])."""
+    dst = tuple(slice(min(max(o, 0), n), max(n + min(o, 0), 0)) for o, n in zip(offset, shape))
+    src = tuple(slice(min(max(-o, 0), n), max(n - max(o, 0), 0)) for o, n in zip(offset, shape))
+    return dst, src
+
+
+def _shifted(a: np.ndarray, offset, fill: bool) -> np.ndarray:
+    """a moved by offset voxels, fill where nothing moves in."""
+    out = np.full(a.shape, fill, bool)
+    dst, src = _shift_slices(offset, a.shape)
+    out[dst] = a[src]
+    return out
+
+
+def _or_shifted(out: np.ndarray, a: np.ndarray, offset) -> None:
+    """out |= a moved by offset voxels (nothing moves in from outside)."""
+    dst, src = _shift_slices(offset, a.shape)
+    out[dst] |= a[src]
+
+
+def _dilate_3(mask: np.ndarray) -> np.ndarray:
+    """binary_dilation by a 3x3x3 cube (outside the array is False), one axis at a time."""
+    out = mask
+    for axis in range(3):
+        step = [0, 0, 0]
+        grown = out.copy()
+        for o in (-1, 1):
+            step[axis] = o
+            _or_shifted(grown, out, step)
+        out = grown
+    return out
+
+
+def _erode_3(mask: np.ndarray) -> np.ndarray:
+    """binary_erosion by a 3x3x3 cube (outside the array is False), one axis at a time."""
+    out = mask
+    for axis in range(3):
+        step = [0, 0, 0]
+        kept = out.copy()
+        for o in (-1, 1):
+            step[axis] = o
+            kept &= _shifted(out, step, False)
+        out = kept
+    return out
+
+
+def _ball_runs(spacing, radius_mm: float, strict: bool = False) -> dict[tuple[int, int], int]:
+    """{(dx, dz): J}: voxel offsets (dx, dy, dz) within radius_mm (closer than it if strict), |dy| <= J,
+    by the arithmetic of ndimage.distance_transform_edt (float64 sqrt((dx s0)^2 + (dy s1)^2 +
+    (dz s2)^2), summed in that order), so a dilation by these offsets equals thresholding the
+    transform voxel for voxel."""
+    s0, s1, s2 = (float(s) for s in spacing)
+
+    def within(i: int, j: int, k: int) -> bool:
+        a, b, c = i * s0, j * s1, k * s2
+        d = math.sqrt(a * a + b * b + c * c)
+        return d < radius_mm if strict else d <= radius_mm
+
+    runs = {}
+    for i in range(-int(radius_mm / s0) - 1, int(radius_mm / s0) + 2):
+        for k in range(-int(radius_mm / s2) - 1, int(radius_mm / s2) + 2):
+            j = -1
+            while within(i, j + 1, k):
+                j += 1
+            if j >= 0:
+                runs[(i, k)] = j
+    return runs
+
+
+def _or_shifted_bits(out: np.ndarray, packed: np.ndarray, k: int) -> None:
+    """out |= packed moved by k voxels along the last axis; both np.packbits(..., axis=2) (big-endian
+    bits: voxel z is bit 7 - z % 8 of byte z // 8), zeros move in."""
+    q, r = divmod(abs(k), 8)
+    n = packed.shape[2]
+    if q >= n:
+        return
+    if k > 0:  # towards higher z: bits move right, and into the next byte
+        out[..., q:] |= packed[..., :n - q] >> r if r else packed[..., :n - q]
+        if r and q + 1 < n:
+            out[..., q + 1:] |= packed[..., :n - q - 1] << (8 - r)
+    else:
+        out[..., :n - q] |= packed[..., q:] << r if r else packed[..., q:]
+        if r and q + 1 < n:
+            out[..., :n - q - 1] |= packed[..., q + 1:] >> (8 - r)
+
+
+def _dilate_ball(mask: np.ndarray, spacing, radius_mm: float, strict: bool = False) -> np.ndarray:
+    """distance_transform_edt(~mask, sampling=spacing) <= radius_mm (< if strict), voxel for voxel,
+    without the transform: OR of shifted copies within the mask's box, on bits packed along the last
+    axis (8 voxels a byte): rows along the second axis, then the disc of each |dz| along the first,
+    then the discs moved along the last axis."""
+    if not mask.any():  # the transform of an input without zeros is ill-defined: keep its answer
+        d = ndimage.distance_transform_edt(~mask, sampling=spacing)
+        return d < radius_mm if strict else d <= radius_mm
+    runs = _ball_runs(spacing, radius_mm, strict)
+    reach = [max(abs(i) for i, _ in runs), max(runs.values()), max(abs(k) for _, k in runs)]
+    box = _box(mask, reach, mask.shape)
+    m = np.packbits(mask[box], axis=2)
+    rows = [m]  # rows[j]: m dilated by |dy| <= j
+    for j in range(1, reach[1] + 1):
+        r = rows[-1].copy()
+        _or_shifted(r, m, (0, j, 0))
+        _or_shifted(r, m, (0, -j, 0))
+        rows.append(r)
+    grown = np.zeros(m.shape, np.uint8)
+    for dz in range(reach[2] + 1):  # the ball's section at +-dz is the same disc
+        disc = np.zeros(m.shape, np.uint8)
+        for (i, k), j in runs.items():
+            if k == dz:
+                _or_shifted(disc, rows[j], (i, 0, 0))
+        for k in {dz, -dz}:
+            _or_shifted_bits(grown, disc, k)
+    out = np.zeros(mask.shape, bool)
+    out[box] = np.unpackbits(grown, axis=2, count=out[box].shape[2]).view(bool)
+    return out
 
 
 def _check_inputs(vessels, liver, ct, spacing) -> tuple[float, float, float]:
@@ -136,7 +263,7 @@ def _measure(smooth: np.ndarray, raw: np.ndarray, background: np.ndarray, p: Enh
              fallbacks: list[str]) -> _Stats:
     bg = smooth[background] if background.any() else smooth.ravel()
     par, sd = _robust(bg)
-    if raw.sum() >= 20:
+    if _count(raw) >= 20:
         # Lumen HU: a high percentile, because a mask's boundary voxels are partial volume.
         vessel = float(np.percentile(smooth[raw], p.lumen_percentile))
         contrast = vessel - par
@@ -153,9 +280,24 @@ def _measure(smooth: np.ndarray, raw: np.ndarray, background: np.ndarray, p: Enh
 # ---------------------------------------------------------------------------------------------
 
 
-def _local_peak(smooth: np.ndarray, spacing, radius_mm: float) -> np.ndarray:
+def _local_peak(smooth: np.ndarray, spacing, radius_mm: float, within: tuple[slice, ...]) -> np.ndarray:
+    """ndimage.maximum_filter(smooth, size)[within]: the filter is computed on within grown by its reach.
+
+    The reflecting border of maximum_filter only repeats values already in the window, so this is the
+    maximum over the window's part inside the array: one axis at a time, by maxima of shifted copies
+    (exact, and a few times faster than the filter's running-maximum lines).
+    """
     size = [2 * max(1, int(round(radius_mm / s))) + 1 for s in spacing]
-    return ndimage.maximum_filter(smooth, size=size)
+    ext = tuple(slice(max(w.start - k // 2, 0), min(w.stop + k // 2, n))
+                for w, k, n in zip(within, size, smooth.shape))
+    peak = smooth[ext]
+    for axis, k in enumerate(size):
+        src, peak = peak, peak.copy()
+        for t in range(1, k // 2 + 1):
+            for o in (-t, t):
+                dst, sl = _shift_slices([o if a == axis else 0 for a in range(3)], src.shape)
+                np.maximum(peak[dst], src[sl], out=peak[dst])
+    return peak[tuple(slice(w.start - e.start, w.stop - e.start) for w, e in zip(within, ext))]
 
 
 def _candidates(v: np.ndarray, smooth: np.ndarray, peak: np.ndarray, st: _Stats, p: EnhancementParams) -> np.ndarray:
@@ -173,10 +315,43 @@ def _large_lumen(ct: np.ndarray, st: _Stats, spacing, radius_mm: float) -> np.nd
     """
     smooth = ndimage.gaussian_filter(ct, sigma=radius_mm / 3.0 / np.asarray(spacing))
     bright = smooth >= st.parenchyma_hu + 0.5 * st.contrast_hu
-    core = ndimage.distance_transform_edt(bright, sampling=spacing) >= radius_mm
-    if not core.any():
-        return core
-    return ndimage.distance_transform_edt(~core, sampling=spacing) <= radius_mm
+    # core: no non-bright voxel of the array closer than radius_mm (distance_transform_edt(bright)
+    # >= radius_mm). Only voxels bright along each axis for nearly radius_mm can be core, so the
+    # test runs, piece by piece, on their box grown by radius_mm, which holds every closer
+    # non-bright voxel; the opening is then the union of the pieces' dilations.
+    cand = bright.copy()
+    for axis, s in enumerate(spacing):
+        reach = int(math.ceil(radius_mm * (1.0 - 1e-6) / s)) - 1  # t * s < radius_mm for t <= reach
+        if reach < 1:
+            continue
+        # AND over |t| <= reach along the axis (outside the array counts as bright), by doubling.
+        width = 2 * reach + 1
+        run = np.pad(bright, [(reach, reach) if a == axis else (0, 0) for a in range(3)], constant_values=True)
+        lead = (slice(None),) * axis
+        n = run.shape[axis]
+        covered = 1
+        while covered < width:
+            step = min(covered, width - covered)
+            run[lead + (slice(0, n - step),)] &= run[lead + (slice(step, n),)]
+            covered += step
+        cand &= run[lead + (slice(0, bright.shape[axis]),)]
+    large = np.zeros(bright.shape, bool)
+    if not cand.any():
+        return large
+    if bright.all():  # no non-bright voxel at all: keep the transforms' own answer
+        core = ndimage.distance_transform_edt(bright, sampling=spacing) >= radius_mm
+        return ndimage.distance_transform_edt(~core, sampling=spacing) <= radius_mm if core.any() else core
+    reach = [int(math.ceil(radius_mm / s)) + 1 for s in spacing]
+    lab, _ = _components(cand)
+    for i, sl in enumerate(ndimage.find_objects(lab), start=1):
+        sub = tuple(slice(max(q.start - r, 0), min(q.stop + r, n)) for q, r, n in zip(sl, reach, bright.shape))
+        piece = lab[sub] == i
+        b = bright[sub]
+        # A box without non-bright voxels: nothing within radius_mm of the piece is non-bright.
+        core = piece if b.all() else piece & ~_dilate_ball(~b, spacing, radius_mm, strict=True)
+        if core.any():
+            large[sub] |= _dilate_ball(core, spacing, radius_mm)
+    return large
 
 
 def _grow(mask: np.ndarray, cand: np.ndarray, v: np.ndarray, high: float) -> np.ndarray:
@@ -184,11 +359,13 @@ def _grow(mask: np.ndarray, cand: np.ndarray, v: np.ndarray, high: float) -> np.
     pieces, n = _components(cand & ~mask)
     if n == 0:
         return mask
-    touching = np.unique(pieces[ndimage.binary_dilation(mask, np.ones((3, 3, 3), bool)) & (pieces > 0)])
+    inside = pieces > 0
+    touching = np.unique(pieces[_dilate_3(mask) & inside])
     if touching.size == 0:
         return mask
-    peaks = ndimage.maximum(v, pieces, index=touching)
-    keep = touching[np.asarray(peaks) >= high]
+    peaks = np.full(n + 1, -np.inf, v.dtype)
+    np.maximum.at(peaks, pieces[inside], v[inside])
+    keep = touching[peaks[touching] >= high]
     lut = np.zeros(n + 1, bool)
     lut[keep] = True
     return mask | lut[pieces]
@@ -202,26 +379,50 @@ def _trim(mask: np.ndarray, smooth: np.ndarray, peak: np.ndarray, st: _Stats, p:
     edge does not eat true boundary voxels), and never on the skeleton (keeps thin branches
     connected).
     """
-    boundary = mask & ~ndimage.binary_erosion(mask, np.ones((3, 3, 3), bool))
-    clear = (peak - st.parenchyma_hu) >= 0.5 * st.contrast_hu
-    below = smooth < (st.parenchyma_hu + p.half_max_fraction * (peak - st.parenchyma_hu)
-                      - p.noise_z * st.parenchyma_sd_hu)
-    drop = boundary & clear & below
-    if not drop.any():
+    boundary = mask & ~_erode_3(mask)
+    pk, sm = peak[boundary], smooth[boundary]  # the tests only matter on the boundary
+    clear = (pk - st.parenchyma_hu) >= 0.5 * st.contrast_hu
+    below = sm < (st.parenchyma_hu + p.half_max_fraction * (pk - st.parenchyma_hu)
+                  - p.noise_z * st.parenchyma_sd_hu)
+    if not (clear & below).any():
         return mask
-    return mask & ~(drop & ~skeletonize(mask))
+    drop = np.zeros(mask.shape, bool)
+    drop[boundary] = clear & below
+    # Thinning is local and keeps the scan order within a box: the mask's box gives the same skeleton.
+    box = _box(mask, (0, 0, 0), mask.shape)
+    skeleton = np.zeros(mask.shape, bool)
+    skeleton[box] = skeletonize(mask[box])
+    return mask & ~(drop & ~skeleton)
 
 
-def _component_table(lab: np.ndarray, smooth: np.ndarray, spacing, st: _Stats) -> list[dict]:
-    """Size (voxels), elongation and bright-core contrast of each labelled component."""
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """ndimage.binary_fill_holes: background not 6-connected to the array border is filled.
+
+    Labelled within the mask's box grown by a voxel, whose border background reaches the array's.
+    """
+    if not mask.any():
+        return mask.copy()
+    box = _box(mask, (1, 1, 1), mask.shape)
+    background = ~mask[box]
+    lab = cc3d.connected_components(background.view(np.uint8), connectivity=6)
+    outside = np.zeros(int(lab.max()) + 1, bool)
+    for face in (lab[0], lab[-1], lab[:, 0], lab[:, -1], lab[:, :, 0], lab[:, :, -1]):
+        outside[face] = True
+    out = mask.copy()
+    out[box] |= background & ~outside[lab]
+    return out
+
+
+def _component_table(lab: np.ndarray, labels, smooth: np.ndarray, spacing, st: _Stats) -> list[dict]:
+    """Size (voxels), elongation and bright-core contrast of the components with these labels."""
     voxel_mm3 = float(np.prod(spacing))
     step_mm = float(np.mean(spacing))
+    objects = ndimage.find_objects(lab)
     rows = []
-    for i, sl in enumerate(ndimage.find_objects(lab), start=1):
-        if sl is None:
-            continue
+    for i in labels:
+        sl = objects[i - 1]
         comp = lab[sl] == i
-        size = int(comp.sum())
+        size = _count(comp)
         length = max(int(skeletonize(comp).sum()), 1) * step_mm
         r_eq = math.sqrt(size * voxel_mm3 / (math.pi * length))
         core = float(np.percentile(smooth[sl][comp], 90)) - st.parenchyma_hu
@@ -233,7 +434,10 @@ def _component_table(lab: np.ndarray, smooth: np.ndarray, spacing, st: _Stats) -
 def _prune(mask: np.ndarray, smooth: np.ndarray, spacing, st: _Stats, p: EnhancementParams,
            min_voxels: int, use_image: bool, use_size: bool) -> np.ndarray:
     """Keep the main trees; drop other components that are small, not tubular or have no bright core."""
-    lab, n = _components(mask)
+    if not mask.any():
+        return mask
+    box = _box(mask, (0, 0, 0), mask.shape)  # labels and tables within the mask's box
+    lab, n = _components(mask[box])
     if n <= 1:
         return mask
     sizes = np.bincount(lab.ravel())[1:]
@@ -245,8 +449,7 @@ def _prune(mask: np.ndarray, smooth: np.ndarray, spacing, st: _Stats, p: Enhance
     # Shape is only measurable on components a few voxels across.
     min_shape_voxels = 4.0 / 3.0 * math.pi * (2.0 * max(spacing)) ** 3 / float(np.prod(spacing))
     if others.size:
-        sub = np.where(np.isin(lab, others), lab, 0)
-        for row in _component_table(sub, smooth, spacing, st):
+        for row in _component_table(lab, others, smooth[box], spacing, st):
             ok = True
             if use_size and row["voxels"] < min_voxels:
                 ok = False
@@ -255,29 +458,39 @@ def _prune(mask: np.ndarray, smooth: np.ndarray, spacing, st: _Stats, p: Enhance
             if use_size and row["voxels"] >= min_shape_voxels and row["elongation"] < p.min_elongation:
                 ok = False
             keep[row["label"]] = ok
-    return keep[lab]
+    out = np.zeros(mask.shape, bool)
+    out[box] = keep[lab]
+    return out
 
 
 def _bridge(mask: np.ndarray, v: np.ndarray, smooth: np.ndarray, region: np.ndarray, st: _Stats,
             p: EnhancementParams, spacing) -> tuple[np.ndarray, int]:
     """Join fragments to their nearest neighbour when a short, vessel-like path connects them."""
-    lab, n = _components(mask)
-    if n <= 1:
+    if not mask.any():
         return mask, 0
     sp = np.asarray(spacing)
     pad = np.ceil(p.gap_mm / sp).astype(int) + 1
-    sizes = np.bincount(lab.ravel())
-    objects = ndimage.find_objects(lab)
+    # Labels within the mask's box (the same labels as on the whole crop), stored in that box
+    # grown by the padding, which holds every component's crop.
+    inner = _box(mask, (0, 0, 0), mask.shape)
+    lab_in, n = _components(mask[inner])
+    if n <= 1:
+        return mask, 0
+    outer = _box(mask, pad, mask.shape)
+    lab = np.zeros(tuple(o.stop - o.start for o in outer), lab_in.dtype)
+    lab[tuple(slice(i.start - o.start, i.stop - o.start) for i, o in zip(inner, outer))] = lab_in
+    sizes = np.bincount(lab_in.ravel())
+    objects = ndimage.find_objects(lab_in)
+    del lab_in
     largest = int(np.argmax(sizes[1:])) + 1
     out = mask.copy()
-    # Walking through the image costs 1 / vesselness per mm: paths follow tubes.
-    cost_all = 1.0 / np.clip(v, 0.02, 1.0)
     bridges = 0
     for c in np.argsort(sizes[1:]) + 1:  # smallest first
         if c == largest or objects[c - 1] is None:
             continue
-        sl = tuple(slice(max(s.start - q, 0), min(s.stop + q, nn)) for s, q, nn in zip(objects[c - 1], pad, mask.shape))
-        lab_c = lab[sl]
+        sl = tuple(slice(max(s.start + i.start - q, 0), min(s.stop + i.start + q, nn))
+                   for s, i, q, nn in zip(objects[c - 1], inner, pad, mask.shape))
+        lab_c = lab[tuple(slice(s.start - o.start, s.stop - o.start) for s, o in zip(sl, outer))]
         own = lab_c == c
         if not own.any():
             continue  # merged away already
@@ -288,7 +501,8 @@ def _bridge(mask: np.ndarray, v: np.ndarray, smooth: np.ndarray, region: np.ndar
         gap = float(d_other[own].min())
         if gap > p.gap_mm:
             continue
-        cost = np.where(region[sl], cost_all[sl], np.inf)
+        # Walking through the image costs 1 / vesselness per mm: paths follow tubes.
+        cost = np.where(region[sl], 1.0 / np.clip(v[sl], 0.02, 1.0), np.inf)
         cost[own | other] = 0.5  # free travel inside the tree (half the best tube cost)
         starts = np.argwhere(own & (d_other <= gap + sp.max()))
         mcp = MCP_Geometric(cost, fully_connected=True, sampling=tuple(sp))
@@ -382,7 +596,7 @@ def enhance_liver_vessels(
     elif have_liver:
         liver_b = np.asarray(liver) > 0
         box = _box(liver_b, np.ceil((p.liver_margin_mm + halo_mm) / spa), raw.shape)
-        region = ndimage.distance_transform_edt(~liver_b[box], sampling=sp) <= p.liver_margin_mm
+        region = _dilate_ball(liver_b[box], sp, p.liver_margin_mm)
         liver_c = liver_b[box]
     else:
         box = _box(raw, np.ceil((p.fallback_margin_mm + halo_mm) / spa), raw.shape)
@@ -394,21 +608,23 @@ def enhance_liver_vessels(
         mask, extra = _enhance_crop(raw[box] & region, region, liver_c, np.asarray(ct[box], np.float32), sp, p,
                                     sigmas, min_voxels, device, fallbacks, timings)
         out[box] = mask
-    enhanced = out.astype(bool)
     t = time.perf_counter()
-    n_before = _components(raw)[1] if raw.any() else 0
-    n_after = _components(enhanced)[1] if enhanced.any() else 0
+    # On the boxes: the enhanced mask is empty outside its box, the raw one outside its own.
+    n_before = _components(raw[_box(raw, (0, 0, 0), raw.shape)])[1] if box is not None else 0
+    n_vox = _count(mask) if box is not None else 0
+    n_after = _components(mask)[1] if n_vox else 0
+    kept = _count(mask & raw[box]) if n_vox else 0
+    removed, added = _count(raw) - kept, n_vox - kept
     timings["statistics"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_start
-    n_vox = int(enhanced.sum())
     metadata = {
         "method": METHOD,
         "voxels": n_vox,
         "volume_ml": round(n_vox * voxel_mm3 / 1000.0, 3),
         "components_before": n_before,
         "components_after": n_after,
-        "removed_voxels": int((raw & ~enhanced).sum()),
-        "added_voxels": int((enhanced & ~raw).sum()),
+        "removed_voxels": removed,
+        "added_voxels": added,
         "fallbacks_used": fallbacks,
         "parameters": {**asdict(p), "min_component_voxels": min_voxels,
                        "vesselness_sigmas_mm": [round(s, 3) for s in sigmas],
@@ -427,12 +643,18 @@ def _enhance_crop(raw: np.ndarray, region: np.ndarray, liver: np.ndarray | None,
     spa = np.asarray(sp)
     t = time.perf_counter()
     smooth = ndimage.gaussian_filter(ct, sigma=p.smoothing_mm / spa)
-    near_raw = ndimage.distance_transform_edt(~raw, sampling=sp) <= 2.0
     if liver is not None:
+        near_raw = _dilate_ball(raw, sp, 2.0)
         background = liver & ~near_raw
     else:
-        # No liver: local background is a shell around the raw vessels, soft tissue only.
-        shell = ~near_raw & (ndimage.distance_transform_edt(~raw, sampling=sp) <= 8.0)
+        # No liver: local background is a shell around the raw vessels, soft tissue only. The
+        # transform runs on the raw mask's box grown by 8 mm: it holds every voxel of the shell.
+        shell = np.zeros(raw.shape, bool)
+        near = (_box(raw, [int(math.ceil(8.0 / s)) + 1 for s in sp], raw.shape) if raw.any()
+                else (slice(None),) * 3)
+        d_raw = ndimage.distance_transform_edt(~raw[near], sampling=sp)
+        shell[near] = ~(d_raw <= 2.0) & (d_raw <= 8.0)
+        del d_raw
         background = shell & (ct > -100) & (ct < 300)
     st = _measure(smooth, raw, background, p, fallbacks)
     timings["measure"] = time.perf_counter() - t
@@ -448,7 +670,9 @@ def _enhance_crop(raw: np.ndarray, region: np.ndarray, liver: np.ndarray | None,
         t = time.perf_counter()
         # Clip far outside the vessel/parenchyma range so bone and air edges do not dominate.
         lo, hi = st.parenchyma_hu - st.contrast_hu, st.parenchyma_hu + 2.0 * st.contrast_hu
-        v, dark = vesselness(np.clip(ct, lo, hi), sp, sigmas, beta=p.blob_beta, polarity="both", device=device)
+        # Only the region is used (dark: its liver part), and vesselness is 0 elsewhere.
+        v, dark = vesselness(np.clip(ct, lo, hi), sp, sigmas, beta=p.blob_beta, polarity="both", device=device,
+                             mask=region)
         scale = st.contrast_hu * TUBE_PEAK_FRACTION  # 1 = ideal cylinder of this patient's contrast
         v /= scale
         # Liver has no dark tubes: the dark response there is the noise's tube-likeness.
@@ -457,24 +681,25 @@ def _enhance_crop(raw: np.ndarray, region: np.ndarray, liver: np.ndarray | None,
         st.low = max(p.grow_low, float(np.quantile(null, p.null_low_quantile)))
         st.high = max(p.grow_high, float(np.quantile(null, p.null_high_quantile)))
         steps["stats"].update(vesselness_low=round(st.low, 3), vesselness_high=round(st.high, 3))
-        v[~region] = 0.0
         timings["vesselness"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        before = int(mask.sum())
+        before = _count(mask)
         mask = _prune(mask, smooth, sp, st, p, min_voxels, use_image=True, use_size=False)
-        steps["blobs_removed_voxels"] = before - int(mask.sum())
+        steps["blobs_removed_voxels"] = before - _count(mask)
         timings["prune_blobs"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        peak = _local_peak(smooth, sp, p.peak_radius_mm)
+        # Candidates, growth and trimming only test and change region voxels: they run on its box.
+        inner = _box(region, (0, 0, 0), region.shape)
+        peak = _local_peak(smooth, sp, p.peak_radius_mm, inner)
         large = _large_lumen(ct, st, sp, p.large_lumen_radius_mm)
-        cand = _candidates(v, smooth, peak, st, p) & region & ~large
+        cand = _candidates(v[inner], smooth[inner], peak, st, p) & region[inner] & ~large[inner]
         v[large] = 0.0  # bridges do not route through the IVC / portal trunk either
-        steps["large_lumen_voxels"] = int(large.sum())
-        before = int(mask.sum())
-        mask = _grow(mask, cand, v, st.high)
-        steps["grown_voxels"] = int(mask.sum()) - before
+        steps["large_lumen_voxels"] = _count(large)
+        before = _count(mask)
+        mask[inner] = _grow(mask[inner], cand, v[inner], st.high)
+        steps["grown_voxels"] = _count(mask) - before
         timings["grow"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -484,20 +709,20 @@ def _enhance_crop(raw: np.ndarray, region: np.ndarray, liver: np.ndarray | None,
 
         if p.trim_boundary:
             t = time.perf_counter()
-            before = int(mask.sum())
-            mask = _trim(mask, smooth, peak, st, p)
-            steps["trimmed_voxels"] = before - int(mask.sum())
+            before = _count(mask)
+            mask[inner] = _trim(mask[inner], smooth[inner], peak, st, p)
+            steps["trimmed_voxels"] = before - _count(mask)
             timings["trim"] = time.perf_counter() - t
     if p.fill_holes:
         t = time.perf_counter()
-        before = int(mask.sum())
-        mask = ndimage.binary_fill_holes(mask) & region
-        steps["hole_voxels_filled"] = int(mask.sum()) - before
+        before = _count(mask)
+        mask = _fill_holes(mask) & region
+        steps["hole_voxels_filled"] = _count(mask) - before
         timings["fill_holes"] = time.perf_counter() - t
     t = time.perf_counter()
-    before = int(mask.sum())
+    before = _count(mask)
     mask = _prune(mask, smooth, sp, st, p, min_voxels, use_image=use_image, use_size=True)
-    steps["pruned_voxels"] = before - int(mask.sum())
+    steps["pruned_voxels"] = before - _count(mask)
     timings["prune"] = time.perf_counter() - t
     steps["derived"] = {"device": str(pick_device(device)) if use_image else None}
     return mask, steps
