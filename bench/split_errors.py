@@ -80,7 +80,7 @@ def analyse(seed: int, p: SplitParams) -> dict:
     for b in graph.branches:
         ijk = (b.voxels + br.offset + 0.5) / br.scale - 0.5 + br.origin
         segment.append(nearest_segment(ph, ijk @ ph.affine[:3, :3].T + ph.affine[:3, 3]))
-    regions = [_region_ends(graph, nodes, internal, p) for nodes, internal in _junction_regions(graph)]
+    regions = [_region_ends(graph, nodes, internal, p) for nodes, internal in _junction_regions(graph, p.max_region_ends)]
     voxel_mm = float(np.mean(graph.spacing))
 
     def classify(a: int, b: int) -> str:

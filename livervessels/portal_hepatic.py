@@ -60,6 +60,8 @@ import numpy as np
 from scipy import ndimage, sparse, spatial
 from scipy.sparse import csgraph
 
+from livervessels.split_confidence import DEFAULT_MODEL, ConfidenceModel
+from livervessels.split_intensity import TreeIntensity, branch_log_odds, measure_tree_intensity
 from livervessels.vessel_graph import (VesselGraph, attach_image_axes, bounding_box, build_vessel_graph,
                                        distances_at, feature_indices, median, summarize_tree)
 
@@ -83,6 +85,11 @@ class SplitBranches:
     parent: np.ndarray  # (n_branches,) int: the branch each was reached from (-1: a seed or unreached)
     scale: np.ndarray = field(default_factory=lambda: np.ones(3, np.int64))  # (3,) int
     origin: np.ndarray = field(default_factory=lambda: np.zeros(3, np.int64))  # (3,) int, on the input grid
+    # the evidence behind each confidence (n_branches,): path-cost margin, intensity log-odds for the
+    # branch's label (0 where unused), core radius (mm)
+    margin: np.ndarray | None = None
+    log_odds_own: np.ndarray | None = None
+    radius_mm: np.ndarray | None = None
 
     def input_voxels(self, branch: int) -> np.ndarray:
         """(n, 3) input-grid voxel indices of a branch's centerline (repeats on a finer working grid)."""
@@ -107,9 +114,15 @@ class SplitParams:
     # seeds
     seed_distance_mm: float = 3.0  # vessel voxels this close to the portal vein / IVC are seeds
     dome_window_mm: float = 40.0  # hepatic seeds: IVC contacts within this of the most superior one
-    seed_radius_ratio: float = 0.7  # contacts of vessels thinner than this x the thickest contact are not roots
+    seed_radius_ratio: float = 0.7  # IVC contacts of vessels thinner than this x the thickest contact are not roots
     seed_reach_mm: float = 6.0  # a contact's vessel thickness: largest radius within this of the contact
     root_radius_ratio: float = 0.8  # portal roots: branches near the contact at least this x the thickest
+    hepatic_root_ratio: float = 0.35  # hepatic roots: at least this x the thickest (thin portal vessels brush the IVC)
+    emerging_root_ratio: float = 0.4  # thinner roots (a left portal vein, an inferior right hepatic vein) when
+    emerging_lumen_fraction: float = 0.6  # ... they emerge from the portal vein / IVC: joined through lumen this
+    # fraction of their own radius wide (a vessel merely touching it is joined through a narrow waist)
+    emerging_min_radius_mm: float = 2.0  # ... and at least this thick (first-order portal branches, hepatic trunks)
+    root_cost_weight: float = 3.0  # such a root costs this x ln(thickest root radius / its radius)
     # centerline graph and junction explanation
     spur_ratio: float = 1.0  # terminal branches not longer than this x the junction radius are wall bumps
     direction_reach_mm: float = 9.0  # branch axis at a junction: measured over this much centerline
@@ -121,9 +134,14 @@ class SplitParams:
     intensity_weight: float = 0.0  # weight of the intensity-consistency term (0: geometry only)
     axis_offset_weight: float = 1.0  # weight of the axis-offset term (vessels touch, they do not interpenetrate)
     max_enumerated_ends: int = 8  # exact partition search up to this many branches at a junction
+    max_region_ends: int = 8  # junctions close together join one region up to this many branch ends
     upstream_weight: float = 1.0  # cost of growing into a vessel thicker than the path so far
     radial_weight: float = 3.0  # cost of leaving a junction straight back towards the tree's root
     radial_reach_mm: float = 20.0  # near a root "away from it" is ill-defined: the cost x d / (d + this)
+    radius_bin_factor: float = 0.8  # trees grow thick vessels first, in radius bins this factor apart (1: off)
+    tree_intensity_weight: float = 1.0  # weight of the scan's portal / hepatic HU difference (where it shows one)
+    # confidence: a model of P(label right | evidence), fitted on synthetic livers (split_confidence)
+    confidence_model: ConfidenceModel = DEFAULT_MODEL
     # QC
     low_confidence: float = 0.6  # branches below this confidence are counted as low confidence
     seed_failure_fraction: float = 0.05  # a class with a smaller share of the vessel voxels failed
@@ -203,9 +221,10 @@ def split_portal_hepatic(
     ct_c = np.asarray(ct)[box] if ct is not None else None
     branches = None
     if use_skeleton:
-        lab_c, skel_c, info = _split_on_graph(v, comps, ct_c, spacing, seeds, p, timings)
-        graph, branch_label, conf, parent = info.pop("graph")
-        branches = SplitBranches(graph, np.array([b.start for b in box]), branch_label, conf, parent)
+        lab_c, skel_c, info = _split_on_graph(v, comps, ct_c, spacing, seeds, p, timings,
+                                              support={"portal_vein": pv_c, "ivc": ivc_c, "liver": _crop(liver, box)})
+        graph, branch_label, conf, parent, evidence = info.pop("graph")
+        branches = SplitBranches(graph, np.array([b.start for b in box]), branch_label, conf, parent, **evidence)
     else:
         lab_c, info = _split_geodesic(v, spacing, seeds, p, timings)
         skel_c = None
@@ -506,16 +525,18 @@ def _find_seeds(vessels, portal_vein, ivc, spacing, p: SplitParams, superior, pv
         if height is not None:
             drop = idx[height < height.max() - p.dome_window_mm]
             hepatic[tuple(drop.T)] = False
-    return {PORTAL: _thick_contacts(portal, vessels, spacing, p),
-            HEPATIC: _thick_contacts(hepatic, vessels, spacing, p)}
+    return {PORTAL: _thick_contacts(portal, vessels, spacing, p, p.emerging_root_ratio),
+            HEPATIC: _thick_contacts(hepatic, vessels, spacing, p, p.seed_radius_ratio)}
 
 
-def _thick_contacts(contact: np.ndarray, vessels: np.ndarray, spacing, p: SplitParams) -> np.ndarray:
-    """Keep the contact patches made by the thickest vessels. The portal tree continues the portal
-    vein and the hepatic veins drain into the IVC through their largest vessels; thin vessels of
-    the other tree merely brushing a support structure are not roots. A patch's thickness is the
-    largest vessel radius within seed_reach_mm of it (the support label may cover the root's
-    first millimetres)."""
+def _thick_contacts(contact: np.ndarray, vessels: np.ndarray, spacing, p: SplitParams, ratio: float) -> np.ndarray:
+    """Keep the contact patches made by vessels at least `ratio` x as thick as the thickest. The
+    portal tree continues the portal vein and the hepatic veins drain into the IVC through their
+    largest vessels; thin vessels of the other tree merely brushing a support structure are not
+    roots. A patch's thickness is the largest vessel radius within seed_reach_mm of it (the support
+    label may cover the root's first millimetres). The portal vein divides into right and left
+    branches of unequal size, so its patches are kept down to the thinner roots the split may
+    accept (emerging_root_ratio)."""
     patches, n = cc3d.connected_components(contact, connectivity=26, return_N=True)
     if n <= 1:
         return contact
@@ -531,7 +552,7 @@ def _thick_contacts(contact: np.ndarray, vessels: np.ndarray, spacing, p: SplitP
     owner = patches[box][tuple(i[at] for i in nearest)]
     radius = distances_at(feature_indices(vessels[box], spacing), at, spacing)
     thick = ndimage.maximum(radius, owner, index=np.arange(1, n + 1))
-    keep = np.r_[False, np.asarray(thick) >= p.seed_radius_ratio * np.max(thick)]
+    keep = np.r_[False, np.asarray(thick) >= ratio * np.max(thick)]
     return keep[patches]
 
 
@@ -555,7 +576,8 @@ def _fill_cavities(v: np.ndarray) -> np.ndarray:
     return v | ~outside[bg]
 
 
-def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings) -> tuple:
+def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings, support: dict | None = None
+                    ) -> tuple:
     t = time.perf_counter()
     v = _fill_cavities(v_in)
     comps = comps_in
@@ -573,26 +595,42 @@ def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings)
     if nb == 0:
         return lab, skel_lab, {"branches": 0, "confidence": 0.0, "low_confidence_branches": 0,
                                "least_confident_branches": [], "unreached_mask": v_in.copy(),
-                               "graph": (graph, np.zeros(0, np.uint8), np.zeros(0), np.zeros(0, np.int64))}
+                               "graph": (graph, np.zeros(0, np.uint8), np.zeros(0), np.zeros(0, np.int64), {})}
     t = time.perf_counter()
     nearest = _nearest_branch(graph, v, comps)
     # Roots are chosen per contact patch among the branches near it (not by each contact voxel's
     # nearest centerline: the root is often a short, fat piece or a junction blob, and its contact
     # voxels may lie nearer to the centerline of a thin vessel touching it).
-    seed_label, seed_conflicts = _seed_branches(graph, seeds, comps, p)
+    support = support or {}
+    radius = _branch_core_radius(graph)
+    seed_label, seed_conflicts, candidates = _seed_branches(graph, seeds, comps, p)
+    seed_label, soft_roots = _refine_roots(graph, seed_label, candidates, support, v, radius, p)
     intensity = _intensity_model(graph, v, ct) if ct is not None and p.intensity_weight > 0 else None
     edges, leaving = _junction_affinities(graph, p, intensity)
     radial = _radial_costs(leaving, _tree_roots(graph, seed_label), p)
     timings["junctions"] = time.perf_counter() - t
     t = time.perf_counter()
-    branch_label, refused, parent = _grow_trees(nb, edges, seed_label, graph, p, radial)
-    conf = _branch_confidence(nb, edges, seed_label, branch_label, radial)
+    branch_label, refused, parent = _grow_trees(nb, edges, seed_label, graph, p, radial, radius=radius,
+                                                soft_roots=soft_roots)
+    # The scan's own HU difference between the trees, measured on the thick vessels of this first
+    # labelling; where it is clear, the trees grow again with it.
+    tree_hu = _measure_tree_intensity(graph, ct, v, support.get("liver"), branch_label, radius, p)
+    log_odds = np.zeros(nb)
+    if tree_hu.used:
+        log_odds = branch_log_odds(graph, ct, radius, tree_hu, branch_label)
+        branch_label, refused, parent = _grow_trees(nb, edges, seed_label, graph, p, radial, radius=radius,
+                                                    log_odds=log_odds, soft_roots=soft_roots)
+    margin = _branch_margin(nb, edges, seed_label, branch_label, radial)
+    log_odds_own = np.where(branch_label == HEPATIC, -log_odds, log_odds)
+    conf = np.where(branch_label > 0, p.confidence_model(margin, log_odds_own, radius), _UNREACHED_CONFIDENCE)
+    evidence = {"margin": margin, "log_odds_own": log_odds_own, "radius_mm": radius}
     timings["labelling"] = time.perf_counter() - t
 
     labelled = branch_label > 0
     lab[v_in] = np.where(labelled[nearest[v_in]], branch_label[nearest[v_in]], 0)  # input voxels only
     skel_lab[graph.skeleton] = lab[graph.skeleton]
     info = {"branches": nb,
+            "intensity": tree_hu.as_qc(),
             "portal_branches": int((branch_label == PORTAL).sum()),
             "hepatic_branches": int((branch_label == HEPATIC).sum()),
             "seed_conflict_branches": seed_conflicts,
@@ -601,20 +639,22 @@ def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings)
     info["portal_tree"] = summarize_tree(graph, np.flatnonzero(branch_label == PORTAL))
     info["hepatic_tree"] = summarize_tree(graph, np.flatnonzero(branch_label == HEPATIC))
     info["unreached_mask"] = v_in & (lab == 0)
-    info["graph"] = (graph, branch_label, conf, parent)  # popped by the caller: not part of the QC
+    info["graph"] = (graph, branch_label, conf, parent, evidence)  # popped by the caller: not part of the QC
 
     return lab, skel_lab, info
 
 
-def _seed_branches(graph: VesselGraph, seeds: dict, comps: np.ndarray, p: SplitParams) -> tuple[np.ndarray, int]:
+def _seed_branches(graph: VesselGraph, seeds: dict, comps: np.ndarray, p: SplitParams
+                   ) -> tuple[np.ndarray, int, dict[int, np.ndarray]]:
     """(seed label per branch: 0, PORTAL or HEPATIC; number of branches near both contacts, given
-    to the nearer one).
+    to the nearer one; {label: (n_branches,) bool} the branches near each contact, seeds or not).
 
     Candidates are the thick branches near a contact, grouped by contact patch and vessel
     component: the hepatic veins usually meet the IVC in one contact patch, but the IVC label may
     separate them, and each needs its root."""
     nb = len(graph.branches)
     is_seed = {l: np.zeros(nb, bool) for l in (PORTAL, HEPATIC)}
+    candidates = {l: np.zeros(nb, bool) for l in (PORTAL, HEPATIC)}
     centerline_dist = {l: np.full(nb, np.inf) for l in (PORTAL, HEPATIC)}
     radius = np.array([b.mean_radius_mm for b in graph.branches])
     vox, starts = _centerline(graph)
@@ -657,6 +697,7 @@ def _seed_branches(graph: VesselGraph, seeds: dict, comps: np.ndarray, p: SplitP
                         if near[bi] > dn[k]:
                             near[bi], patch[bi] = dn[k], patch_of(n.voxels[k:k + 1])[0]
                         cand[bi] = True
+        candidates[l] = cand.copy()
         group = patch * (int(comps.max()) + 1) + comp_of
         for c in np.unique(group[cand]):
             members = np.flatnonzero(cand & (group == c))
@@ -668,7 +709,61 @@ def _seed_branches(graph: VesselGraph, seeds: dict, comps: np.ndarray, p: SplitP
     both = is_seed[PORTAL] & is_seed[HEPATIC]
     portal = is_seed[PORTAL] & ~(both & (centerline_dist[PORTAL] > centerline_dist[HEPATIC]))
     hepatic = is_seed[HEPATIC] & ~portal
-    return np.where(portal, PORTAL, np.where(hepatic, HEPATIC, 0)).astype(np.uint8), int(both.sum())
+    return np.where(portal, PORTAL, np.where(hepatic, HEPATIC, 0)).astype(np.uint8), int(both.sum()), candidates
+
+
+def _refine_roots(graph: VesselGraph, seed_label: np.ndarray, candidates: dict, support: dict,
+                  vessels: np.ndarray, radius: np.ndarray, p: SplitParams) -> tuple[np.ndarray, dict]:
+    """Roots by thickness and by how they join their support structure: (root label per branch,
+    {branch: (label, cost)} of possible further roots).
+
+    Portal roots thinner than root_radius_ratio x the thickest and hepatic roots thinner than
+    hepatic_root_ratio x the thickest go: the portal vein enters as one trunk, the hepatic veins
+    drain into the IVC through their thick trunks, and thin vessels of the other tree brush both
+    structures. A thinner branch
+    near a contact may be a root too when it emerges from the structure: at least
+    emerging_root_ratio x the thickest root and emerging_min_radius_mm thick, and joined to the portal vein / IVC through lumen
+    emerging_lumen_fraction of its own radius wide (the left portal vein beside a thicker right one;
+    an inferior right hepatic vein). A vessel of the other tree merely touching the structure is
+    joined through a narrow waist. Such roots are not certain (a vessel of the other tree can end
+    on the structure): the growth takes them at a cost, root_cost_weight x ln(thickest / own radius),
+    unless the other tree reaches them more cheaply through its own vessels."""
+    out = seed_label.copy()
+    soft: dict[int, tuple[int, float]] = {}
+    for lab, ratio in ((PORTAL, p.root_radius_ratio), (HEPATIC, p.hepatic_root_ratio)):
+        roots = np.flatnonzero(out == lab)
+        if len(roots):
+            out[roots[radius[roots] < ratio * radius[roots].max()]] = 0
+    for lab, key in ((PORTAL, "portal_vein"), (HEPATIC, "ivc")):
+        roots = np.flatnonzero(out == lab)
+        structure = support.get(key)
+        if not len(roots) or structure is None or not structure.any():
+            continue
+        r_ref = radius[roots].max()
+        thick = radius >= max(p.emerging_root_ratio * r_ref, p.emerging_min_radius_mm)
+        for b in np.flatnonzero(candidates[lab] & (out == 0) & thick):
+            if int(b) not in soft and _emerges(graph, b, structure, vessels, radius[b] * p.emerging_lumen_fraction):
+                soft[int(b)] = (lab, p.root_cost_weight * max(0.0, float(np.log(r_ref / radius[b]))))
+    return out, soft
+
+
+def _emerges(graph: VesselGraph, branch: int, structure: np.ndarray, vessels: np.ndarray, lumen_mm: float) -> bool:
+    """Whether the branch's lumen reaches the structure's through a passage at least lumen_mm in
+    radius, in the union of the vessel mask and the structure."""
+    sp = np.asarray(graph.spacing)
+    vox = graph.branches[branch].voxels
+    pad = np.ceil((2 * lumen_mm + 12.0) / sp).astype(int)
+    lo = np.maximum(vox.min(0) - pad, 0)
+    hi = np.minimum(vox.max(0) + pad + 1, graph.shape)
+    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    union = vessels[box] | structure[box]
+    if not structure[box].any():
+        return False
+    wide = ndimage.distance_transform_edt(union, sampling=sp) >= lumen_mm
+    comps = cc3d.connected_components(wide, connectivity=26)
+    mine = np.unique(comps[tuple((vox - lo).T)])
+    mine = mine[mine > 0]
+    return bool(len(mine)) and bool(np.isin(comps[structure[box] & wide], mine).any())
 
 
 def _values_at(values: np.ndarray, box: tuple[slice, ...], points: np.ndarray, fill) -> np.ndarray:
@@ -843,7 +938,7 @@ def _junction_affinities(graph: VesselGraph, p: SplitParams, intensity: tuple | 
     voxel_mm = float(np.mean(graph.spacing))
     edges = []
     leaving: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-    for nodes, internal in _junction_regions(graph):
+    for nodes, internal in _junction_regions(graph, p.max_region_ends):
         ends = _region_ends(graph, nodes, internal, p)
         if len(ends) >= 2:
             for a, b, w, q in _region_pair_affinities(ends, p, voxel_mm, intensity):
@@ -918,6 +1013,23 @@ def _region_ends(graph: VesselGraph, nodes, internal, p: SplitParams) -> list[tu
     return ends
 
 
+def _measure_tree_intensity(graph: VesselGraph, ct, v, liver, branch_label, radius, p: SplitParams) -> TreeIntensity:
+    """The scan's portal and hepatic lumen HU on the thick branches of a labelling, against the
+    parenchyma a few mm away from every vessel (inside the liver when its mask is given)."""
+    if ct is None or p.tree_intensity_weight <= 0:
+        return TreeIntensity(False, "not used" if ct is not None else "no CT")
+    box = bounding_box(v)
+    sp = np.asarray(graph.spacing)
+    pad = np.ceil(6.0 / sp).astype(int)
+    box = tuple(slice(max(b.start - q, 0), min(b.stop + q, n)) for b, q, n in zip(box, pad, v.shape))
+    dist = ndimage.distance_transform_edt(~v[box], sampling=sp)
+    parenchyma = np.zeros(v.shape, bool)
+    parenchyma[box] = (dist > 2.0) & (dist <= 5.0)
+    if liver is not None:
+        parenchyma &= liver
+    return measure_tree_intensity(graph, ct, branch_label, parenchyma, radius)
+
+
 def _intensity_model(graph: VesselGraph, v, ct) -> tuple[float, float] | None:
     """(noise_hu, contrast_hu): noise from neighbouring centerline voxels (robust std of their
     differences / sqrt 2), contrast = thick-vessel centerline HU - HU two voxels outside the mask."""
@@ -937,11 +1049,14 @@ def _intensity_model(graph: VesselGraph, v, ct) -> tuple[float, float] | None:
     return max(noise, 1.0), max(contrast, 1.0)
 
 
-def _junction_regions(graph: VesselGraph) -> list[tuple[list[int], set[int]]]:
+def _junction_regions(graph: VesselGraph, max_ends: int = 8) -> list[tuple[list[int], set[int]]]:
     """Groups of junction nodes whose spheres (node radius) overlap along the branch joining them,
-    with the branches inside each group."""
+    with the branches inside each group. The closest pairs join first, and a group stops growing at
+    max_ends branch ends: in a dense tree, chains of overlapping junctions would otherwise make one
+    region of dozens of ends that no explanation can sort out."""
     junctions = [n.index for n in graph.nodes if n.kind == "junction"]
     parent = {n: n for n in junctions}
+    ends = {n: len(graph.nodes[n].branches) for n in junctions}
 
     def find(x):
         while parent[x] != x:
@@ -949,21 +1064,31 @@ def _junction_regions(graph: VesselGraph) -> list[tuple[list[int], set[int]]]:
             x = parent[x]
         return x
 
-    internal = set()
+    close = []
     for b in graph.branches:
         a, c = b.nodes
         if a < 0 or c < 0 or a == c or graph.nodes[a].kind != "junction" or graph.nodes[c].kind != "junction":
             continue
         ra, rc = graph.node_radius_mm(a), graph.node_radius_mm(c)
         if b.length_mm <= ra + rc:
-            parent[find(a)] = find(c)
-            internal.add(b.index)
+            close.append((b.length_mm / (ra + rc), b.index, a, c))
+    internal = set()
+    for _, bi, a, c in sorted(close):
+        fa, fc = find(a), find(c)
+        if fa == fc:  # a second link between joined junctions: a loop inside the region
+            internal.add(bi)
+            ends[fa] -= 2
+            continue
+        if ends[fa] + ends[fc] - 2 > max_ends:
+            continue
+        parent[fa] = fc
+        ends[fc] += ends[fa] - 2
+        internal.add(bi)
     groups: dict[int, list[int]] = {}
     for n in junctions:
         groups.setdefault(find(n), []).append(n)
-    # an internal branch lies in the group of its (joined) nodes; sets filled in `internal`'s order
     inner: dict[int, set[int]] = {}
-    for b in internal:
+    for b in sorted(internal):
         inner.setdefault(find(graph.branches[b].nodes[0]), set()).add(b)
     return [(nodes, inner.get(root, set())) for root, nodes in groups.items()]
 
@@ -1207,17 +1332,25 @@ def _branch_core_radius(graph: VesselGraph) -> np.ndarray:
     return out
 
 
-def _grow_trees(nb, edges, seed_label, graph, p: SplitParams, radial: dict | None = None
-                ) -> tuple[np.ndarray, int, np.ndarray]:
+def _grow_trees(nb, edges, seed_label, graph, p: SplitParams, radial: dict | None = None, *,
+                radius: np.ndarray | None = None, log_odds: np.ndarray | None = None,
+                soft_roots: dict | None = None) -> tuple[np.ndarray, int, np.ndarray]:
     """Both trees grow from their seeds at once, each branch going to the tree that reaches it by the
     most plausible path (least summed -ln(affinity), Dijkstra; one weak link in a tree's own path
-    does not hand a whole subtree to the other tree). Growing into a vessel thicker than the
-    thinnest one on the path from the root costs extra: radii shrink away from the root, so a tree
-    that crossed a contact into the other tree cannot cheaply climb that tree's trunk. So does
-    turning back towards the tree's root (`radial`, from _radial_costs).
+    does not hand a whole subtree to the other tree).
+
+    Thick vessels first: the branches are taken in radius bins (radius_bin_factor apart, thickest
+    first), each bin racing from everything labelled so far. A vessel's parent is thicker than it
+    (Murray), so a lobar or segmental branch is labelled through its own tree's thick vessels
+    before any thin vessel touching it can hand it to the other tree. Growing into a vessel thicker
+    than the thinnest one on the path from the root costs extra: radii shrink away from the root.
+    So does turning back towards the tree's root (`radial`, from _radial_costs), and, where the
+    scan shows the trees' HU difference, a branch whose HU speaks for the other tree (-log P(tree |
+    HU) from `log_odds`, log P(portal) / P(hepatic)). soft_roots {branch: (label, cost)}: further
+    roots a tree takes at that cost unless the other tree reaches them more cheaply.
     Returns the branch labels, the number of links refused between the trees, and the branch each
     branch was reached from (-1: a seed or unreached)."""
-    radius = _branch_core_radius(graph)
+    radius = _branch_core_radius(graph) if radius is None else radius
     voxel_mm = float(np.mean(graph.spacing))
     radial = radial or {}
     adj = [[] for _ in range(nb)]
@@ -1229,33 +1362,58 @@ def _grow_trees(nb, edges, seed_label, graph, p: SplitParams, radial: dict | Non
     path_r = np.where(seed_label > 0, radius, np.inf)
     parent = np.full(nb, -1, np.int64)
     cost = np.zeros(nb)
-    heap = []
-
-    def push(a):
-        for b, log_w in adj[a]:
-            if label[b] == 0:
-                climb = 0.0  # not thicker: max(0, log(ratio <= 1)) is 0
-                if radius[b] > path_r[a]:
-                    sigma = np.hypot(p.radius_log_sigma, 0.5 * voxel_mm / path_r[a])
-                    climb = max(0.0, np.log(radius[b] / path_r[a])) / sigma
-                cost_b = cost[a] - log_w + p.upstream_weight * climb ** 2
-                cost_b += radial.get((a, b, int(label[a])), 0.0)
-                heapq.heappush(heap, (cost_b, -radius[b], a, b))
-
-    for a in np.flatnonzero(seed_label > 0):
-        push(a)
     refused = 0
-    while heap:
-        key, _, a, b = heapq.heappop(heap)
-        if label[b]:
-            if label[b] != label[a]:
-                refused += 1
-            continue
-        label[b] = label[a]
-        cost[b] = key
-        parent[b] = a
-        path_r[b] = min(path_r[a], radius[b])
-        push(b)
+    if nb == 0:
+        return label, refused, parent
+    if log_odds is not None and p.tree_intensity_weight > 0:
+        unary = {PORTAL: p.tree_intensity_weight * np.logaddexp(0.0, -log_odds),
+                 HEPATIC: p.tree_intensity_weight * np.logaddexp(0.0, log_odds)}
+    else:
+        unary = {PORTAL: np.zeros(nb), HEPATIC: np.zeros(nb)}
+    thresholds = []
+    if p.radius_bin_factor < 1.0:
+        t = float(radius.max())
+        while t > float(radius.min()):
+            t *= p.radius_bin_factor
+            thresholds.append(t)
+    thresholds.append(-np.inf)
+    for threshold in thresholds:
+        heap = []
+
+        def push(a):
+            la = int(label[a])
+            for b, log_w in adj[a]:
+                if label[b] == 0 and radius[b] >= threshold:
+                    climb = 0.0  # not thicker: max(0, log(ratio <= 1)) is 0
+                    if radius[b] > path_r[a]:
+                        sigma = np.hypot(p.radius_log_sigma, 0.5 * voxel_mm / path_r[a])
+                        climb = max(0.0, np.log(radius[b] / path_r[a])) / sigma
+                    cost_b = cost[a] - log_w + p.upstream_weight * climb ** 2 + unary[la][b]
+                    cost_b += radial.get((a, b, la), 0.0)
+                    heapq.heappush(heap, (cost_b, -radius[b], a, b))
+
+        cost[label > 0] = 0.0  # each bin races from everything labelled so far
+        for a in np.flatnonzero(label > 0):
+            push(a)
+        for b, (lab_b, c) in (soft_roots or {}).items():
+            if label[b] == 0 and radius[b] >= threshold:
+                heapq.heappush(heap, (c + unary[lab_b][b], -radius[b], -lab_b, b))
+        while heap:
+            key, _, a, b = heapq.heappop(heap)
+            if a < 0:  # a further root, from its tree's support structure
+                if label[b] == 0:
+                    label[b], cost[b], path_r[b] = -a, key, radius[b]
+                    push(b)
+                continue
+            if label[b]:
+                if label[b] != label[a]:
+                    refused += 1
+                continue
+            label[b] = label[a]
+            cost[b] = key
+            parent[b] = a
+            path_r[b] = min(path_r[a], radius[b])
+            push(b)
     return label, refused, parent
 
 
@@ -1270,11 +1428,11 @@ def _path_costs(nb, steps: tuple[np.ndarray, np.ndarray, np.ndarray], sources) -
     return csgraph.dijkstra(g, directed=True, indices=sources, min_only=True)
 
 
-def _branch_confidence(nb, edges, seed_label, branch_label, radial: dict | None = None) -> np.ndarray:
-    """Posterior-like confidence: a path's probability is the product of its links' probabilities
-    (and each step's exp(-cost of turning back towards that tree's root), `radial`); the best path
-    from the branch's own seeds (within its label) against the best from the other label's seeds:
-    1 / (1 + exp(cost_own - cost_other))."""
+def _branch_margin(nb, edges, seed_label, branch_label, radial: dict | None = None) -> np.ndarray:
+    """Evidence for each branch's label: cost_other - cost_own, where a path's cost is -ln of the
+    product of its links' probabilities (and each step's cost of turning back towards that tree's
+    root, `radial`), cost_own that of the best path from the branch's own seeds within its label and
+    cost_other that of the best path from the other label's seeds (inf: none; -inf: unreached)."""
     radial = radial or {}
     links: dict[tuple[int, int], float] = {}
     for _, a, b, q in edges:  # a pair met at two junctions (a loop): its more probable link
@@ -1296,29 +1454,34 @@ def _branch_confidence(nb, edges, seed_label, branch_label, radial: dict | None 
         c = link_cost[sel]
         return np.r_[a, b], np.r_[b, a], np.r_[c + np.array(forth, float), c + np.array(back, float)]
 
-    conf = np.full(nb, _UNREACHED_CONFIDENCE)
+    margin = np.full(nb, -np.inf)
     for lab, other in ((PORTAL, HEPATIC), (HEPATIC, PORTAL)):
         mine = np.flatnonzero(branch_label == lab)
         if not len(mine):
             continue
         own = _path_costs(nb, adjacency(lab, True), np.flatnonzero((seed_label == lab) & (branch_label == lab)))
         alt = _path_costs(nb, adjacency(other, False), np.flatnonzero(seed_label == other))
-        with np.errstate(invalid="ignore", over="ignore"):
-            conf[mine] = 1.0 / (1.0 + np.exp(np.clip(own[mine] - alt[mine], -50, 50)))
-        conf[mine[np.isinf(alt[mine]) & np.isfinite(own[mine])]] = 1.0
-    return conf
+        with np.errstate(invalid="ignore"):
+            m = alt[mine] - own[mine]
+        m[np.isinf(alt[mine]) & np.isfinite(own[mine])] = np.inf
+        m[np.isinf(own[mine]) & np.isfinite(alt[mine])] = -np.inf
+        m[np.isinf(own[mine]) & np.isinf(alt[mine])] = 0.0  # reached only through soft roots: no evidence either way
+        margin[mine] = m
+    return margin
 
 
 def _confidence_summary(graph, branch_label, conf, p: SplitParams) -> dict:
     ids = np.flatnonzero(branch_label > 0)
     if not len(ids):
         return {"confidence": 0.0, "low_confidence_branches": 0, "least_confident_branches": []}
-    # Weighted by branch volume (length x radius^2): a wrong main branch matters most.
+    # The expected share of branches labelled right: a prediction of the branch accuracy. (Also
+    # weighted by branch volume, length x radius^2, where a wrong main branch matters most.)
     w = np.array([graph.branches[i].length_mm * graph.branches[i].mean_radius_mm ** 2 for i in ids])
-    overall = float((w * conf[ids]).sum() / max(w.sum(), 1e-9))
+    overall = float(conf[ids].mean())
     worst = ids[np.argsort(conf[ids], kind="stable")][: p.least_confident_listed]
     return {
         "confidence": round(overall, 3),
+        "confidence_volume_weighted": round(float((w * conf[ids]).sum() / max(w.sum(), 1e-9)), 3),
         "low_confidence_branches": int((conf[ids] < p.low_confidence).sum()),
         "least_confident_branches": [
             {"branch": int(i), "label": _NAME[int(branch_label[i])], "confidence": round(float(conf[i]), 3),

@@ -251,6 +251,7 @@ class TreeParams:
     min_terminal_mm: float = 4.0  # growth sprouts shorter than this are not vessels
     min_radius_mm: float = 0.5
     hepatic_avoid_mm: float = 8.0  # hepatic attraction grows with clearance from portal vessels up to this
+    trunk_no_branch_mm: float = 12.0  # main branches give off no side branch this close to the hilum / IVC
 
 
 def _polyline(points, step: float = 2.0) -> np.ndarray:
@@ -409,7 +410,11 @@ def grow_trees(anat: Anatomy, rng, params: TreeParams = TreeParams()) -> tuple[V
         return in_liver(a, b) & (hep_index.clearance(b) > 1.0)
 
     attr = _sample_liver(anat, rng, params.portal_attractors, 2.0)
-    pts, par = colonize(np.array(p_pts), np.array(p_par), attr, portal_allowed, cp)
+    p_pts_a = np.array(p_pts)
+    # the portal bifurcation gives off the right and left portal veins and only small caudate
+    # branches: no side branches from the main branches' first centimetre
+    near_hilum = np.linalg.norm(p_pts_a - anat.hilum_mm, axis=1) < params.trunk_no_branch_mm
+    pts, par = colonize(p_pts_a, np.array(p_par), attr, portal_allowed, cp, active=~near_hilum)
     n_main_p = len(p_pts)
     portal = VascularTree(pts, par, np.ones(len(par)), PORTAL_TREE, rng.lognormal(0.0, 0.5, len(par)))
     fixed_p = np.arange(len(portal)) < n_main_p
@@ -431,7 +436,9 @@ def grow_trees(anat: Anatomy, rng, params: TreeParams = TreeParams()) -> tuple[V
 
     attr = _sample_liver(anat, rng, params.hepatic_attractors, 2.0, hepatic_weight)
     n_skeleton = len(h_pts)
-    pts, par = colonize(np.array(h_pts), np.array(h_par), attr, hepatic_allowed, cp)
+    h_pts_a = np.array(h_pts)
+    near_ivc = anat.ivc_distance(h_pts_a) < anat.ivc_radius_mm + params.trunk_no_branch_mm  # ostia: no side branches
+    pts, par = colonize(h_pts_a, np.array(h_par), attr, hepatic_allowed, cp, active=~near_ivc)
     fixed_h = np.arange(len(pts)) < n_skeleton
     if len(inferior) >= 3:
         # the inferior right hepatic vein drains what is left near it: a small vein

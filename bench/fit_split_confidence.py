@@ -1,0 +1,130 @@
+"""Fit the split's confidence model on tuning phantoms of both families (synthetic data only).
+
+    .venv/bin/python bench/fit_split_confidence.py            # about 45 min on 2 cores
+    .venv/bin/python bench/fit_split_confidence.py --from-npz bench/results/split_confidence_data.npz
+
+For every branch of the split's own graph on tuning phantoms, the evidence behind its label (the
+path-cost margin, the intensity log-odds for its label, its radius) and whether the label is right
+(the phantom's majority on the branch); branches with no true vessel voxel (false-positive blobs)
+are left out. Phantoms: realistic family seeds 1000-1009 under the normal, hard and equilibrium
+conditions with the true mask and with a network-like mask after the repair; first family seeds
+200-209 (touching vessels: truth on both grids, 15 gaps, network-like; pass-through truth). Each
+phantom weighs the same (its branches share one unit of weight), so the dense livers do not drown
+the sparse ones. Prints the fitted weights and the reliability of the fit data, writes the weights
+to bench/results/split_confidence_fit.json (copy them into livervessels/split_confidence.py
+DEFAULT_MODEL) and the data to an .npz for refitting.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from livervessels.enhancement import enhance_liver_vessels  # noqa: E402
+from livervessels.portal_hepatic import SplitParams, split_portal_hepatic  # noqa: E402
+from livervessels.split_confidence import DEFAULT_MODEL, FEATURES, ConfidenceModel, fit_confidence_model  # noqa: E402
+from livervessels.synthetic.network_mask import simulate_network_mask  # noqa: E402
+from livervessels.synthetic.realistic import make_realistic_phantom  # noqa: E402
+from split_scoring import reliability  # noqa: E402
+
+REALISTIC_SEEDS = list(range(1000, 1010))
+FIRST_FAMILY_SEEDS = list(range(200, 210))
+
+
+def branch_rows(split, vessel_tree: np.ndarray) -> dict:
+    """Evidence and right/wrong of every scored branch of the split's graph."""
+    br = split.branches
+    if br is None or br.margin is None or not len(br.labels):
+        return {}
+    truth = np.array([np.bincount(vessel_tree[tuple(br.input_voxels(b.index).T)], minlength=3)
+                      for b in br.graph.branches])
+    scored = (truth[:, 1:].sum(axis=1) > 0) & (br.labels > 0)
+    true_label = np.argmax(truth[:, 1:], axis=1) + 1
+    return {"margin": br.margin[scored], "log_odds_own": br.log_odds_own[scored],
+            "radius_mm": br.radius_mm[scored], "right": (br.labels == true_label)[scored]}
+
+
+def collect() -> list[dict]:
+    cases = []
+    params = SplitParams()
+    for seed in REALISTIC_SEEDS:
+        for condition in ("normal", "hard", "equilibrium"):
+            ph = make_realistic_phantom(seed, condition)
+            support = ph.support()
+            for source in ("truth", "network"):
+                if source == "truth":
+                    vessels = ph.vessel_mask
+                else:
+                    raw = simulate_network_mask(ph, seed)
+                    vessels = enhance_liver_vessels(raw, support["liver"], ph.ct, ph.spacing)[0] > 0
+                t = time.perf_counter()
+                split = split_portal_hepatic(vessels, ph.ct, ph.spacing, affine=ph.affine, params=params, **support)
+                rows = branch_rows(split, np.where(vessels, ph.vessel_tree, 0))
+                cases.append({"case": f"realistic {seed} {condition} {source}", **rows})
+                print(f"realistic {seed} {condition:11s} {source:8s}: {len(rows.get('right', []))} branches, "
+                      f"{np.mean(rows['right']):.3f} right ({time.perf_counter() - t:.1f} s)", flush=True)
+    import split_accuracy as first  # the first family's cases, as its benchmark builds them
+    for seed in FIRST_FAMILY_SEEDS:
+        for case in (0, 1, 2, 3, 4):
+            name, grid, clearance, source = first.CASES[case]
+            from livervessels.phantom import make_phantom
+            ph = make_phantom(seed=seed, vessel_clearance_mm=clearance, **first.GRIDS[grid])
+            vessels, support = first.vessel_mask(ph, source, seed)
+            split = split_portal_hepatic(vessels, ph.ct, ph.spacing, affine=ph.affine, params=params, **support)
+            rows = branch_rows(split, np.where(vessels, ph.vessel_tree, 0))
+            cases.append({"case": f"first {seed} {name}", **rows})
+            print(f"first family {seed} {name}: {len(rows.get('right', []))} branches, {np.mean(rows['right']):.3f} right",
+                  flush=True)
+    return cases
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--from-npz", help="refit from stored data instead of running the phantoms")
+    ap.add_argument("--npz", default=str(ROOT / "bench" / "results" / "split_confidence_data.npz"))
+    ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "split_confidence_fit.json"))
+    args = ap.parse_args()
+    if args.from_npz:
+        data = np.load(args.from_npz, allow_pickle=True)
+        cases = list(data["cases"])
+    else:
+        cases = [c for c in collect() if len(c.get("right", []))]
+        Path(args.npz).parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(args.npz, cases=np.array(cases, dtype=object))
+    model0 = replace(DEFAULT_MODEL)
+    x = np.vstack([model0.features(c["margin"], c["log_odds_own"], c["radius_mm"]) for c in cases])
+    y = np.concatenate([c["right"] for c in cases])
+    # every phantom weighs the same: resample each case's branches to a common count
+    per_case = 400
+    rng = np.random.default_rng(0)
+    idx, start = [], 0
+    for c in cases:
+        n = len(c["right"])
+        idx.append(start + rng.choice(n, per_case, replace=n < per_case))
+        start += n
+    idx = np.concatenate(idx)
+    model = fit_confidence_model(x[idx], y[idx], margin_scale=model0.margin_scale)
+    p = model(*(np.concatenate([c[k] for c in cases]) for k in ("margin", "log_odds_own", "radius_mm")))
+    print(f"\nfitted on {len(cases)} phantoms, {len(y)} branches ({(~y).sum()} wrong)")
+    print("weights:", dict(zip(FEATURES, np.round(model.weights, 4))))
+    print(f"{'confidence':>12s} {'branches':>9s} {'mean conf':>10s} {'accuracy':>9s}")
+    for b in reliability(p, y):
+        if b["branches"]:
+            print(f"{b['bin']:>12s} {b['branches']:9d} {b['mean_confidence']:10.3f} {b['accuracy']:9.3f}")
+    Path(args.json).write_text(json.dumps({"features": FEATURES, "weights": list(model.weights),
+                                           "margin_scale": model.margin_scale, "phantoms": len(cases),
+                                           "branches": int(len(y)), "wrong": int((~y).sum())}, indent=1))
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""The scan's own portal / hepatic intensity difference as evidence for the split."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from livervessels.portal_hepatic import split_portal_hepatic
+from livervessels.split_intensity import TreeIntensity, branch_log_odds
+from livervessels.synthetic.realistic import ScanProtocol, make_realistic_phantom
+
+SEED = 1005  # a tuning seed (shares its trees with tests/test_synthetic_realistic.py)
+
+
+def _protocol(delta_hu: float) -> ScanProtocol:
+    return ScanProtocol(pixel_mm=0.8, slice_mm=1.5, noise_hu=12.0, parenchyma_hu=100.0, portal_hu=185.0,
+                        hepatic_hu=185.0 - delta_hu)
+
+
+@pytest.fixture(scope="module")
+def splits():
+    out = {}
+    for delta in (0.0, 30.0):
+        ph = make_realistic_phantom(SEED, protocol=_protocol(delta))
+        out[delta] = (ph, split_portal_hepatic(ph.vessel_mask, ph.ct, ph.spacing, affine=ph.affine, **ph.support()))
+    return out
+
+
+def test_the_cue_switches_itself_off_when_the_trees_are_equally_bright(splits):
+    _, split = splits[0.0]
+    measured = split.qc["intensity"]
+    assert measured["used"] is False
+    assert abs(measured["difference_hu"]) < 6.0
+    assert "equally bright" in measured["reason"]
+
+
+def test_the_difference_is_measured_on_the_scan_and_used(splits):
+    ph, split = splits[30.0]
+    measured = split.qc["intensity"]
+    assert measured["used"] is True
+    assert abs(measured["difference_hu"] - 30.0) < 6.0  # the protocol's portal - hepatic lumen HU
+    assert abs(measured["parenchyma_hu"] - 100.0) < 6.0
+    assert measured["difference_se_hu"] < 5.0
+
+
+def test_branch_log_odds_separate_the_trees(splits):
+    ph, split = splits[30.0]
+    br = split.branches
+    truth = np.array([np.argmax(np.bincount(ph.vessel_tree[tuple(br.input_voxels(b.index).T)], minlength=3)[1:]) + 1
+                      for b in br.graph.branches])
+    # the evidence for each branch's own label, signed by whether the label is right
+    llr = np.where(br.labels == 2, -br.log_odds_own, br.log_odds_own)  # back to log P(portal) / P(hepatic)
+    thick = br.radius_mm >= 1.5
+    assert np.mean(llr[thick & (truth == 1)] > 0) > 0.85
+    assert np.mean(llr[thick & (truth == 2)] < 0) > 0.85
+
+
+def test_unused_measurement_gives_no_evidence(splits):
+    ph, split = splits[0.0]
+    br = split.branches
+    assert not np.any(br.log_odds_own)
+    off = TreeIntensity(False, "not used")
+    assert not branch_log_odds(br.graph, ph.ct, br.radius_mm, off).any()
