@@ -46,8 +46,10 @@ def evaluate(seed: int, grid: dict, condition: dict) -> dict:
     truth = ph.labels == LABELS["liver_vessels"]
     liver = (ph.labels == LABELS["liver"]) | truth
     raw = simulate_network_mask(ph, seed)
+    # the IVC and portal trunk labels, as the app passes TotalSegmentator's
+    trunks = (ph.labels == LABELS["inferior_vena_cava"]) | (ph.labels == LABELS["portal_vein_and_splenic_vein"])
     t = time.perf_counter()
-    enhanced, meta = enhance_liver_vessels(raw, liver, ph.ct, ph.spacing)
+    enhanced, meta = enhance_liver_vessels(raw, liver, ph.ct, ph.spacing, exclude=trunks)
     seconds = time.perf_counter() - t
     return {
         "seed": seed,
@@ -55,6 +57,7 @@ def evaluate(seed: int, grid: dict, condition: dict) -> dict:
         "cldice_raw": cldice(raw, truth), "cldice_enh": cldice(enhanced, truth),
         "comp_raw": n_components(raw), "comp_enh": n_components(enhanced), "comp_truth": n_components(truth),
         "seconds": round(seconds, 2), "added_voxels": meta["added_voxels"], "removed_voxels": meta["removed_voxels"],
+        "backed_off": meta.get("backed_off"),
     }
 
 

@@ -1,7 +1,7 @@
 """Fit the split's confidence model on tuning phantoms of both families (synthetic data only).
 
-    .venv/bin/python bench/fit_split_confidence.py            # about 45 min on 2 cores
-    .venv/bin/python bench/fit_split_confidence.py --from-npz bench/results/split_confidence_data.npz
+    .venv/bin/python bench/fit_split_confidence.py            # about 50 min on 2 cores (resumable)
+    .venv/bin/python bench/fit_split_confidence.py --fit-only  # refit on the stored cases
 
 For every branch of the split's own graph on tuning phantoms, the evidence behind its label (the
 path-cost margin, the intensity log-odds for its label, its radius) and whether the label is right
@@ -12,7 +12,7 @@ conditions with the true mask and with a network-like mask after the repair; fir
 phantom weighs the same (its branches share one unit of weight), so the dense livers do not drown
 the sparse ones. Prints the fitted weights and the reliability of the fit data, writes the weights
 to bench/results/split_confidence_fit.json (copy them into livervessels/split_confidence.py
-DEFAULT_MODEL) and the data to an .npz for refitting.
+DEFAULT_MODEL); every case is stored as it finishes (an .npz, --store), for resuming and refitting.
 """
 from __future__ import annotations
 
@@ -53,53 +53,70 @@ def branch_rows(split, vessel_tree: np.ndarray) -> dict:
             "radius_mm": br.radius_mm[scored], "right": (br.labels == true_label)[scored]}
 
 
-def collect() -> list[dict]:
-    cases = []
+def collect(realistic_seeds, first_seeds, store: Path) -> list[dict]:
+    """Run the phantoms (appending each case to `store` as it finishes, so a run can resume)."""
+    cases = list(np.load(store, allow_pickle=True)["cases"]) if store.exists() else []
+    done = {c["case"] for c in cases}
+
+    def keep(case: dict) -> None:
+        cases.append(case)
+        np.savez_compressed(store, cases=np.array(cases, dtype=object))
+
     params = SplitParams()
-    for seed in REALISTIC_SEEDS:
+    for seed in realistic_seeds:
         for condition in ("normal", "hard", "equilibrium"):
+            if all(f"realistic {seed} {condition} {s}" in done for s in ("truth", "network")):
+                continue
             ph = make_realistic_phantom(seed, condition)
             support = ph.support()
             for source in ("truth", "network"):
+                name = f"realistic {seed} {condition} {source}"
+                if name in done:
+                    continue
                 if source == "truth":
                     vessels = ph.vessel_mask
                 else:
                     raw = simulate_network_mask(ph, seed)
-                    vessels = enhance_liver_vessels(raw, support["liver"], ph.ct, ph.spacing)[0] > 0
+                    vessels = enhance_liver_vessels(raw, support["liver"], ph.ct, ph.spacing,
+                                                    exclude=support["ivc"] | support["portal_vein"])[0] > 0
                 t = time.perf_counter()
                 split = split_portal_hepatic(vessels, ph.ct, ph.spacing, affine=ph.affine, params=params, **support)
                 rows = branch_rows(split, np.where(vessels, ph.vessel_tree, 0))
-                cases.append({"case": f"realistic {seed} {condition} {source}", **rows})
-                print(f"realistic {seed} {condition:11s} {source:8s}: {len(rows.get('right', []))} branches, "
-                      f"{np.mean(rows['right']):.3f} right ({time.perf_counter() - t:.1f} s)", flush=True)
+                keep({"case": name, **rows})
+                print(f"{name}: {len(rows.get('right', []))} branches, {np.mean(rows['right']):.3f} right "
+                      f"({time.perf_counter() - t:.1f} s)", flush=True)
     import split_accuracy as first  # the first family's cases, as its benchmark builds them
-    for seed in FIRST_FAMILY_SEEDS:
+    from livervessels.phantom import make_phantom
+    for seed in first_seeds:
         for case in (0, 1, 2, 3, 4):
-            name, grid, clearance, source = first.CASES[case]
-            from livervessels.phantom import make_phantom
+            label, grid, clearance, source = first.CASES[case]
+            name = f"first {seed} {label}"
+            if name in done:
+                continue
             ph = make_phantom(seed=seed, vessel_clearance_mm=clearance, **first.GRIDS[grid])
             vessels, support = first.vessel_mask(ph, source, seed)
             split = split_portal_hepatic(vessels, ph.ct, ph.spacing, affine=ph.affine, params=params, **support)
             rows = branch_rows(split, np.where(vessels, ph.vessel_tree, 0))
-            cases.append({"case": f"first {seed} {name}", **rows})
-            print(f"first family {seed} {name}: {len(rows.get('right', []))} branches, {np.mean(rows['right']):.3f} right",
-                  flush=True)
+            keep({"case": name, **rows})
+            print(f"{name}: {len(rows.get('right', []))} branches, {np.mean(rows['right']):.3f} right", flush=True)
     return cases
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--from-npz", help="refit from stored data instead of running the phantoms")
-    ap.add_argument("--npz", default=str(ROOT / "bench" / "results" / "split_confidence_data.npz"))
+    ap.add_argument("--store", action="append",
+                    help="case store(s) (.npz): collected into (the first; resumes) and fitted on (all); "
+                         "default bench/results/split_confidence_data.npz")
+    ap.add_argument("--realistic-seeds", type=int, nargs="*", default=REALISTIC_SEEDS)
+    ap.add_argument("--first-seeds", type=int, nargs="*", default=FIRST_FAMILY_SEEDS)
+    ap.add_argument("--fit-only", action="store_true", help="fit on the stores without running phantoms")
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "split_confidence_fit.json"))
     args = ap.parse_args()
-    if args.from_npz:
-        data = np.load(args.from_npz, allow_pickle=True)
-        cases = list(data["cases"])
-    else:
-        cases = [c for c in collect() if len(c.get("right", []))]
-        Path(args.npz).parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(args.npz, cases=np.array(cases, dtype=object))
+    stores = [Path(s) for s in (args.store or [ROOT / "bench" / "results" / "split_confidence_data.npz"])]
+    if not args.fit_only:
+        stores[0].parent.mkdir(parents=True, exist_ok=True)
+        collect(args.realistic_seeds, args.first_seeds, stores[0])
+    cases = [c for st in stores for c in np.load(st, allow_pickle=True)["cases"] if len(c.get("right", []))]
     model0 = replace(DEFAULT_MODEL)
     x = np.vstack([model0.features(c["margin"], c["log_odds_own"], c["radius_mm"]) for c in cases])
     y = np.concatenate([c["right"] for c in cases])

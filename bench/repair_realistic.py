@@ -40,7 +40,9 @@ def evaluate(seed: int, condition: str) -> dict:
     truth = ph.vessel_mask
     raw = simulate_network_mask(ph, seed)
     t = time.perf_counter()
-    enhanced, meta = enhance_liver_vessels(raw, ph.support()["liver"], ph.ct, ph.spacing)
+    support = ph.support()
+    enhanced, meta = enhance_liver_vessels(raw, support["liver"], ph.ct, ph.spacing,
+                                           exclude=support["ivc"] | support["portal_vein"])
     seconds = time.perf_counter() - t
     enhanced = enhanced > 0
     p = ph.protocol

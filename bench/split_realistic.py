@@ -83,7 +83,8 @@ def evaluate(seed: int, condition: str, masks, params: SplitParams) -> list[dict
             vessels = truth_mask
         else:
             raw = simulate_network_mask(ph, seed)
-            enhanced, meta = enhance_liver_vessels(raw, support["liver"], ph.ct, ph.spacing)
+            enhanced, meta = enhance_liver_vessels(raw, support["liver"], ph.ct, ph.spacing,
+                                                   exclude=support["ivc"] | support["portal_vein"])
             vessels = enhanced > 0
             repair = {"backed_off": meta.get("backed_off"), "seconds": round(time.perf_counter() - t0, 2)}
         ref = Reference(vessels, ph.vessel_tree, ph.spacing)

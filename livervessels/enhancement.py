@@ -78,6 +78,8 @@ class EnhancementParams:
     default_contrast_hu: float = 80.0  # used when the raw mask is too small to measure the contrast
     min_contrast_hu: float = 30.0  # below this the CT shows no vessel contrast: no image-based growth
     fallback_margin_mm: float = 30.0  # whole-volume fallback: computed within the raw mask's box + this
+    max_noise_growth_ratio: float = 0.15  # no growth where noise alone (mirrored image) grows this x as much
+    growth_backoff_factors: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0)  # growth thresholds (x the usual) tried in turn
 
 
 def _versions() -> dict:
@@ -354,21 +356,36 @@ def _large_lumen(ct: np.ndarray, st: _Stats, spacing, radius_mm: float) -> np.nd
     return large
 
 
+class _GrowthPieces:
+    """Candidate components touching the tree, with their peak vesselness: hysteresis growth at
+    any high threshold without relabelling."""
+
+    def __init__(self, mask: np.ndarray, cand: np.ndarray, v: np.ndarray):
+        self.pieces, n = _components(cand & ~mask)
+        inside = self.pieces > 0
+        self.touching = np.unique(self.pieces[_dilate_3(mask) & inside]) if n else np.zeros(0, int)
+        self.peaks = np.full(n + 1, -np.inf, v.dtype)
+        np.maximum.at(self.peaks, self.pieces[inside], v[inside])
+        self.n = n
+
+    def kept(self, high: float) -> np.ndarray:
+        """Labels of the pieces hysteresis keeps at this high threshold."""
+        return self.touching[self.peaks[self.touching] >= high]
+
+    def voxels(self, keep: np.ndarray, within: np.ndarray | None = None) -> int:
+        sizes = np.bincount(self.pieces[within] if within is not None else self.pieces.ravel(), minlength=self.n + 1)
+        return int(sizes[keep].sum())
+
+    def grown(self, mask: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        lut = np.zeros(self.n + 1, bool)
+        lut[keep] = True
+        return mask | lut[self.pieces]
+
+
 def _grow(mask: np.ndarray, cand: np.ndarray, v: np.ndarray, high: float) -> np.ndarray:
     """Hysteresis: add candidate components that touch the tree and are clearly tubular somewhere."""
-    pieces, n = _components(cand & ~mask)
-    if n == 0:
-        return mask
-    inside = pieces > 0
-    touching = np.unique(pieces[_dilate_3(mask) & inside])
-    if touching.size == 0:
-        return mask
-    peaks = np.full(n + 1, -np.inf, v.dtype)
-    np.maximum.at(peaks, pieces[inside], v[inside])
-    keep = touching[peaks[touching] >= high]
-    lut = np.zeros(n + 1, bool)
-    lut[keep] = True
-    return mask | lut[pieces]
+    pieces = _GrowthPieces(mask, cand, v)
+    return pieces.grown(mask, pieces.kept(high))
 
 
 def _trim(mask: np.ndarray, smooth: np.ndarray, peak: np.ndarray, st: _Stats, p: EnhancementParams) -> np.ndarray:
@@ -553,10 +570,14 @@ def enhance_liver_vessels(
     min_component_mm3: float | None = None,
     device: str | None = None,
     params: EnhancementParams | None = None,
+    exclude: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Returns (enhanced binary mask, uint8 on the input grid, metadata).
 
-    vessels: raw network vessel mask; liver: liver mask or None; ct: HU; spacing: mm per voxel.
+    vessels: raw network vessel mask; liver: liver mask or None; ct: HU; spacing: mm per voxel;
+    exclude: large vessels the liver vessels must not grow into (IVC, portal / splenic vein trunk,
+    e.g. from TotalSegmentator), besides the lumen wide enough for a large_lumen_radius_mm ball that
+    the repair finds itself (on noisy, thick slices it misses part of the portal trunk).
     Components that are not part of a main tree and are smaller than min_component_size voxels
     or min_component_mm3 are removed (both given: the larger; neither: params.min_component_mm3).
     fallback_full_volume=False makes a missing/empty liver mask an InputError instead of
@@ -604,9 +625,11 @@ def enhance_liver_vessels(
         liver_c = None
     timings["region"] = time.perf_counter() - t
 
+    backed_off: list[str] = []
     if box is not None:
+        exclude_c = None if exclude is None else np.asarray(exclude, bool)[box]
         mask, extra = _enhance_crop(raw[box] & region, region, liver_c, np.asarray(ct[box], np.float32), sp, p,
-                                    sigmas, min_voxels, device, fallbacks, timings)
+                                    sigmas, min_voxels, device, fallbacks, timings, backed_off, exclude_c)
         out[box] = mask
     t = time.perf_counter()
     # On the boxes: the enhanced mask is empty outside its box, the raw one outside its own.
@@ -626,6 +649,8 @@ def enhance_liver_vessels(
         "removed_voxels": removed,
         "added_voxels": added,
         "fallbacks_used": fallbacks,
+        # what the scan could not support and the repair therefore left out (None: nothing)
+        "backed_off": "; ".join(backed_off) or None,
         "parameters": {**asdict(p), "min_component_voxels": min_voxels,
                        "vesselness_sigmas_mm": [round(s, 3) for s in sigmas],
                        "fallback_full_volume": fallback_full_volume, **extra.pop("derived", {})},
@@ -638,8 +663,12 @@ def enhance_liver_vessels(
 
 
 def _enhance_crop(raw: np.ndarray, region: np.ndarray, liver: np.ndarray | None, ct: np.ndarray, sp, p, sigmas,
-                  min_voxels: int, device, fallbacks: list[str], timings: dict) -> tuple[np.ndarray, dict]:
-    """All steps on the working crop; returns the mask and step counts."""
+                  min_voxels: int, device, fallbacks: list[str], timings: dict,
+                  backed_off: list[str] | None = None, exclude: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, dict]:
+    """All steps on the working crop; returns the mask and step counts. What it leaves out because
+    the scan cannot support it is appended to backed_off."""
+    backed_off = [] if backed_off is None else backed_off
     spa = np.asarray(sp)
     t = time.perf_counter()
     smooth = ndimage.gaussian_filter(ct, sigma=p.smoothing_mm / spa)
@@ -676,8 +705,8 @@ def _enhance_crop(raw: np.ndarray, region: np.ndarray, liver: np.ndarray | None,
         scale = st.contrast_hu * TUBE_PEAK_FRACTION  # 1 = ideal cylinder of this patient's contrast
         v /= scale
         # Liver has no dark tubes: the dark response there is the noise's tube-likeness.
-        null = dark[background] / scale if background.any() else np.zeros(1, np.float32)
-        del dark
+        dark /= scale
+        null = dark[background] if background.any() else np.zeros(1, np.float32)
         st.low = max(p.grow_low, float(np.quantile(null, p.null_low_quantile)))
         st.high = max(p.grow_high, float(np.quantile(null, p.null_high_quantile)))
         steps["stats"].update(vesselness_low=round(st.low, 3), vesselness_high=round(st.high, 3))
@@ -694,12 +723,56 @@ def _enhance_crop(raw: np.ndarray, region: np.ndarray, liver: np.ndarray | None,
         inner = _box(region, (0, 0, 0), region.shape)
         peak = _local_peak(smooth, sp, p.peak_radius_mm, inner)
         large = _large_lumen(ct, st, sp, p.large_lumen_radius_mm)
+        if exclude is not None:
+            large |= exclude
         cand = _candidates(v[inner], smooth[inner], peak, st, p) & region[inner] & ~large[inner]
         v[large] = 0.0  # bridges do not route through the IVC / portal trunk either
         steps["large_lumen_voxels"] = _count(large)
         before = _count(mask)
-        mask[inner] = _grow(mask[inner], cand, v[inner], st.high)
+        ungrown = mask[inner].copy()
+        # What noise alone would grow: the same growth on the mirrored image (dark tubes, HU
+        # reflected about the parenchyma). The liver holds no dark tubes, so all of it is noise.
+        # Where it rivals what the vessels grew, thin vessels cannot be told from noise at this
+        # threshold: it is raised step by step, and growth is dropped when no step is clean enough.
+        # Counted inside the liver only, 2 mm from its surface: outside it lie truly dark tissues.
+        interior = (~_dilate_ball(~liver, sp, 2.0) if liver is not None else region)[inner]
+        mirror = 2.0 * st.parenchyma_hu - smooth
+        null_cand = (_candidates(dark[inner], mirror[inner], _local_peak(mirror, sp, p.peak_radius_mm, inner), st, p)
+                     & interior & ~large[inner])
+        real = _GrowthPieces(ungrown, cand, v[inner])
+        noise = _GrowthPieces(ungrown, null_cand, dark[inner])
+        chosen, first = None, None
+        for factor in p.growth_backoff_factors:
+            keep = real.kept(st.high * factor)
+            grown_inside = real.voxels(keep, interior)
+            null_grown = noise.voxels(noise.kept(st.high * factor))
+            first = first or (grown_inside, null_grown)
+            if not grown_inside and factor != p.growth_backoff_factors[0]:
+                break  # raised until nothing grows: no growth
+            if null_grown <= p.max_noise_growth_ratio * grown_inside or not grown_inside:
+                chosen = (factor, keep, grown_inside, null_grown)
+                break
+        if chosen is None:
+            mask[inner] = ungrown
+            backed_off.append(
+                f"no growth: on this scan noise alone grows {first[1]} voxels for the vessels' {first[0]} "
+                f"(parenchyma spread {st.parenchyma_sd_hu:.0f} HU after smoothing, vessel contrast "
+                f"{st.contrast_hu:.0f} HU, voxels {' x '.join(f'{x:.2g}' for x in sp)} mm), and as much "
+                f"at any threshold up to {max(p.growth_backoff_factors):g}x: thin vessels cannot be told from noise, "
+                "the network's mask is kept")
+            steps.update(growth_threshold_factor=None, noise_grown_voxels=first[1])
+        else:
+            factor, keep, grown_inside, null_grown = chosen
+            mask[inner] = real.grown(ungrown, keep)
+            if factor != p.growth_backoff_factors[0]:
+                backed_off.append(
+                    f"growth threshold raised {factor:g}x: at the usual threshold noise alone would grow "
+                    f"{first[1]} voxels for the vessels' {first[0]} (parenchyma spread "
+                    f"{st.parenchyma_sd_hu:.0f} HU after smoothing, vessel contrast {st.contrast_hu:.0f} HU, "
+                    f"voxels {' x '.join(f'{x:.2g}' for x in sp)} mm); only clearly tubular vessels were added")
+            steps.update(growth_threshold_factor=factor, noise_grown_voxels=null_grown)
         steps["grown_voxels"] = _count(mask) - before
+        del dark, mirror, interior
         timings["grow"] = time.perf_counter() - t
 
         t = time.perf_counter()

@@ -191,8 +191,11 @@ def segment_liver_support(volume: Volume, plan: ModelPlan, *, model_dirs=None, d
 
 def add_enhanced_vessels(volume: Volume, masks: dict[str, np.ndarray], **options) -> tuple[dict[str, np.ndarray], dict]:
     """masks plus enhanced_liver_vessels, and the enhancement metadata (options go to the algorithm)."""
+    # the IVC and the portal / splenic vein trunk, where segmented: the vessels never grow into them
+    trunks = [masks[k] > 0 for k in ("inferior_vena_cava", "portal_vein_and_splenic_vein") if k in masks]
+    exclude = np.logical_or.reduce(trunks) if trunks else None
     enhanced, metadata = enhance_liver_vessels(masks["liver_vessels"], masks.get("liver"), volume.array,
-                                               volume.spacing, **options)
+                                               volume.spacing, exclude=exclude, **options)
     return {**masks, "enhanced_liver_vessels": enhanced}, metadata
 
 

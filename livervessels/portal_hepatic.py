@@ -139,7 +139,9 @@ class SplitParams:
     radial_weight: float = 3.0  # cost of leaving a junction straight back towards the tree's root
     radial_reach_mm: float = 20.0  # near a root "away from it" is ill-defined: the cost x d / (d + this)
     radius_bin_factor: float = 0.8  # trees grow thick vessels first, in radius bins this factor apart (1: off)
-    tree_intensity_weight: float = 1.0  # weight of the scan's portal / hepatic HU difference (where it shows one)
+    tree_intensity_weight: float = 0.5  # weight of the scan's portal / hepatic HU difference (where it shows one)
+    subtree_flip_margin: float = 3.0  # a subtree changes tree when its HU evidence beats its attachment by this (0: off)
+    subtree_flip_mean: float = 1.0  # ... and its branches' mean log-odds for the other tree reach this
     # confidence: a model of P(label right | evidence), fitted on synthetic livers (split_confidence)
     confidence_model: ConfidenceModel = DEFAULT_MODEL
     # QC
@@ -616,10 +618,13 @@ def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings,
     # labelling; where it is clear, the trees grow again with it.
     tree_hu = _measure_tree_intensity(graph, ct, v, support.get("liver"), branch_label, radius, p)
     log_odds = np.zeros(nb)
+    flips = 0
     if tree_hu.used:
         log_odds = branch_log_odds(graph, ct, radius, tree_hu, branch_label)
         branch_label, refused, parent = _grow_trees(nb, edges, seed_label, graph, p, radial, radius=radius,
                                                     log_odds=log_odds, soft_roots=soft_roots)
+        if p.subtree_flip_margin > 0:
+            branch_label, parent, flips = _flip_subtrees(branch_label, parent, edges, seed_label, log_odds, p)
     margin = _branch_margin(nb, edges, seed_label, branch_label, radial)
     log_odds_own = np.where(branch_label == HEPATIC, -log_odds, log_odds)
     conf = np.where(branch_label > 0, p.confidence_model(margin, log_odds_own, radius), _UNREACHED_CONFIDENCE)
@@ -634,6 +639,7 @@ def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings,
             "portal_branches": int((branch_label == PORTAL).sum()),
             "hepatic_branches": int((branch_label == HEPATIC).sum()),
             "seed_conflict_branches": seed_conflicts,
+            "subtrees_moved_by_intensity": int(flips),
             "contacts_cut": int(refused)}
     info.update(_confidence_summary(graph, branch_label, conf, p))
     info["portal_tree"] = summarize_tree(graph, np.flatnonzero(branch_label == PORTAL))
@@ -1415,6 +1421,81 @@ def _grow_trees(nb, edges, seed_label, graph, p: SplitParams, radial: dict | Non
             path_r[b] = min(path_r[a], radius[b])
             push(b)
     return label, refused, parent
+
+
+def _flip_subtrees(label: np.ndarray, parent: np.ndarray, edges, seed_label: np.ndarray, log_odds: np.ndarray,
+                   p: SplitParams) -> tuple[np.ndarray, np.ndarray, int]:
+    """Hand a grown subtree to the other tree where the scan's intensity evidence over the whole
+    subtree outweighs the junction evidence that attached it: a subtree should not sit in the wrong
+    tree because one contact looked like a branching, but neither should it switch on weak evidence.
+
+    For each branch b (not a seed) and its growth subtree S: S moves when the summed log-odds for
+    the other tree over S exceed [cost of S's best link to the other tree - cost of b's own link]
+    + subtree_flip_margin, and their mean reaches subtree_flip_mean. Largest evidence first; a subtree holding a seed or a moved branch stays.
+    Returns (labels, parents, number of subtrees moved)."""
+    nb = len(label)
+    link: dict[tuple[int, int], float] = {}
+    for w, a, b, _ in edges:
+        if a != b:
+            c = -np.log(max(w, 1e-12))
+            for key in ((a, b), (b, a)):
+                link[key] = min(link.get(key, np.inf), c)
+    nbrs: list[list[int]] = [[] for _ in range(nb)]
+    for a, b in link:
+        nbrs[a].append(b)
+    kids: list[list[int]] = [[] for _ in range(nb)]
+    for b, a in enumerate(parent):
+        if a >= 0:
+            kids[a].append(b)
+    order = []  # parents before children, from every growth root
+    for r in np.flatnonzero(parent < 0):
+        stack = [int(r)]
+        while stack:
+            x = stack.pop()
+            order.append(x)
+            stack.extend(kids[x])
+    toward = np.where(label == PORTAL, -log_odds, log_odds)  # evidence for the other tree
+    evidence = toward.astype(float).copy()
+    for x in reversed(order):
+        if parent[x] >= 0:
+            evidence[parent[x]] += evidence[x]
+    label = label.copy()
+    parent = parent.copy()
+    moved = np.zeros(nb, bool)
+    n_moved = 0
+    for b in np.argsort(-evidence):
+        if evidence[b] <= p.subtree_flip_margin:
+            break
+        if parent[b] < 0 or seed_label[b] or moved[b]:
+            continue
+        members = [int(b)]
+        stack = list(kids[b])
+        while stack:
+            x = stack.pop()
+            members.append(x)
+            stack.extend(kids[x])
+        if any(seed_label[x] or moved[x] for x in members):
+            continue
+        inside = set(members)
+        other = HEPATIC if label[b] == PORTAL else PORTAL
+        best = (np.inf, -1, -1)
+        for x in members:
+            for y in nbrs[x]:
+                if y not in inside and label[y] == other and link[(y, x)] < best[0]:
+                    best = (link[(y, x)], y, x)
+        if best[1] < 0:
+            continue
+        own = link.get((int(parent[b]), int(b)), np.inf)
+        # the branches themselves lean to the other tree, not only their sum (small biases of the
+        # partial-volume model add up over a large subtree)
+        if (evidence[b] > best[0] - own + p.subtree_flip_margin
+                and evidence[b] / len(members) >= p.subtree_flip_mean):
+            label[members] = other
+            moved[members] = True
+            parent[b] = -1  # the subtree now hangs from its new link
+            parent[best[2]] = best[1]
+            n_moved += 1
+    return label, parent, n_moved
 
 
 def _path_costs(nb, steps: tuple[np.ndarray, np.ndarray, np.ndarray], sources) -> np.ndarray:
