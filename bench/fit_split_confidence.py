@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from livervessels.enhancement import enhance_liver_vessels  # noqa: E402
 from livervessels.portal_hepatic import SplitParams, split_portal_hepatic  # noqa: E402
-from livervessels.split_confidence import DEFAULT_MODEL, FEATURES, ConfidenceModel, fit_confidence_model  # noqa: E402
+from livervessels.split_confidence import DEFAULT_MODEL, EVIDENCE, FEATURES, fit_confidence_model  # noqa: E402
 from livervessels.synthetic.network_mask import simulate_network_mask  # noqa: E402
 from livervessels.synthetic.realistic import make_realistic_phantom  # noqa: E402
 from split_scoring import reliability  # noqa: E402
@@ -43,14 +43,13 @@ FIRST_FAMILY_SEEDS = list(range(200, 210))
 def branch_rows(split, vessel_tree: np.ndarray) -> dict:
     """Evidence and right/wrong of every scored branch of the split's graph."""
     br = split.branches
-    if br is None or br.margin is None or not len(br.labels):
+    if br is None or br.evidence is None or not len(br.labels):
         return {}
     truth = np.array([np.bincount(vessel_tree[tuple(br.input_voxels(b.index).T)], minlength=3)
                       for b in br.graph.branches])
     scored = (truth[:, 1:].sum(axis=1) > 0) & (br.labels > 0)
     true_label = np.argmax(truth[:, 1:], axis=1) + 1
-    return {"margin": br.margin[scored], "log_odds_own": br.log_odds_own[scored],
-            "radius_mm": br.radius_mm[scored], "right": (br.labels == true_label)[scored]}
+    return {**{k: np.asarray(br.evidence[k])[scored] for k in EVIDENCE}, "right": (br.labels == true_label)[scored]}
 
 
 def collect(realistic_seeds, first_seeds, store: Path) -> list[dict]:
@@ -118,7 +117,8 @@ def main() -> None:
         collect(args.realistic_seeds, args.first_seeds, stores[0])
     cases = [c for st in stores for c in np.load(st, allow_pickle=True)["cases"] if len(c.get("right", []))]
     model0 = replace(DEFAULT_MODEL)
-    x = np.vstack([model0.features(c["margin"], c["log_odds_own"], c["radius_mm"]) for c in cases])
+    evidence = [{k: c[k] for k in EVIDENCE if k in c} for c in cases]
+    x = np.vstack([model0.features(e) for e in evidence])
     y = np.concatenate([c["right"] for c in cases])
     # every phantom weighs the same: resample each case's branches to a common count
     per_case = 400
@@ -130,7 +130,7 @@ def main() -> None:
         start += n
     idx = np.concatenate(idx)
     model = fit_confidence_model(x[idx], y[idx], margin_scale=model0.margin_scale)
-    p = model(*(np.concatenate([c[k] for c in cases]) for k in ("margin", "log_odds_own", "radius_mm")))
+    p = np.concatenate([model(e) for e in evidence])
     print(f"\nfitted on {len(cases)} phantoms, {len(y)} branches ({(~y).sum()} wrong)")
     print("weights:", dict(zip(FEATURES, np.round(model.weights, 4))))
     print(f"{'confidence':>12s} {'branches':>9s} {'mean conf':>10s} {'accuracy':>9s}")

@@ -46,6 +46,8 @@ from livervessels.phantom import LABELS, make_phantom  # noqa: E402
 from livervessels.phantom_degrade import simulate_network_mask  # noqa: E402
 from livervessels.portal_hepatic import HEPATIC, PORTAL, SplitParams, find_seeds, split_portal_hepatic  # noqa: E402
 from livervessels.vessel_graph import build_vessel_graph, skeletonize_mask  # noqa: E402
+sys.path.insert(0, str(ROOT / "bench"))
+from parallel import run_cases  # noqa: E402
 
 GRIDS = {
     "1.5x1.5x2.5 mm": {"shape": (160, 160, 64), "spacing": (1.5, 1.5, 2.5)},
@@ -174,6 +176,12 @@ def summarize(summary: dict) -> list[str]:
         summary[method]["branch_accuracy_sem"] = round(sem, 4)
         lines.append(f"{summary['case']:38s} {method:18s} " + " ".join(
             f"{summary[method][m]:14.3f}" for m in METRICS + ("branch_accuracy_min", "branch_accuracy_sem")))
+    conf = np.array([r["confidence"] for r in per_seed])
+    acc = np.array([r["graph split"]["branch_accuracy"] for r in per_seed])
+    summary["calibration"] = {"mean_confidence": round(float(conf.mean()), 4),
+                              "mean_abs_confidence_minus_accuracy": round(float(np.abs(conf - acc).mean()), 4)}
+    lines.append(f"{summary['case']:38s} {'(split confidence)':18s} mean {conf.mean():.3f}, "
+                 f"|confidence - branch accuracy| {np.abs(conf - acc).mean():.3f} per phantom")
     return lines
 
 
@@ -200,6 +208,7 @@ def main() -> None:
                     help="indices into the case list (default: all)")
     ap.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                     help="override a SplitParams field, e.g. radial_weight=0 (repeatable)")
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes, one phantom each (0: one per core)")
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "split_accuracy.json"))
     ap.add_argument("--from-json", metavar="JSON",
                     help="print the table of an earlier run from its JSON (per-phantom rows) instead of running")
@@ -233,7 +242,8 @@ def main() -> None:
             print(f"{name}: skipped (no demo model in {MODELS})")
             continue
         grid = GRIDS[grid_name]
-        per_seed = [evaluate_case(seed, grid, clearance, source, params) for seed in args.seeds]
+        per_seed = run_cases(evaluate_case, [(seed, grid, clearance, source, params) for seed in args.seeds],
+                             1 if source == "demo_model" else args.jobs)
         summary = {"case": name, "grid": grid, "vessel_clearance_mm": clearance, "vessel_mask": source,
                    "per_seed": per_seed,
                    "mean_touching_voxels": float(np.mean([r["touching_voxels"] for r in per_seed])),

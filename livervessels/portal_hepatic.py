@@ -85,11 +85,8 @@ class SplitBranches:
     parent: np.ndarray  # (n_branches,) int: the branch each was reached from (-1: a seed or unreached)
     scale: np.ndarray = field(default_factory=lambda: np.ones(3, np.int64))  # (3,) int
     origin: np.ndarray = field(default_factory=lambda: np.zeros(3, np.int64))  # (3,) int, on the input grid
-    # the evidence behind each confidence (n_branches,): path-cost margin, intensity log-odds for the
-    # branch's label (0 where unused), core radius (mm)
-    margin: np.ndarray | None = None
-    log_odds_own: np.ndarray | None = None
-    radius_mm: np.ndarray | None = None
+    # the evidence behind each confidence: split_confidence.EVIDENCE name -> (n_branches,) array
+    evidence: dict[str, np.ndarray] | None = None
 
     def input_voxels(self, branch: int) -> np.ndarray:
         """(n, 3) input-grid voxel indices of a branch's centerline (repeats on a finer working grid)."""
@@ -140,6 +137,9 @@ class SplitParams:
     radial_reach_mm: float = 20.0  # near a root "away from it" is ill-defined: the cost x d / (d + this)
     radius_bin_factor: float = 0.8  # trees grow thick vessels first, in radius bins this factor apart (1: off)
     tree_intensity_weight: float = 0.5  # weight of the scan's portal / hepatic HU difference (where it shows one)
+    orphan_climb_ratio: float = 2.5  # a vessel reached only through vessels this many times thinner is cut off
+    orphan_min_radius_mm: float = 2.0  # ... from its own tree (a gap) when at least this thick: it roots itself,
+    orphan_distance_ratio: float = 0.67  # ... in the tree whose root is nearer (this x the other's distance; else not)
     subtree_flip_margin: float = 3.0  # a subtree changes tree when its HU evidence beats its attachment by this (0: off)
     subtree_flip_mean: float = 1.0  # ... and its branches' mean log-odds for the other tree reach this
     # confidence: a model of P(label right | evidence), fitted on synthetic livers (split_confidence)
@@ -226,7 +226,7 @@ def split_portal_hepatic(
         lab_c, skel_c, info = _split_on_graph(v, comps, ct_c, spacing, seeds, p, timings,
                                               support={"portal_vein": pv_c, "ivc": ivc_c, "liver": _crop(liver, box)})
         graph, branch_label, conf, parent, evidence = info.pop("graph")
-        branches = SplitBranches(graph, np.array([b.start for b in box]), branch_label, conf, parent, **evidence)
+        branches = SplitBranches(graph, np.array([b.start for b in box]), branch_label, conf, parent, evidence=evidence)
     else:
         lab_c, info = _split_geodesic(v, spacing, seeds, p, timings)
         skel_c = None
@@ -614,6 +614,15 @@ def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings,
     t = time.perf_counter()
     branch_label, refused, parent = _grow_trees(nb, edges, seed_label, graph, p, radial, radius=radius,
                                                 soft_roots=soft_roots)
+    # A thick vessel reached only by climbing up from much thinner ones was cut off from its own
+    # tree (a gap in the mask, a segmentation that lost the join): whichever tree touched it first
+    # took it, with all it drains or feeds. It roots itself instead, in the tree whose root is
+    # clearly nearer to it (the left portal vein lies at the hilum, a hepatic trunk at the IVC).
+    orphans = _orphan_roots(graph, branch_label, parent, seed_label, radius, p)
+    if orphans:
+        soft_roots = {**soft_roots, **orphans}
+        branch_label, refused, parent = _grow_trees(nb, edges, seed_label, graph, p, radial, radius=radius,
+                                                    soft_roots=soft_roots)
     # The scan's own HU difference between the trees, measured on the thick vessels of this first
     # labelling; where it is clear, the trees grow again with it.
     tree_hu = _measure_tree_intensity(graph, ct, v, support.get("liver"), branch_label, radius, p)
@@ -626,9 +635,10 @@ def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings,
         if p.subtree_flip_margin > 0:
             branch_label, parent, flips = _flip_subtrees(branch_label, parent, edges, seed_label, log_odds, p)
     margin = _branch_margin(nb, edges, seed_label, branch_label, radial)
-    log_odds_own = np.where(branch_label == HEPATIC, -log_odds, log_odds)
-    conf = np.where(branch_label > 0, p.confidence_model(margin, log_odds_own, radius), _UNREACHED_CONFIDENCE)
-    evidence = {"margin": margin, "log_odds_own": log_odds_own, "radius_mm": radius}
+    evidence = {"margin": margin, "log_odds_own": np.where(branch_label == HEPATIC, -log_odds, log_odds),
+                "radius_mm": radius, "other_tree_neighbours": _other_tree_neighbours(edges, branch_label),
+                "growth_depth": _growth_depth(parent), **_path_risks(edges, parent, radius)}
+    conf = np.where(branch_label > 0, p.confidence_model(evidence), _UNREACHED_CONFIDENCE)
     timings["labelling"] = time.perf_counter() - t
 
     labelled = branch_label > 0
@@ -640,6 +650,7 @@ def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings,
             "hepatic_branches": int((branch_label == HEPATIC).sum()),
             "seed_conflict_branches": seed_conflicts,
             "subtrees_moved_by_intensity": int(flips),
+            "orphan_roots": len(orphans),
             "contacts_cut": int(refused)}
     info.update(_confidence_summary(graph, branch_label, conf, p))
     info["portal_tree"] = summarize_tree(graph, np.flatnonzero(branch_label == PORTAL))
@@ -1507,6 +1518,87 @@ def _path_costs(nb, steps: tuple[np.ndarray, np.ndarray, np.ndarray], sources) -
     rows, cols, w = steps
     g = sparse.csr_matrix((w + 1e-9, (rows, cols)), shape=(nb, nb))  # csgraph drops explicit zeros
     return csgraph.dijkstra(g, directed=True, indices=sources, min_only=True)
+
+
+def _orphan_roots(graph: VesselGraph, label: np.ndarray, parent: np.ndarray, seed_label: np.ndarray,
+                  radius: np.ndarray, p: SplitParams) -> dict[int, tuple[int, float]]:
+    """{branch: (label, cost)} for thick branches the growth reached only by climbing from vessels
+    orphan_climb_ratio times thinner (radii shrink away from a tree's root, so such a vessel lost
+    its own connection), labelled by the nearer root (a clear call only) at the usual root cost."""
+    nb = len(label)
+    path_min = np.full(nb, np.inf)
+    order = np.argsort(_growth_depth(parent), kind="stable")
+    for b in order:  # parents before children
+        a = parent[b]
+        path_min[b] = radius[b] if a < 0 else min(path_min[a], radius[b])
+    climbed = [int(b) for b in np.flatnonzero((parent >= 0) & (label > 0) & (seed_label == 0))
+               if radius[b] >= p.orphan_min_radius_mm and radius[b] >= p.orphan_climb_ratio * path_min[parent[b]]]
+    if not climbed:
+        return {}
+    sp = np.asarray(graph.spacing)
+    trees = {}
+    for lab in (PORTAL, HEPATIC):
+        pts = [graph.branches[b].voxels for b in np.flatnonzero(seed_label == lab)]
+        if not pts:
+            return {}
+        trees[lab] = spatial.cKDTree(np.vstack(pts) * sp)
+    out = {}
+    for b in climbed:
+        pts = graph.branches[b].voxels * sp
+        d = {lab: float(t.query(pts)[0].min()) for lab, t in trees.items()}
+        near, far = (PORTAL, HEPATIC) if d[PORTAL] < d[HEPATIC] else (HEPATIC, PORTAL)
+        if d[near] < p.orphan_distance_ratio * d[far]:
+            out[b] = (near, p.root_cost_weight)
+    return out
+
+
+def _path_risks(edges, parent: np.ndarray, radius: np.ndarray) -> dict[str, np.ndarray]:
+    """Per branch, along its growth path from the root: the weakest link (largest -ln probability)
+    and the largest climb, ln(radius / thinnest radius before it)."""
+    nb = len(parent)
+    link: dict[tuple[int, int], float] = {}
+    for w, a, b, _ in edges:
+        if a != b:
+            key = (min(a, b), max(a, b))
+            link[key] = min(link.get(key, np.inf), -np.log(max(w, 1e-12)))
+    weakest, climb, thinnest = np.zeros(nb), np.zeros(nb), radius.astype(float).copy()
+    for b in np.argsort(_growth_depth(parent), kind="stable"):  # parents before children
+        a = parent[b]
+        if a < 0:
+            continue
+        step = link.get((min(a, b), max(a, b)), 0.0)
+        weakest[b] = max(weakest[a], step)
+        climb[b] = max(climb[a], float(np.log(max(radius[b], 1e-3) / max(thinnest[a], 1e-3))))
+        thinnest[b] = min(thinnest[a], radius[b])
+    return {"weakest_link": weakest, "climb": climb}
+
+
+def _other_tree_neighbours(edges, branch_label: np.ndarray) -> np.ndarray:
+    """Per branch: the share of the branches linked to it at junctions that carry the other label."""
+    nb = len(branch_label)
+    pairs = np.array(sorted({(min(a, b), max(a, b)) for _, a, b, _ in edges if a != b}), np.int64).reshape(-1, 2)
+    if not len(pairs):
+        return np.zeros(nb)
+    a, b = np.r_[pairs[:, 0], pairs[:, 1]], np.r_[pairs[:, 1], pairs[:, 0]]
+    other = (branch_label[a] > 0) & (branch_label[b] > 0) & (branch_label[a] != branch_label[b])
+    total = np.bincount(a, minlength=nb)
+    return np.bincount(a, weights=other.astype(float), minlength=nb) / np.maximum(total, 1)
+
+
+def _growth_depth(parent: np.ndarray) -> np.ndarray:
+    """Per branch: links crossed from its growth root (0 for roots and unreached branches)."""
+    depth = np.full(len(parent), -1, np.int64)
+    for b in range(len(parent)):
+        path = []
+        x = b
+        while x >= 0 and depth[x] < 0 and len(path) <= len(parent):
+            path.append(x)
+            x = int(parent[x])
+        d = depth[x] if x >= 0 and depth[x] >= 0 else -1
+        for y in reversed(path):
+            d += 1
+            depth[y] = d
+    return depth
 
 
 def _branch_margin(nb, edges, seed_label, branch_label, radial: dict | None = None) -> np.ndarray:

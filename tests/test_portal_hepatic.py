@@ -460,3 +460,41 @@ def test_turning_back_towards_the_root_costs_more_than_spreading_out():
     cos = -60.0 / d
     assert cost[(0, 3, HEPATIC)] == pytest.approx(p.radial_weight * d / (d + p.radial_reach_mm) * ((1 - cos) / 2) ** 2)
     assert _radial_costs(leaving, root, SplitParams(radial_weight=0.0)) == {}
+
+
+def test_a_lobar_portal_branch_cut_from_its_trunk_roots_itself_in_the_portal_tree():
+    # The failure seen on real livers: a large portal subtree whose join to the trunk the mask lost
+    # goes to the hepatic tree wherever it touches a hepatic vein. Equal HU: geometry only.
+    from livervessels.synthetic.realistic import ScanProtocol, make_realistic_phantom
+
+    ph = make_realistic_phantom(1005, protocol=ScanProtocol(pixel_mm=0.8, slice_mm=1.5, noise_hu=12.0,
+                                                            parenchyma_hu=100.0, portal_hu=185.0, hepatic_hu=185.0))
+    kids = [[] for _ in ph.branch_parent]
+    for b, a in enumerate(ph.branch_parent):
+        if a >= 0:
+            kids[a].append(b)
+
+    def members(b):
+        out, stack = [], [b]
+        while stack:
+            x = stack.pop()
+            out.append(x)
+            stack.extend(kids[x])
+        return out
+
+    voxels = np.bincount(ph.branch_map.ravel(), minlength=len(kids) + 1)[1:]
+    # a first-order portal branch (child of the trunk's first branch) with the largest territory
+    trunk = [b for b in range(len(kids)) if ph.branch_tree[b] == PORTAL and ph.branch_parent[b] < 0]
+    first = [c for t in trunk for k in kids[t] for c in kids[k] if ph.branch_radius_mm[c] >= 3.0]
+    lobar = max(first, key=lambda b: voxels[members(b)].sum())
+    inside = np.isin(ph.branch_map, np.array(members(lobar)) + 1)
+    assert voxels[members(lobar)].sum() > 0.2 * voxels[ph.branch_tree == PORTAL].sum()
+    vessels = ph.vessel_mask & (ph.branch_map != lobar + 1)  # its first segment lost: no join to the trunk
+    inside &= vessels
+    split = split_portal_hepatic(vessels, ph.ct, ph.spacing, affine=ph.affine, **ph.support())
+    assert split.qc["orphan_roots"] >= 1
+    assert (split.labels[inside] == PORTAL).mean() > 0.8
+    # without orphan roots (the behaviour before): the hepatic tree takes it
+    before = split_portal_hepatic(vessels, ph.ct, ph.spacing, affine=ph.affine, **ph.support(),
+                                  params=SplitParams(orphan_min_radius_mm=np.inf))
+    assert (before.labels[inside] == PORTAL).mean() < 0.5

@@ -48,7 +48,7 @@ def test_branch_log_odds_separate_the_trees(splits):
     truth = np.array([np.argmax(np.bincount(ph.vessel_tree[tuple(br.input_voxels(b.index).T)], minlength=3)[1:]) + 1
                       for b in br.graph.branches])
     # the evidence for each branch's own label, signed by whether the label is right
-    llr = np.where(br.labels == 2, -br.log_odds_own, br.log_odds_own)  # back to log P(portal) / P(hepatic)
+    llr = np.where(br.labels == 2, -br.evidence["log_odds_own"], br.evidence["log_odds_own"])  # back to log P(portal) / P(hepatic)
     thick = br.radius_mm >= 1.5
     assert np.mean(llr[thick & (truth == 1)] > 0) > 0.85
     assert np.mean(llr[thick & (truth == 2)] < 0) > 0.85
@@ -57,6 +57,6 @@ def test_branch_log_odds_separate_the_trees(splits):
 def test_unused_measurement_gives_no_evidence(splits):
     ph, split = splits[0.0]
     br = split.branches
-    assert not np.any(br.log_odds_own)
+    assert not np.any(br.evidence["log_odds_own"])
     off = TreeIntensity(False, "not used")
     assert not branch_log_odds(br.graph, ph.ct, br.radius_mm, off).any()
