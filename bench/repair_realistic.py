@@ -3,6 +3,7 @@
     .venv/bin/python bench/repair_realistic.py --set validation      # seeds 2000-2019
     .venv/bin/python bench/repair_realistic.py --set final           # seeds 3000-3019, the reported run
     .venv/bin/python bench/repair_realistic.py --from-json bench/results/repair_realistic_final.json
+    .venv/bin/python bench/repair_realistic.py --from-split-json bench/results/split_realistic_final.json
 
 For each seed and condition (livervessels.synthetic.realistic CONDITIONS: normal, hard,
 equilibrium), the raw mask is a network-like mask (livervessels.synthetic.network_mask: branches
@@ -92,9 +93,16 @@ def main() -> None:
     ap.add_argument("--json", help="default: bench/results/repair_realistic_<set>.json")
     ap.add_argument("--jobs", type=int, default=2, help="worker processes, one seed each (0: one per core)")
     ap.add_argument("--from-json", metavar="JSON", help="reprint the table of an earlier run")
+    ap.add_argument("--from-split-json", metavar="JSON",
+                    help="the table from a bench/split_realistic.py run (its network rows ran the same repair)")
     args = ap.parse_args()
     if args.from_json:
         print("\n".join(table(json.loads(Path(args.from_json).read_text())["rows"])))
+        return
+    if args.from_split_json:
+        rows = [{"seed": r["seed"], "condition": r["condition"], **r["repair"]}
+                for r in json.loads(Path(args.from_split_json).read_text())["rows"] if r.get("repair")]
+        print("\n".join(table(rows)))
         return
     seeds = args.seeds or SEED_SETS[args.set]
     per_seed = run_cases(evaluate_seed, [(s, args.conditions) for s in seeds], args.jobs)

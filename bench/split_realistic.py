@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from livervessels.enhancement import enhance_liver_vessels  # noqa: E402
+from livervessels.metrics import cldice, dice, n_components  # noqa: E402
 from livervessels.portal_hepatic import SplitParams, split_portal_hepatic  # noqa: E402
 from livervessels.synthetic.network_mask import simulate_network_mask  # noqa: E402
 from livervessels.synthetic.realistic import CONDITIONS, make_realistic_phantom  # noqa: E402
@@ -87,7 +88,13 @@ def evaluate(seed: int, condition: str, masks, params: SplitParams) -> list[dict
             enhanced, meta = enhance_liver_vessels(raw, support["liver"], ph.ct, ph.spacing,
                                                    exclude=support["ivc"] | support["portal_vein"])
             vessels = enhanced > 0
-            repair = {"backed_off": meta.get("backed_off"), "seconds": round(time.perf_counter() - t0, 2)}
+            truth = ph.vessel_mask
+            repair = {"backed_off": meta.get("backed_off"), "seconds": round(time.perf_counter() - t0, 2),
+                      "slice_mm": round(p.slice_mm, 2), "noise_hu": round(p.noise_hu, 1),
+                      "dice_raw": dice(raw, truth), "dice_enh": dice(vessels, truth),
+                      "cldice_raw": cldice(raw, truth), "cldice_enh": cldice(vessels, truth),
+                      "comp_raw": n_components(raw), "comp_enh": n_components(vessels),
+                      "comp_truth": n_components(truth)}
         ref = Reference(vessels, ph.vessel_tree, ph.spacing)
         t = time.perf_counter()
         split = split_portal_hepatic(vessels, ph.ct, ph.spacing, affine=ph.affine, params=params, **support)

@@ -33,6 +33,8 @@ class IntensityParams:
     structure_fraction: float = 0.15  # branch-to-branch spread of the contrast beyond noise (partial volume, mixing)
     max_log_odds: float = 4.0  # one branch's evidence is capped (a blob or a merge can fake any HU)
     voxels_per_sample: float = 4.0  # neighbouring centerline voxels are correlated (blur): voxels per independent sample
+    min_bin_separation: float = 0.5  # a radius bin's evidence is used only where it tells the first labelling's
+    # trees apart: their mean log-odds differ by at least this (else the partial-volume model does not hold there)
 
 
 @dataclass
@@ -136,8 +138,19 @@ def branch_log_odds(graph: VesselGraph, ct: np.ndarray, radius: np.ndarray, meas
                 noise2 = float(np.median(measured.noise_hu ** 2 / n[sel]))
                 structure[which == k] = np.maximum(structure[which == k], spread2 - noise2)
     var = measured.noise_hu ** 2 / n + structure
-    llr = ((contrast - mu_h) ** 2 - (contrast - mu_p) ** 2) / (2 * var)
-    return np.clip(llr, -params.max_log_odds, params.max_log_odds)
+    llr = np.clip(((contrast - mu_h) ** 2 - (contrast - mu_p) ** 2) / (2 * var), -params.max_log_odds,
+                  params.max_log_odds)
+    if branch_label is not None:
+        # Checked on this scan: in each radius bin the evidence must separate the trees of the
+        # geometry-only labelling (right for most branches). Where thin vessels' HU depends on
+        # more than the model knows (their true width, what they touch), both trees' branches
+        # get the same log-odds and the evidence would only push subtrees across.
+        for k in np.unique(which):
+            sel = which == k
+            lp, lh = llr[sel & (branch_label == PORTAL)], llr[sel & (branch_label == HEPATIC)]
+            if len(lp) < 3 or len(lh) < 3 or lp.mean() - lh.mean() < params.min_bin_separation:
+                llr[sel] = 0.0
+    return llr
 
 
 def _partial_volume_share(radius: np.ndarray, contrast: np.ndarray, root_contrast: float

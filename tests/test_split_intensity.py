@@ -49,7 +49,7 @@ def test_branch_log_odds_separate_the_trees(splits):
                       for b in br.graph.branches])
     # the evidence for each branch's own label, signed by whether the label is right
     llr = np.where(br.labels == 2, -br.evidence["log_odds_own"], br.evidence["log_odds_own"])  # back to log P(portal) / P(hepatic)
-    thick = br.radius_mm >= 1.5
+    thick = br.evidence["radius_mm"] >= 1.5
     assert np.mean(llr[thick & (truth == 1)] > 0) > 0.85
     assert np.mean(llr[thick & (truth == 2)] < 0) > 0.85
 
@@ -59,4 +59,23 @@ def test_unused_measurement_gives_no_evidence(splits):
     br = split.branches
     assert not np.any(br.evidence["log_odds_own"])
     off = TreeIntensity(False, "not used")
-    assert not branch_log_odds(br.graph, ph.ct, br.radius_mm, off).any()
+    assert not branch_log_odds(br.graph, ph.ct, br.evidence["radius_mm"], off).any()
+
+
+def test_evidence_that_does_not_tell_the_first_labelling_apart_is_not_used(splits):
+    # A radius bin whose log-odds do not separate the trees of the geometry-only labelling (here a
+    # labelling unrelated to the trees) gives no evidence: the partial-volume model does not hold.
+    from livervessels.vessel_graph import build_vessel_graph
+
+    ph, split = splits[30.0]
+    measured = TreeIntensity(**split.qc["intensity"])
+    assert measured.used
+    graph = build_vessel_graph(ph.vessel_mask, ph.spacing, ph.ct)
+    truth = np.array([np.argmax(np.bincount(ph.vessel_tree[tuple(b.voxels.T)], minlength=3)[1:]) + 1
+                      for b in graph.branches]).astype(np.uint8)
+    radius = np.array([b.mean_radius_mm for b in graph.branches])
+    right = branch_log_odds(graph, ph.ct, radius, measured, truth)
+    assert np.count_nonzero(right) > 0.5 * len(radius)
+    shuffled = np.random.default_rng(0).permutation(truth)
+    # (a small bin may separate a random labelling by chance)
+    assert np.count_nonzero(branch_log_odds(graph, ph.ct, radius, measured, shuffled)) < 0.2 * np.count_nonzero(right)
