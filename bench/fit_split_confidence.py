@@ -1,6 +1,7 @@
 """Fit the split's confidence model on tuning phantoms of both families (synthetic data only).
 
-    .venv/bin/python bench/fit_split_confidence.py            # about 50 min on 2 cores (resumable)
+    .venv/bin/python bench/fit_split_confidence.py --realistic-seeds 1000 1001 1005 1006   # the shipped fit, ~30 min
+    .venv/bin/python bench/fit_split_confidence.py            # all tuning seeds, about 60 min (resumable)
     .venv/bin/python bench/fit_split_confidence.py --fit-only  # refit on the stored cases
 
 For every branch of the split's own graph on tuning phantoms, the evidence behind its label (the

@@ -61,9 +61,9 @@ class ConfidenceModel:
 
 
 # Fitted by bench/fit_split_confidence.py (see bench/results/split_confidence_fit.json).
-# 74 tuning phantoms (realistic 1000-1001 and 1005-1006 x 3 conditions x truth / network;
-# first family 200-209 x 5 cases), 46017 branches, 6107 wrong.
-DEFAULT_MODEL = ConfidenceModel(weights=(0.1472, 0.3291, 0.4019, -1.3780, -0.2450, -0.0571, -0.6195, 2.5694))
+# 74 tuning phantoms (realistic 1000, 1001, 1005, 1006 x 3 conditions x truth / network;
+# first family 200-209 x 5 cases), 46017 branches, 6075 wrong.
+DEFAULT_MODEL = ConfidenceModel(weights=(0.1397, 0.3543, 0.4441, -1.3443, -0.3592, -0.0472, -0.8018, 2.7609))
 
 
 def fit_confidence_model(features: np.ndarray, right: np.ndarray, l2: float = 1e-3,
