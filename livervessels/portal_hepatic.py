@@ -60,6 +60,7 @@ import numpy as np
 from scipy import ndimage, sparse, spatial
 from scipy.sparse import csgraph
 
+from livervessels.enhancement import _dilate_ball  # exact, fast ball dilation (shared with the repair)
 from livervessels.split_confidence import DEFAULT_MODEL, ConfidenceModel
 from livervessels.split_intensity import TreeIntensity, branch_log_odds, measure_tree_intensity
 from livervessels.vessel_graph import (VesselGraph, attach_image_axes, bounding_box, build_vessel_graph,
@@ -1039,9 +1040,10 @@ def _measure_tree_intensity(graph: VesselGraph, ct, v, liver, branch_label, radi
     sp = np.asarray(graph.spacing)
     pad = np.ceil(6.0 / sp).astype(int)
     box = tuple(slice(max(b.start - q, 0), min(b.stop + q, n)) for b, q, n in zip(box, pad, v.shape))
-    dist = ndimage.distance_transform_edt(~v[box], sampling=sp)
+    # 2-5 mm from every vessel: exact ball dilations (the same voxels as a distance transform of
+    # the box, at a thirtieth of its cost on a full-size working grid)
     parenchyma = np.zeros(v.shape, bool)
-    parenchyma[box] = (dist > 2.0) & (dist <= 5.0)
+    parenchyma[box] = _dilate_ball(v[box], sp, 5.0) & ~_dilate_ball(v[box], sp, 2.0)
     if liver is not None:
         parenchyma &= liver
     return measure_tree_intensity(graph, ct, branch_label, parenchyma, radius)
