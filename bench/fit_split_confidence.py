@@ -21,7 +21,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -117,7 +116,7 @@ def main() -> None:
         stores[0].parent.mkdir(parents=True, exist_ok=True)
         collect(args.realistic_seeds, args.first_seeds, stores[0])
     cases = [c for st in stores for c in np.load(st, allow_pickle=True)["cases"] if len(c.get("right", []))]
-    model0 = replace(DEFAULT_MODEL)
+    model0 = DEFAULT_MODEL
     evidence = [{k: c[k] for k in EVIDENCE if k in c} for c in cases]
     x = np.vstack([model0.features(e) for e in evidence])
     y = np.concatenate([c["right"] for c in cases])

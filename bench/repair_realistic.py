@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 from livervessels.enhancement import enhance_liver_vessels  # noqa: E402
 from livervessels.metrics import cldice, dice, n_components  # noqa: E402
 from livervessels.synthetic.network_mask import simulate_network_mask  # noqa: E402
-from livervessels.synthetic.realistic import CONDITIONS, make_realistic_phantom  # noqa: E402
+from livervessels.synthetic.realistic import make_realistic_phantom  # noqa: E402
 from parallel import run_cases  # noqa: E402
-from split_realistic import SEED_SETS  # noqa: E402
+from split_realistic import SEED_SETS, add_phantom_arguments  # noqa: E402
 from split_scoring import mean_se  # noqa: E402
 
 
@@ -87,11 +87,8 @@ def table(rows: list[dict]) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--set", choices=list(SEED_SETS), default="validation")
-    ap.add_argument("--seeds", type=int, nargs="+", help="instead of --set")
-    ap.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=list(CONDITIONS))
+    add_phantom_arguments(ap)
     ap.add_argument("--json", help="default: bench/results/repair_realistic_<set>.json")
-    ap.add_argument("--jobs", type=int, default=2, help="worker processes, one seed each (0: one per core)")
     ap.add_argument("--from-json", metavar="JSON", help="reprint the table of an earlier run")
     ap.add_argument("--from-split-json", metavar="JSON",
                     help="the table from a bench/split_realistic.py run (its network rows ran the same repair)")

@@ -219,9 +219,12 @@ def main() -> None:
     lines = [HEADER, "-" * len(HEADER)]
     if args.from_json:
         results = json.loads(Path(args.from_json).read_text())
+        keep = set(args.seeds)  # --seeds picks a subset of the stored phantoms (default: all of 400-419)
         for summary in results["rows"]:
+            summary["per_seed"] = [x for x in summary["per_seed"] if x["seed"] in keep]
             lines += summarize(summary) + [""]
-        seeds = results["seeds"]
+        seeds = [x for x in results["seeds"] if x in keep]
+        results["seeds"] = seeds
         print(f"mean over seeds {seeds[0]}..{seeds[-1]} ({len(seeds)} phantoms), from {args.from_json}; "
               "target branch acc >= 0.95")
         print("\n".join(lines))

@@ -162,16 +162,21 @@ def reliability_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_phantom_arguments(ap: argparse.ArgumentParser) -> None:
+    """--set / --seeds / --conditions / --jobs, shared with bench/repair_realistic.py."""
     ap.add_argument("--set", choices=list(SEED_SETS), default="validation")
     ap.add_argument("--seeds", type=int, nargs="+", help="instead of --set")
     ap.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=list(CONDITIONS))
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes, one seed each (0: one per core)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_phantom_arguments(ap)
     ap.add_argument("--masks", nargs="+", default=list(MASKS), choices=list(MASKS))
     ap.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                     help="override a SplitParams field (repeatable)")
     ap.add_argument("--json", help="default: bench/results/split_realistic_<set>.json")
-    ap.add_argument("--jobs", type=int, default=2, help="worker processes, one seed each (0: one per core)")
     ap.add_argument("--from-json", metavar="JSON", nargs="+", help="reprint the tables of earlier runs (rows merged)")
     args = ap.parse_args()
     if args.from_json:
@@ -196,7 +201,8 @@ def main() -> None:
     print("\n".join(lines))
     out = Path(args.json or ROOT / "bench" / "results" / f"split_realistic_{args.set if not args.seeds else 'custom'}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"seeds": seeds, "params": overrides, "rows": rows}, indent=1))
+    # compact: the rows carry every branch's confidence and right / wrong (for the reliability table)
+    out.write_text(json.dumps({"seeds": seeds, "params": overrides, "rows": rows}, separators=(",", ":")))
     print(f"wrote {out}")
 
 

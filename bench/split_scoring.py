@@ -74,7 +74,7 @@ class Reference:
         if confidence_map is not None:
             conf = branch_mean(self.graph, confidence_map)[self.known]
             out["branch_confidence"] = [round(float(c), 3) for c in conf]
-            out["branch_right"] = [bool(r) for r in right]
+            out["branch_right"] = [int(r) for r in right]  # 1 right, 0 wrong
         return out
 
 

@@ -133,30 +133,29 @@ def _or_shifted(out: np.ndarray, a: np.ndarray, offset) -> None:
     out[dst] |= a[src]
 
 
-def _dilate_3(mask: np.ndarray) -> np.ndarray:
-    """binary_dilation by a 3x3x3 cube (outside the array is False), one axis at a time."""
+def _cube_3(mask: np.ndarray, dilate: bool) -> np.ndarray:
+    """binary_dilation (dilate) or binary_erosion by a 3x3x3 cube, outside the array False, one
+    axis at a time."""
     out = mask
     for axis in range(3):
         step = [0, 0, 0]
-        grown = out.copy()
+        new = out.copy()
         for o in (-1, 1):
             step[axis] = o
-            _or_shifted(grown, out, step)
-        out = grown
+            if dilate:
+                _or_shifted(new, out, step)
+            else:
+                new &= _shifted(out, step, False)
+        out = new
     return out
+
+
+def _dilate_3(mask: np.ndarray) -> np.ndarray:
+    return _cube_3(mask, True)
 
 
 def _erode_3(mask: np.ndarray) -> np.ndarray:
-    """binary_erosion by a 3x3x3 cube (outside the array is False), one axis at a time."""
-    out = mask
-    for axis in range(3):
-        step = [0, 0, 0]
-        kept = out.copy()
-        for o in (-1, 1):
-            step[axis] = o
-            kept &= _shifted(out, step, False)
-        out = kept
-    return out
+    return _cube_3(mask, False)
 
 
 def _ball_runs(spacing, radius_mm: float, strict: bool = False) -> dict[tuple[int, int], int]:
@@ -380,12 +379,6 @@ class _GrowthPieces:
         lut = np.zeros(self.n + 1, bool)
         lut[keep] = True
         return mask | lut[self.pieces]
-
-
-def _grow(mask: np.ndarray, cand: np.ndarray, v: np.ndarray, high: float) -> np.ndarray:
-    """Hysteresis: add candidate components that touch the tree and are clearly tubular somewhere."""
-    pieces = _GrowthPieces(mask, cand, v)
-    return pieces.grown(mask, pieces.kept(high))
 
 
 def _trim(mask: np.ndarray, smooth: np.ndarray, peak: np.ndarray, st: _Stats, p: EnhancementParams) -> np.ndarray:
