@@ -10,13 +10,13 @@ output folder at the end, so a failed run leaves nothing half-written.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from monai.deploy.conditions import CountCondition
 from monai.deploy.core import AppContext, Application
 
 from livervessels import __version__
+from livervessels.compute import resolve
 from livervessels.outputs import staging
 from operators import (
     CTSeriesSelectorOperator,
@@ -53,16 +53,18 @@ class LiverVesselsApp(Application):
         input_dir = Path(context.input_path)
         self.output_dir = Path(context.output_path)
         model_dir = Path(context.model_path) if context.model_path else None
+        # LIVERVESSELS_DEVICE / LIVERVESSELS_PRECISION, resolved once for every computing node
+        compute = resolve()
         self.staging_dir = staging.begin(self.output_dir)
-        device = os.environ.get("LIVERVESSELS_DEVICE") or None
-        log.info("input %s, output %s, models %s", input_dir, self.output_dir, model_dir)
+        log.info("input %s, output %s, models %s, compute %s", input_dir, self.output_dir, model_dir,
+                 compute.describe())
 
         loader = StudyLoaderOperator(self, CountCondition(self, 1), input_folder=input_dir, name="study_loader")
         selector = CTSeriesSelectorOperator(self, name="ct_series_selector")
         to_volume = CTSeriesToVolumeOperator(self, name="ct_series_to_volume")
         inference = NnUNetSegmentationOperator(
-            self, model_dirs=[model_dir] if model_dir else None, device=device, name="nnunet_segmentation")
-        enhance = VesselEnhancementOperator(self, name="vessel_enhancement")
+            self, model_dirs=[model_dir] if model_dir else None, device=compute, name="nnunet_segmentation")
+        enhance = VesselEnhancementOperator(self, device=compute.device, name="vessel_enhancement")
         split = PortalHepaticSplitOperator(self, name="portal_hepatic_split")
         seg_writer = DicomSegWriterOperator(self, name="dicom_seg_writer")
         nifti_writer = NiftiWriterOperator(self, name="nifti_writer")

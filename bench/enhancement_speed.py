@@ -49,7 +49,8 @@ from large_cases import large_noisy_case  # noqa: E402
 from livervessels.enhancement import EnhancementParams, enhance_liver_vessels  # noqa: E402
 from livervessels.phantom import LABELS, make_phantom  # noqa: E402
 from livervessels.phantom_degrade import simulate_network_mask  # noqa: E402
-from livervessels.vesselness import pick_device, sigma_for_radius, vesselness  # noqa: E402
+from livervessels.compute import resolve_device  # noqa: E402
+from livervessels.vesselness import sigma_for_radius, vesselness  # noqa: E402
 
 CASES = ["phantom", "large_noisy", "large_noisy_stray", "fine_slices", "fine_grid", "realistic"]
 STEPS = ["region", "measure", "vesselness", "prune_blobs", "grow", "bridge", "trim", "fill_holes", "prune",
@@ -113,7 +114,7 @@ def main() -> None:
     ap.add_argument("--cases", nargs="+", default=CASES, choices=CASES)
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "enhancement_speed.json"))
     args = ap.parse_args()
-    device = str(pick_device(args.device))
+    device = str(resolve_device(args.device))
     params = EnhancementParams()
     sigmas = [sigma_for_radius(d / 2) for d in params.vessel_diameters_mm]
 

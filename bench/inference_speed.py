@@ -22,7 +22,7 @@ Runs: fast (-ta total --fast, 117 masks), fast_ml (--fast --ml), liver_vessels (
 demo-derived 298, which finds the phantom's liver, so 008 (random, 1.5 mm) runs on a realistic
 liver box; --random-crop-model: the random 298, whose "liver" covers the whole CT), total (5 parts
 at 1.5 mm, 117 masks; ~15 min per engine on 2 cores), total_ml. --bf16 adds our engine with bfloat16 autocast on the CPU
-(segment(cpu_bf16=True); not parity-exact for thin vessels, see bench/parity_totalseg.py --bf16).
+(segment(precision="bf16"); not parity-exact for thin vessels, see bench/parity_totalseg.py --bf16).
 The CPU may be shared with other work: timings are noisy; rerun on a quiet machine with the
 command stored in the JSON. Writes bench/results/inference_speed.json (or --json).
 """
@@ -48,6 +48,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from parity_totalseg import OUR_BIN, TS_BIN, offline_env, run_measured, totalseg_home  # noqa: E402
 
+OUR_ENHANCED_BIN = OUR_BIN.parent / "TotalSegmentatorEnhanced"
+
 WEIGHTS = ROOT / "build" / "standin_weights" / "random" / "nnunet" / "results"
 DEMO_WEIGHTS = ROOT / "build" / "standin_weights" / "demo" / "nnunet" / "results"
 WORK = ROOT / "build" / "speed"
@@ -60,6 +62,11 @@ RUNS: dict[str, tuple[list[str], str, bool, list[int]]] = {
     "liver_vessels": (["-ta", "liver_vessels"], "liver_vessels", False, [298, 8]),
     "total": (["-ta", "total"], "total", False, [291, 292, 293, 294, 295]),
     "total_ml": (["-ta", "total", "--ml"], "total", True, [291, 292, 293, 294, 295]),
+    # the product's full run: DICOM series -> support labels (total, roi_subset) + liver_vessels ->
+    # repair -> split -> DICOM SEG, NIfTI, QC; TotalSegmentator has no equivalent (its parts are the
+    # total and liver_vessels rows). Demo-derived stand-ins, so the masks the repair and split work on
+    # are anatomical; their networks are small, so network time is in the other rows.
+    "enhanced": ([], "enhanced", False, []),
 }
 DEFAULT_RUNS = ["fast", "fast_ml"]
 
@@ -132,7 +139,7 @@ def worker(args) -> None:
     t = time.perf_counter()
     volume = load_input(args.input).volume
     stages["read"] = time.perf_counter() - t
-    labels = segment(volume, task, model_dirs=[args.weights], device=args.device, cpu_bf16=args.bf16)
+    labels = segment(volume, task, model_dirs=[args.weights], device=args.device, precision="bf16" if args.bf16 else "fp32")
     for key in ("load", "crop_model", "resample", "predict", "merge", "resample_back"):
         if key in labels.timings:
             stages[key if key != "load" else "load_models"] = labels.timings[key]
@@ -175,6 +182,45 @@ def make_input(path: Path, shape, spacing, seed: int) -> dict:
     return info
 
 
+def dicom_input(image: Path) -> Path:
+    """The NIfTI input written once as a DICOM CT series (one file per slice), beside it."""
+    import nibabel as nib
+
+    from livervessels.dicom.write_series import write_image_series
+
+    folder = image.with_name(image.name.replace(".nii.gz", "_dicom"))
+    if not (folder / "done").exists():
+        img = nib.load(str(image))
+        write_image_series(np.asanyarray(img.dataobj), img.affine, folder, series_description="speed benchmark CT")
+        (folder / "done").write_text("")
+    return folder
+
+
+def run_enhanced(image: Path, device: str, env: dict, folder: Path, timeout: float) -> dict:
+    """The full liver-vessel run as shipped (TotalSegmentatorEnhanced on the DICOM series), with the
+    stage times it records in qc.json."""
+    import shutil
+
+    if not (DEMO_WEIGHTS / "Dataset008_HepaticVessel").is_dir():
+        subprocess.run([sys.executable, str(ROOT / "bench" / "standin_weights.py")], check=True)
+    series = dicom_input(image)
+    out = folder / "enhanced_out"
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [str(OUR_ENHANCED_BIN), "-i", str(series), "-o", str(out), "--mode", "enhanced_liver",
+           "--split_portal_hepatic", "-d", device, "-m", str(DEMO_WEIGHTS)]
+    print("[enhanced] ours CLI, DICOM -> SEG ...", flush=True)
+    row = {"run": "enhanced", "engine": "ours CLI (DICOM->SEG)", **run_measured(cmd, env, folder,
+                                                                                 folder / "enhanced.log", timeout),
+           "cmd": " ".join(cmd), "weights": str(DEMO_WEIGHTS)}
+    if row["rc"] == 0:
+        qc = json.loads((out / "qc.json").read_text())
+        row["stages_s"] = {"predict": qc["timings_s"].get("segment"), "enhance": qc["timings_s"].get("enhance"),
+                           "split": qc["timings_s"].get("split")}
+        row["compute"] = qc["models"].get("compute")
+        row["seg_written"] = (out / "segmentations.dcm").exists() or any(out.glob("*.dcm"))
+    return row
+
+
 def ts_stages(log: Path) -> dict:
     """The stage times TotalSegmentator prints (Resampled/Predicted/Saved in N s)."""
     text = log.read_text(errors="replace")
@@ -209,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--random-crop-model", action="store_true",
                     help="liver_vessels: crop with the random 298 too (its 'liver' covers the whole CT)")
     ap.add_argument("--json", type=Path, default=RESULTS / "inference_speed.json")
+    ap.add_argument("--prepare-only", action="store_true",
+                    help="write the input (NIfTI, and DICOM for the enhanced run) and the weights, time nothing")
     # worker mode (internal)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--run", help=argparse.SUPPRESS)
@@ -235,6 +283,13 @@ def main(argv: list[str] | None = None) -> int:
     t_all = time.perf_counter()
     image = WORK / f"ct_{'x'.join(map(str, args.shape))}.nii.gz"
     info = make_input(image, args.shape, args.spacing, args.seed)
+    if args.prepare_only:
+        if "enhanced" in args.runs:
+            dicom_input(image)
+            if not (DEMO_WEIGHTS / "Dataset008_HepaticVessel").is_dir():
+                subprocess.run([sys.executable, str(ROOT / "bench" / "standin_weights.py")], check=True)
+        print(f"prepared {image}")
+        return 0
     homes = {}
     device_ts = "cpu" if args.device == "cpu" else "gpu"
     variants = [("engine", False)] + ([("engine", True)] if args.bf16 else []) if "engine" in engines else []
@@ -242,6 +297,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for run in args.runs:
             ts_args, task, ml, _ = RUNS[run]
+            if run == "enhanced":
+                folder = WORK / run
+                folder.mkdir(parents=True, exist_ok=True)
+                if DEMO_WEIGHTS not in homes:
+                    homes[DEMO_WEIGHTS] = totalseg_home(DEMO_WEIGHTS)
+                rows.append(run_enhanced(image, args.device, offline_env(homes[DEMO_WEIGHTS], args.threads), folder,
+                                         args.timeout))
+                continue
             weights = args.weights
             if task == "liver_vessels" and not args.random_crop_model:
                 weights = crop_weights(args.weights, WORK / "weights_demo_crop")
@@ -315,7 +378,8 @@ def _cuda_name() -> str | None:
 
 
 def print_table(rows: list[dict]) -> None:
-    stages = ["read", "load_models", "crop_model", "resample", "predict", "merge", "resample_back", "write"]
+    stages = ["read", "load_models", "crop_model", "resample", "predict", "merge", "resample_back", "write",
+              "enhance", "split"]
     head = f"{'run':<14} {'engine':<22} {'wall s':>7} " + " ".join(f"{s[:9]:>9}" for s in stages)
     head += f" {'peak PSS MB':>11} {'VRAM MB':>8}"
     print()
@@ -323,7 +387,7 @@ def print_table(rows: list[dict]) -> None:
     print("-" * len(head))
     for r in rows:
         st = r.get("stages_s", {})
-        cells = " ".join(f"{st[s]:>9.1f}" if s in st else f"{'-':>9}" for s in stages)
+        cells = " ".join(f"{st[s]:>9.1f}" if st.get(s) is not None else f"{'-':>9}" for s in stages)
         vram = f"{r['peak_vram_mb']:>8.0f}" if "peak_vram_mb" in r else f"{'-':>8}"
         status = "" if r["rc"] == 0 else f"  (exit {r['rc']}: {r['log']})"
         print(f"{r['run']:<14} {r['engine']:<22} {r['wall_s']:>7.1f} {cells} {r['peak_pss_mb']:>11.0f} {vram}{status}")

@@ -22,7 +22,7 @@ realistic grid (default 256x256x120 at 0.8x0.8x1.5 mm, RAS); `real` is the real 
 `noliver` is the phantom with crop models that never find the liver/IVC/portal vein (only the
 cropping runs liver_vessels, liver_vessels_robust and fast_ml_rs): both must give an empty
 segmentation.
---bf16 also runs our engine in-process with bfloat16 autocast on the CPU (segment(cpu_bf16=True))
+--bf16 also runs our engine in-process with bfloat16 autocast on the CPU (segment(precision="bf16"))
 for the label-map runs and reports its parity separately.
 
 Writes bench/results/parity_totalseg.json (and the outputs under build/parity/, git-ignored).
@@ -114,13 +114,31 @@ def tree_memory(root) -> tuple[int, int]:
     return rss, pss
 
 
+def gpu_memory_mb(pids: set[int]) -> float | None:
+    """GPU memory (MiB) that nvidia-smi reports for these processes; None without nvidia-smi."""
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    used = 0.0
+    for line in out.splitlines():
+        parts = [x.strip() for x in line.split(",")]
+        if len(parts) == 2 and parts[0].isdigit() and int(parts[0]) in pids and parts[1].replace(".", "").isdigit():
+            used += float(parts[1])
+    return used
+
+
 def run_measured(cmd: list[str], env: dict, cwd: Path, log: Path, timeout: float | None = None) -> dict:
     """Run cmd; wall time, exit code and the peak memory of its whole process tree (psutil, polled
     every 50 ms): peak_pss_mb (real footprint) and peak_rss_mb (RSS summed, counts shared pages
-    once per process)."""
+    once per process); with nvidia-smi also peak_vram_mb (polled every 0.5 s, the tree's processes)."""
     import psutil
 
     peak_rss = peak_pss = 0
+    peak_vram: float | None = None
     t0 = time.perf_counter()
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
@@ -140,8 +158,24 @@ def run_measured(cmd: list[str], env: dict, cwd: Path, log: Path, timeout: float
                 peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
                 done.wait(0.05)
 
+        def poll_gpu() -> None:
+            nonlocal peak_vram
+            while not done.is_set():
+                try:
+                    root = psutil.Process(proc.pid)
+                    pids = {root.pid, *(c.pid for c in root.children(recursive=True))}
+                except psutil.NoSuchProcess:
+                    break
+                used = gpu_memory_mb(pids)
+                if used is None:
+                    break
+                peak_vram = max(peak_vram or 0.0, used)
+                done.wait(0.5)
+
         watcher = threading.Thread(target=poll, daemon=True)
         watcher.start()
+        gpu_watcher = threading.Thread(target=poll_gpu, daemon=True)
+        gpu_watcher.start()
         try:
             rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -149,8 +183,12 @@ def run_measured(cmd: list[str], env: dict, cwd: Path, log: Path, timeout: float
             rc = proc.wait()
         done.set()
         watcher.join()
-    return {"rc": rc, "wall_s": round(time.perf_counter() - t0, 2), "peak_pss_mb": round(peak_pss / 2**20, 1),
-            "peak_rss_mb": round(peak_rss / 2**20, 1), "log": str(log)}
+        gpu_watcher.join()
+    out = {"rc": rc, "wall_s": round(time.perf_counter() - t0, 2), "peak_pss_mb": round(peak_pss / 2**20, 1),
+           "peak_rss_mb": round(peak_rss / 2**20, 1), "log": str(log)}
+    if peak_vram is not None:
+        out["peak_vram_mb"] = round(peak_vram, 1)
+    return out
 
 
 # ------------------------------------------------------------------ inputs
@@ -258,7 +296,8 @@ def run_case(case: str, image: Path, runs: list[str], weights: Path, home: Path,
         ts_out = folder / ("ts.nii.gz" if ml else "ts")
         our_out = folder / ("ours.nii.gz" if ml else "ours")
         ts_cmd = [str(TS_BIN), "-i", str(image), "-o", str(ts_out), *ts_args, "-d", "cpu"]
-        our_cmd = [str(OUR_BIN), "-i", str(image), "-o", str(our_out), *ts_args, "-d", "cpu", "-m", str(weights)]
+        our_cmd = [str(OUR_BIN), "-i", str(image), "-o", str(our_out), *ts_args, "-d", "cpu", "--precision", "fp32",
+                   "-m", str(weights)]
         print(f"[{case}/{run}] TotalSegmentator 2.18 ...", flush=True)
         ts_run = run_measured(ts_cmd, env, folder, folder / "ts.log")
         print(f"[{case}/{run}] ours ...", flush=True)
@@ -291,10 +330,10 @@ def bf16_entry(case, run, image, task_name, ts_args, weights, ts_labels, classes
     roi = ts_args[ts_args.index("-rs") + 1:] if "-rs" in ts_args else None
     volume = load_input(image).volume
     t = time.perf_counter()
-    labels = segment(volume, task_name, model_dirs=[weights], device="cpu", roi_subset=roi, cpu_bf16=True,
+    labels = segment(volume, task_name, model_dirs=[weights], device="cpu", roi_subset=roi, precision="bf16",
                      robust_crop="--robust_crop" in ts_args)
     wall = time.perf_counter() - t
-    entry = {"case": case, "run": run + "+bf16", "options": " ".join(ts_args) + " (ours: cpu_bf16=True)",
+    entry = {"case": case, "run": run + "+bf16", "options": " ".join(ts_args) + " (ours: precision=bf16)",
              "task": task_name, "ours": {"segment_s": round(wall, 2), "timings": labels.timings}}
     entry.update(compare(ts_labels, labels.array.astype(np.uint16), classes))
     entry["same_grid"] = entry["same_files"] = True

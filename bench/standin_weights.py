@@ -3,6 +3,7 @@ project's engine load identical models (research use; no official weights are ne
 
     .venv/bin/python bench/standin_weights.py                 # demo-derived 297, 298, 008
     .venv/bin/python bench/standin_weights.py --random        # random nnU-Net-sized 291-295, 297, 298, 008
+    .venv/bin/python bench/standin_weights.py --random --tiny # the same, tiny networks (benchmark dry runs)
 
 Writes <out>/nnunet/results/<DatasetNNN_...>/<trainer>__nnUNetPlans__3d_fullres/{plans.json,
 dataset.json, fold_0/checkpoint_final.pth}; <out>/nnunet/results is what TOTALSEG_HOME_DIR/nnunet/results
@@ -159,26 +160,28 @@ def _with_spacing(plans: dict, dataset: str, spacing: float | None) -> dict:
     return p
 
 
-def _random_plans(dataset: str, spacing: float) -> dict:
+def _random_plans(dataset: str, spacing: float, tiny: bool = False) -> dict:
     plans = json.loads((DEMO_FOLDER / "plans.json").read_text())
     p = _with_spacing(plans, dataset, spacing)
     config = p["configurations"]["3d_fullres"]
-    config["patch_size"] = [128, 128, 128]
+    # tiny: 3 stages, 8..32 features, patch 64^3 (the benchmark's dry run: plumbing, not speed)
+    stages = 3 if tiny else 6
+    config["patch_size"] = [64] * 3 if tiny else [128] * 3
     config["batch_size"] = 2
     arch = config["architecture"]["arch_kwargs"]
     arch.update({
-        "n_stages": 6,
-        "features_per_stage": [32, 64, 128, 256, 320, 320],
-        "kernel_sizes": [[3, 3, 3]] * 6,
-        "strides": [[1, 1, 1]] + [[2, 2, 2]] * 5,
-        "n_conv_per_stage": [2] * 6,
-        "n_conv_per_stage_decoder": [2] * 5,
+        "n_stages": stages,
+        "features_per_stage": [8, 16, 32] if tiny else [32, 64, 128, 256, 320, 320],
+        "kernel_sizes": [[3, 3, 3]] * stages,
+        "strides": [[1, 1, 1]] + [[2, 2, 2]] * (stages - 1),
+        "n_conv_per_stage": [2] * stages,
+        "n_conv_per_stage_decoder": [2] * (stages - 1),
     })
     p["foreground_intensity_properties_per_channel"] = copy.deepcopy(CT_INTENSITY)
     return p
 
 
-def write_random(out: Path, only: list[int] | None, seed: int) -> list[Path]:
+def write_random(out: Path, only: list[int] | None, seed: int, tiny: bool = False) -> list[Path]:
     from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
     results = out / "nnunet" / "results"
@@ -187,7 +190,7 @@ def write_random(out: Path, only: list[int] | None, seed: int) -> list[Path]:
         if only and dataset_id not in only:
             continue
         torch.manual_seed(seed + dataset_id)
-        plans = _random_plans(dataset, spacing)
+        plans = _random_plans(dataset, spacing, tiny)
         config = plans["configurations"]["3d_fullres"]["architecture"]
         net = get_network_from_plans(config["network_class_name"], config["arch_kwargs"],
                                      config["_kw_requires_import"], 1, len(classes) + 1,
@@ -217,16 +220,19 @@ def check_demo_008(results: Path) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--random", action="store_true", help="random-weight nnU-Net-sized models for timing")
-    ap.add_argument("--out", type=Path, help="default build/standin_weights/demo or .../random")
+    ap.add_argument("--tiny", action="store_true",
+                    help="with --random: 3-stage networks with a 64^3 patch (dry runs of the benchmarks)")
+    ap.add_argument("--out", type=Path, help="default build/standin_weights/demo, .../random or .../tiny")
     ap.add_argument("--only", type=int, nargs="*", help="with --random: only these dataset ids (e.g. 297 298 8)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bg-shift", type=float, default=5.0,
                     help="008 stand-in: added to the background bias (mean of demo bg/liver/ivc/pv rows)")
     ap.add_argument("--check", action="store_true", help="demo: print the 008 stand-in's agreement with the demo")
     args = ap.parse_args(argv)
-    out = args.out or ROOT / "build" / "standin_weights" / ("random" if args.random else "demo")
+    kind = ("tiny" if args.tiny else "random") if args.random else "demo"
+    out = args.out or ROOT / "build" / "standin_weights" / kind
     t = time.perf_counter()
-    written = write_random(out, args.only, args.seed) if args.random else write_demo(out, args.bg_shift)
+    written = write_random(out, args.only, args.seed, args.tiny) if args.random else write_demo(out, args.bg_shift)
     for folder in written:
         size = (folder / "fold_0" / "checkpoint_final.pth").stat().st_size / 2**20
         print(f"{folder.relative_to(out)}  ({size:.0f} MiB)")

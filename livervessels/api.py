@@ -16,6 +16,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from livervessels.compute import resolve
 from livervessels.errors import InputError
 from livervessels.geometry import nifti_image
 from livervessels.inference import check_roi_subset, segment
@@ -71,6 +72,7 @@ def totalsegmentator(
     statistics: bool = False,
     preview: bool = False,
     device: str | None = None,
+    precision: str | None = None,
     output_type: str = "nifti",
     quiet: bool = False,
     verbose: bool = False,
@@ -82,9 +84,16 @@ def totalsegmentator(
 
     With output: one uint8 mask per class in the output folder, or with ml=True one label map at
     `output` (names in the header extension and a JSON sidecar); output_type="dicom_seg" writes
-    segmentations.dcm (DICOM input only).
+    segmentations.dcm (DICOM input only). device: auto, cpu, gpu, gpu:N, cuda, cuda:N; precision:
+    auto, fp32 (exact parity with TotalSegmentator on the CPU), bf16, fp16 (GPU); both default to
+    LIVERVESSELS_DEVICE / LIVERVESSELS_PRECISION, then auto (livervessels.compute).
+
+    Raises:
+        InputError: bad input, options, device or precision.
+        ModelNotFoundError: the task's weights are not installed.
     """
     _configure_logging(quiet, verbose)
+    compute = resolve(device, precision)
     if output_type not in OUTPUT_TYPES:
         raise InputError(f"unknown output type '{output_type}'; use one of {', '.join(OUTPUT_TYPES)}")
     task_obj = get_task(resolve_task_name(task, fast, fastest))
@@ -97,7 +106,7 @@ def totalsegmentator(
                          "a DICOM SEG must reference the source images")
     del nr_thr_resamp  # resampling runs in torch/scipy threads; accepted for compatibility
     with progress.stage(f"segment ({task_obj.name})"):
-        labels = segment(loaded.volume, task_obj, model_dirs=model_dirs, device=device, roi_subset=roi_subset,
+        labels = segment(loaded.volume, task_obj, model_dirs=model_dirs, device=compute, roi_subset=roi_subset,
                          robust_crop=robust_crop)
     dtype = np.uint8 if max(labels.classes, default=0) < 256 else np.uint16
     image = nifti_image(labels.array.astype(dtype), loaded.volume.affine)
@@ -147,6 +156,7 @@ def enhance_liver_vessels(
     no_skeleton: bool = False,
     min_split_component_size: int = 0,
     device: str | None = None,
+    precision: str | None = None,
     export_meshes: bool = False,
     preview: bool = False,
     statistics: bool = False,
@@ -158,8 +168,14 @@ def enhance_liver_vessels(
 
     With output, writes the masks as NIfTI, enhanced_liver_vessels_metadata.json and qc.json, and
     for DICOM input a DICOM SEG: on a DICOM study, the same files the MONAI Deploy app writes.
+    device / precision: as totalsegmentator(); the device also runs the repair's vesselness.
+
+    Raises:
+        InputError: bad input, options, device or precision.
+        ModelNotFoundError: no usable models.
     """
     _configure_logging(quiet, verbose)
+    compute = resolve(device, precision)
     progress = Progress(quiet)
     with progress.stage("read input"):
         loaded: LoadedInput = load_input(input)
@@ -169,11 +185,9 @@ def enhance_liver_vessels(
         enhance_options["fallback_full_volume"] = False
     if min_component_size is not None:
         enhance_options["min_component_size"] = int(min_component_size)
-    if device is not None:
-        enhance_options["device"] = device
     split_options = {"use_skeleton": not no_skeleton, "min_component_size": int(min_split_component_size)}
     with progress.stage("segment, enhance, split"):
-        result = run_liver_vessels(volume, model_dirs=model_dirs, device=device, robust_crop=robust_crop,
+        result = run_liver_vessels(volume, model_dirs=model_dirs, device=compute, robust_crop=robust_crop,
                                    support_dir=split_support_dir, generate_support=generate_split_support,
                                    enhance_options=enhance_options, split=split_portal_hepatic,
                                    split_options=split_options)

@@ -14,7 +14,11 @@ from livervessels.errors import InputError
 from livervessels.tasks import TASKS
 
 INPUT_HELP = "input: a NIfTI file (.nii/.nii.gz), a folder of DICOM slices, or a .zip holding one DICOM study"
-DEVICE_HELP = "gpu, gpu:N or cpu (default: the GPU when present, else the CPU)"
+DEVICE_HELP = ("auto, cpu, gpu, gpu:N, cuda or cuda:N (default: LIVERVESSELS_DEVICE, else auto: the GPU when "
+               "present, else the CPU); every computing stage runs there")
+PRECISION_HELP = ("network precision: auto, fp32 (exact parity with TotalSegmentator on the CPU), bf16, fp16 (GPU) "
+                  "(default: LIVERVESSELS_PRECISION, else auto: fp16 on a GPU as TotalSegmentator, bf16 on a CPU "
+                  "with native bfloat16, else fp32)")
 
 
 def _run(fn, argv, parser: argparse.ArgumentParser) -> int:
@@ -39,6 +43,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-i", "--input", required=True, help=INPUT_HELP)
     parser.add_argument("-o", "--output", required=True, help="output folder (with --ml: output file)")
     parser.add_argument("-d", "--device", default=None, help=DEVICE_HELP)
+    parser.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16", "fp16"], help=PRECISION_HELP)
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument("-v", "--verbose", action="store_true", help="print debug details")
     parser.add_argument("-m", "--model_dir", action="append", default=None,
@@ -109,7 +114,7 @@ def _segment(args) -> None:
     totalsegmentator(args.input, args.output, task=args.task, fast=args.fast, fastest=args.fastest,
                      roi_subset=args.roi_subset, robust_crop=args.robust_crop, ml=args.ml,
                      statistics=args.statistics, preview=args.preview, device=args.device,
-                     output_type=args.output_type, quiet=args.quiet, verbose=args.verbose,
+                     precision=args.precision, output_type=args.output_type, quiet=args.quiet, verbose=args.verbose,
                      nr_thr_resamp=args.nr_thr_resamp, nr_thr_saving=args.nr_thr_saving, model_dirs=args.model_dir)
 
 
@@ -158,7 +163,7 @@ def _enhance(args) -> None:
         split_support_dir=args.split_support_dir, generate_split_support=args.generate_split_support,
         robust_crop=args.robust_crop, no_fallback_full_liver=args.no_fallback_full_liver,
         min_component_size=args.min_component_size, no_skeleton=args.no_skeleton,
-        min_split_component_size=args.min_split_component_size, device=args.device,
+        min_split_component_size=args.min_split_component_size, device=args.device, precision=args.precision,
         export_meshes=args.export_meshes, preview=args.preview, statistics=args.statistics, quiet=args.quiet,
         verbose=args.verbose, model_dirs=args.model_dir,
     )

@@ -33,13 +33,15 @@ from dataclasses import asdict, dataclass
 
 import cc3d
 import numpy as np
+import torch
 from scipy import ndimage
 from skimage.graph import MCP_Geometric
 from skimage.morphology import skeletonize
 
 from livervessels import __version__
+from livervessels.compute import resolve_device
 from livervessels.errors import InputError
-from livervessels.vesselness import TUBE_PEAK_FRACTION, pick_device, sigma_for_radius, vesselness
+from livervessels.vesselness import TUBE_PEAK_FRACTION, sigma_for_radius, vesselness
 
 METHOD = ("multi-scale Hessian vesselness (torch) + hysteresis growth from the raw tree + "
           "MCP gap bridging + hole filling + component pruning, inside the dilated liver")
@@ -561,7 +563,7 @@ def enhance_liver_vessels(
     fallback_full_volume: bool = True,
     min_component_size: int | None = None,
     min_component_mm3: float | None = None,
-    device: str | None = None,
+    device: str | torch.device | None = None,
     params: EnhancementParams | None = None,
     exclude: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict]:
@@ -574,8 +576,8 @@ def enhance_liver_vessels(
     Components that are not part of a main tree and are smaller than min_component_size voxels
     or min_component_mm3 are removed (both given: the larger; neither: params.min_component_mm3).
     fallback_full_volume=False makes a missing/empty liver mask an InputError instead of
-    enhancing over the whole volume. device: torch device for the vesselness (default: cuda when
-    available, else cpu).
+    enhancing over the whole volume. device: a device request or torch device for the vesselness
+    (livervessels.compute; default: auto).
     """
     t_start = time.perf_counter()
     p = params or EnhancementParams()
@@ -790,5 +792,5 @@ def _enhance_crop(raw: np.ndarray, region: np.ndarray, liver: np.ndarray | None,
     mask = _prune(mask, smooth, sp, st, p, min_voxels, use_image=use_image, use_size=True)
     steps["pruned_voxels"] = before - _count(mask)
     timings["prune"] = time.perf_counter() - t
-    steps["derived"] = {"device": str(pick_device(device)) if use_image else None}
+    steps["derived"] = {"device": str(resolve_device(device)) if use_image else None}
     return mask, steps

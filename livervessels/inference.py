@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from livervessels import model_store, nnunet_runner
+from livervessels.compute import Compute, as_compute, resolve
 from livervessels.errors import InputError, ModelNotFoundError
 from livervessels.geometry import Volume, from_canonical, to_canonical, voxel_spacing
 from livervessels.resample import resample_to_shape, zoom_to_spacing
@@ -60,24 +61,33 @@ def segment(
     task: str | Task,
     *,
     model_dirs: list | None = None,
-    device: str | None = None,
+    device: Compute | str | None = None,
     roi_subset: list[str] | None = None,
     robust_crop: bool = False,
-    cpu_bf16: bool = False,
+    precision: str | None = None,
 ) -> LabelMap:
-    """Labels of `task` for `volume`, on the volume's own grid (shape and affine)."""
+    """Labels of `task` for `volume`, on the volume's own grid (shape and affine).
+
+    device: a Compute (livervessels.compute) or a device request (auto, cpu, gpu, gpu:N, cuda:N);
+    precision: with a device request, the network precision (auto, fp32, bf16, fp16).
+
+    Raises:
+        InputError: unknown classes, device or precision; unreadable models.
+        ModelNotFoundError: the task's weights are not installed.
+    """
     task = get_task(task) if isinstance(task, str) else task
     check_roi_subset(task, roi_subset)
+    compute = resolve(device, precision) if precision is not None else as_compute(device)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    torch_device = nnunet_runner.resolve_device(device)
-    gpu = torch_device if torch_device.type == "cuda" else None  # resampling on the GPU when there is one
+    torch_device = compute.device
+    gpu = torch_device if compute.on_gpu else None  # resampling on the GPU when there is one
     roots = model_store.model_roots(model_dirs)
     part_ids = task.parts_for(roi_subset)
     models = [
         nnunet_runner.load_model(
             model_store.find_model_folder(task.parts[i], roots, task.name), task.parts[i].fold, torch_device,
-            task.step_size, task.mirroring, cpu_bf16,
+            task.step_size, task.mirroring, compute.precision,
         )
         for i in part_ids
     ]
@@ -90,7 +100,7 @@ def segment(
         # As TotalSegmentator: the crop model predicts all its classes on the whole image (no
         # roi_subset, so no nested crop), the box is the union of the wanted classes plus a margin.
         t = time.perf_counter()
-        organs = segment(Volume(image, affine), crop_task, model_dirs=model_dirs, device=device, cpu_bf16=cpu_bf16)
+        organs = segment(Volume(image, affine), crop_task, model_dirs=model_dirs, device=compute)
         ids = [k for k, v in organs.classes.items() if v in crop_classes]
         crop = _bounding_box(np.isin(organs.array, ids),
                              _crop_margin(task.crop_margin_voxels, voxel_spacing(affine)))

@@ -33,57 +33,68 @@ class LoadedModel:
     spacing_zyx: tuple[float, ...]
     patch_size: tuple[int, ...]
     labels: dict[str, int]
-    settings: tuple = ()  # (fold, step_size, mirroring, cpu_bf16): to reload elsewhere after a CUDA OOM
+    settings: tuple = ()  # (fold, step_size, mirroring): to reload on the CPU after a CUDA OOM
+    device: torch.device = torch.device("cpu")
+    precision: str = "fp32"
 
 
-def resolve_device(device: str | None) -> torch.device:
-    """'gpu', 'gpu:N', 'cuda', 'cpu' or None (GPU when present)."""
-    if device in (None, "", "auto"):
-        return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
-    name = device.lower()
-    if name == "cpu":
-        return torch.device("cpu")
-    if name in ("gpu", "cuda") or name.startswith(("gpu:", "cuda:")):
-        index = int(name.split(":")[1]) if ":" in name else 0
-        if not torch.cuda.is_available():
-            if ":" in name:
-                raise InputError(f"--device {device} asked for a GPU but none is available; use --device cpu")
-            log.warning("no GPU available: running on the CPU (slow for large CTs)")
-            return torch.device("cpu")
-        if index >= torch.cuda.device_count():
-            raise InputError(f"--device {device}: only {torch.cuda.device_count()} GPU(s) present")
-        return torch.device("cuda", index)
-    raise InputError(f"unknown device '{device}'; use gpu, gpu:N or cpu")
+class _Autocast(torch.nn.Module):
+    """Runs the wrapped network under a fixed autocast setting.
 
+    nnunetv2 autocasts to float16 on CUDA and not at all on the CPU; this wrapper's own autocast
+    context (inner contexts win) gives bfloat16 on the CPU, bfloat16 on CUDA, or true fp32 on CUDA
+    (dtype None: autocast disabled).
+    """
 
-class _CpuBf16(torch.nn.Module):
-    """Runs the wrapped network under bfloat16 autocast on the CPU (nnunetv2 autocasts only on CUDA)."""
-
-    def __init__(self, net: torch.nn.Module):
+    def __init__(self, net: torch.nn.Module, device_type: str, dtype: torch.dtype | None):
         super().__init__()
         self.net = net
+        self.device_type = device_type
+        self.dtype = dtype
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        if self.dtype is None:
+            with torch.autocast(self.device_type, enabled=False):
+                return self.net(x.float())
+        with torch.autocast(self.device_type, dtype=self.dtype):
             return self.net(x).float()
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]
         return self.net.load_state_dict(state_dict, strict=strict, assign=assign)
 
 
+def _with_precision(network: torch.nn.Module, device: torch.device, precision: str) -> torch.nn.Module:
+    """The network wrapped so it runs in `precision` on `device` (fp16 on CUDA: nnunetv2's own autocast)."""
+    if device.type == "cuda":
+        if precision == "fp16":
+            return network
+        return _Autocast(network, "cuda", torch.bfloat16 if precision == "bf16" else None)
+    if precision == "bf16":
+        return _Autocast(network, "cpu", torch.bfloat16)
+    if precision != "fp32":
+        raise ValueError(f"precision {precision} is not available on {device}")
+    return network
+
+
 def load_model(folder: Path, fold: int = 0, device: torch.device | None = None, step_size: float = 0.5,
-               mirroring: bool = False, cpu_bf16: bool = False) -> LoadedModel:
-    """The model in an nnU-Net trainer folder, loaded once per process and settings."""
+               mirroring: bool = False, precision: str = "fp32") -> LoadedModel:
+    """The model in an nnU-Net trainer folder, loaded once per process and settings.
+
+    device: a resolved torch device (livervessels.compute); precision: fp32, bf16 or fp16 (CUDA).
+
+    Raises:
+        InputError: the checkpoint cannot be read.
+    """
     device = device or torch.device("cpu")
-    key = (str(Path(folder).resolve()), fold, str(device), step_size, cpu_bf16)
+    key = (str(Path(folder).resolve()), fold, str(device), step_size, mirroring, precision)
     with _LOCK:
         if key not in _CACHE:
-            _CACHE[key] = _load(Path(folder), fold, device, step_size, mirroring, cpu_bf16)
+            _CACHE[key] = _load(Path(folder), fold, device, step_size, mirroring, precision)
         return _CACHE[key]
 
 
 def _load(folder: Path, fold: int, device: torch.device, step_size: float, mirroring: bool,
-          cpu_bf16: bool) -> LoadedModel:
+          precision: str) -> LoadedModel:
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
     from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
     from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
@@ -91,7 +102,12 @@ def _load(folder: Path, fold: int, device: torch.device, step_size: float, mirro
 
     dataset_json = json.loads((folder / "dataset.json").read_text())
     plans = json.loads((folder / "plans.json").read_text())
-    checkpoint = torch.load(folder / f"fold_{fold}" / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    checkpoint_path = folder / f"fold_{fold}" / "checkpoint_final.pth"
+    try:
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError, ValueError, ImportError) as exc:  # truncated, corrupt or unreadable
+        raise InputError(f"model checkpoint {checkpoint_path} cannot be read ({type(exc).__name__}); "
+                         f"reinstall that model (TotalSegmentator weights --task ...)") from exc
     plans_manager = PlansManager(plans)  # also converts the older plans format (UNet_class_name)
     configuration = checkpoint.get("init_args", {}).get("configuration", "3d_fullres")
     config = plans_manager.get_configuration(configuration)
@@ -106,8 +122,7 @@ def _load(folder: Path, fold: int, device: torch.device, step_size: float, mirro
         deep_supervision=False,
     )
     network.load_state_dict(checkpoint["network_weights"])
-    if cpu_bf16 and device.type == "cpu":
-        network = _CpuBf16(network)
+    network = _with_precision(network, device, precision)
     with contextlib.redirect_stdout(io.StringIO()):  # it prints a CUDA-only notice on every CPU run
         predictor = nnUNetPredictor(
             tile_step_size=step_size,
@@ -129,14 +144,16 @@ def _load(folder: Path, fold: int, device: torch.device, step_size: float, mirro
         checkpoint.get("inference_allowed_mirroring_axes") if mirroring else None,
     )
     network.to(device).eval()
-    log.info("loaded %s (fold %d) on %s", folder, fold, device)
+    log.info("loaded %s (fold %d) on %s, %s", folder, fold, device, precision)
     return LoadedModel(
         predictor=predictor,
         folder=folder,
         spacing_zyx=tuple(config.spacing),
         patch_size=tuple(config.patch_size),
         labels={k: v for k, v in dataset_json["labels"].items() if isinstance(v, int)},
-        settings=(fold, step_size, mirroring, cpu_bf16),
+        settings=(fold, step_size, mirroring),
+        device=device,
+        precision=precision,
     )
 
 
@@ -169,8 +186,10 @@ def predict_labels(model: LoadedModel, image_xyz: np.ndarray, spacing_xyz: tuple
                 _free_cuda()
         if seg is None:
             log.warning("GPU out of memory again: running %s on the CPU (slow)", model.folder.name)
-            fold, step_size, mirroring, cpu_bf16 = model.settings or (0, 0.5, False, False)
-            seg = run(load_model(model.folder, fold, torch.device("cpu"), step_size, mirroring, cpu_bf16).predictor)
+            fold, step_size, mirroring = model.settings or (0, 0.5, False)
+            # the CPU has no fp16 autocast worth using: fp32 there (bf16 stays bf16)
+            precision = "bf16" if model.precision == "bf16" else "fp32"
+            seg = run(load_model(model.folder, fold, torch.device("cpu"), step_size, mirroring, precision).predictor)
     return np.ascontiguousarray(np.asarray(seg).transpose(2, 1, 0)).astype(np.uint8)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from livervessels import model_store
+from livervessels.compute import as_compute
 from livervessels.dicom.scan import DicomScan, scan_dicom_folder
 from livervessels.dicom.selection import SeriesSelection, select_ct_series
 from livervessels.dicom.volume import SeriesVolume, build_volume
@@ -144,7 +145,7 @@ def collect_masks(volume: Volume, *, plan: ModelPlan | None = None, model_dirs=N
         masks, timings = segment_liver_support(volume, plan, model_dirs=model_dirs, device=device,
                                                robust_crop=robust_crop)
         return masks, {"support": f"model ({plan.support_task})", "vessels": f"model ({plan.vessel_task})",
-                       "timings": timings}
+                       "compute": as_compute(device).describe(), "timings": timings}
     masks = load_support_dir(support_dir, volume)
     provenance = {name: f"file {Path(support_dir) / (name + '.nii.gz')}" for name in masks}
     generate = [n for n in SUPPORT_CLASSES if n not in masks] if generate_support else []
@@ -156,6 +157,7 @@ def collect_masks(volume: Volume, *, plan: ModelPlan | None = None, model_dirs=N
         for name, mask in generated.items():
             masks[name] = mask
             provenance[name] = f"model ({plan.vessel_task if name == 'liver_vessels' else plan.support_task})"
+        provenance["compute"] = as_compute(device).describe()
     return masks, provenance
 
 
@@ -223,18 +225,27 @@ def run_liver_vessels(volume: Volume, *, model_dirs=None, device=None, plan: Mod
                       generate_support: bool = False, enhance_options: dict | None = None, split: bool = True,
                       split_options: dict | None = None) -> LiverVesselResult:
     """All masks for a volume: support labels, raw and enhanced vessels, and (with split) the
-    portal/hepatic labels."""
+    portal/hepatic labels.
+
+    device: a Compute or a device request (livervessels.compute), used by inference and the repair.
+
+    Raises:
+        InputError: bad input, device or support masks.
+        ModelNotFoundError: no usable models.
+    """
+    compute = as_compute(device)  # resolved once: the same device for inference and the repair
+    enhance_options = {"device": compute.device, **(enhance_options or {})}
     t = time.perf_counter()
     if support_dir is None:
         plan = plan or choose_model_plan(model_dirs)
-    masks, sources = collect_masks(volume, plan=plan, model_dirs=model_dirs, device=device, robust_crop=robust_crop,
+    masks, sources = collect_masks(volume, plan=plan, model_dirs=model_dirs, device=compute, robust_crop=robust_crop,
                                    support_dir=support_dir, generate_support=generate_support)
     if plan is None:
         plan = ModelPlan("support files", "none", "none") if all("file" in str(v) for v in sources.values()) \
             else choose_model_plan(model_dirs)
     timings = {"segment": round(time.perf_counter() - t, 3)}
     t = time.perf_counter()
-    masks, enhancement = add_enhanced_vessels(volume, masks, **(enhance_options or {}))
+    masks, enhancement = add_enhanced_vessels(volume, masks, **enhance_options)
     timings["enhance"] = round(time.perf_counter() - t, 3)
     split_qc: dict = {}
     if split:
@@ -341,7 +352,9 @@ def build_qc(input_report: dict, spacing, result: LiverVesselResult, seg: SegRes
         "research_use_only": True,
         "input": input_report,
         "models": {"plan": result.plan.name, "support_task": result.plan.support_task,
-                   "vessel_task": result.plan.vessel_task, "mask_sources": result.sources},
+                   "vessel_task": result.plan.vessel_task,
+                   "mask_sources": {k: v for k, v in result.sources.items() if k != "compute"},
+                   "compute": result.sources.get("compute")},  # device and network precision used
         "structures": structures,
         "dicom_seg": {"file": seg.path.name if seg.path else None, "segments": seg.segments,
                       "empty_segments_omitted": seg.empty_segments, "skipped_reason": seg.skipped_reason,

@@ -26,6 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from livervessels.compute import resolve_device
+
 # Peak of the scale-normalised -lambda2 of a sharp cylinder of contrast C: C * u * exp(-u) with
 # u = r^2 / (2 sigma^2), maximal (C / e) at sigma = r / sqrt(2).
 TUBE_PEAK_FRACTION = 1.0 / math.e
@@ -38,12 +40,6 @@ _COARSE_SIGMA_VOXELS = 2.0  # sigma (in output samples) kept when a scale is str
 def sigma_for_radius(radius_mm: float) -> float:
     """The scale (mm) at which a cylinder of this radius responds most."""
     return float(radius_mm) / math.sqrt(2.0)
-
-
-def pick_device(device: str | None = None) -> torch.device:
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _kernels(sigma_vox: float) -> torch.Tensor:
@@ -270,7 +266,7 @@ def vesselness(
     *,
     beta: float = 0.5,
     polarity: str = "bright",
-    device: str | None = None,
+    device: str | torch.device | None = None,
     max_block_voxels: int = 8_000_000,
     allow_stride: bool = True,
     mask: np.ndarray | None = None,
@@ -282,7 +278,11 @@ def vesselness(
     or "both" -> (bright, dark) from the same Hessians; in an organ without dark tubes the dark
     response is what noise alone produces, a free null distribution for thresholds. mask: bool
     array on the image grid; the response is computed only there (0 elsewhere), with the values
-    the call without a mask gives.
+    the call without a mask gives. device: a device request or torch device (livervessels.compute).
+
+    Raises:
+        ValueError: not a 3-D image, bad spacing, polarity or mask shape.
+        InputError: an unknown device.
     """
     img = np.asarray(image)
     if img.ndim != 3:
@@ -293,7 +293,7 @@ def vesselness(
         raise ValueError(f"polarity must be 'bright', 'dark' or 'both', got {polarity!r}")
     if mask is not None and np.shape(mask) != img.shape:
         raise ValueError(f"mask {np.shape(mask)} is not on the image grid {img.shape}")
-    dev = pick_device(device)
+    dev = resolve_device(device)
     scales = [_Scale(s, spacing, allow_stride) for s in sorted(set(float(s) for s in sigmas_mm))]
     pad = [max(sc.radius[a] + sc.stride[a] for sc in scales) for a in range(3)]
     step0 = math.lcm(*[sc.stride[0] for sc in scales])  # slab starts on every scale's sample grid

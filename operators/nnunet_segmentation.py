@@ -10,12 +10,11 @@ from operators.ct_series_to_volume import CT_STUDY_KEY
 class NnUNetSegmentationOperator(Operator):
     """Input image (SDK Image from CTSeriesToVolumeOperator); output masks: {name: uint8 array}.
 
-    The model plan (official TotalSegmentator weights, else the bundled demo model) is decided at
-    construction; the models themselves are loaded on first use and cached for the process.
+    device: a Compute or device request (livervessels.compute). The model plan (official
+    TotalSegmentator weights, else the bundled demo model) is decided at construction; the models themselves are loaded on first use and cached for the process.
     """
 
-    def __init__(self, fragment: Fragment, *args, model_dirs: list | None = None, device: str | None = None,
-                 **kwargs):
+    def __init__(self, fragment: Fragment, *args, model_dirs: list | None = None, device=None, **kwargs):
         self.model_dirs = model_dirs
         self.device = device
         self.plan = choose_model_plan(model_dirs)
