@@ -40,16 +40,43 @@ REALISTIC_SEEDS = list(range(1000, 1010))
 FIRST_FAMILY_SEEDS = list(range(200, 210))
 
 
-def branch_rows(split, vessel_tree: np.ndarray) -> dict:
-    """Evidence and right/wrong of every scored branch of the split's graph."""
+def branch_index_map(split) -> np.ndarray:
+    """Per vessel voxel of the split: index + 1 of the split's branch nearest along the mask (0: none)."""
+    from scipy import ndimage
+
+    br = split.branches
+    index = np.zeros(split.labels.shape, np.int32)
+    for b in br.graph.branches:
+        index[tuple(br.input_voxels(b.index).T)] = b.index + 1
+    if not index.any():
+        return index
+    _, nearest = ndimage.distance_transform_edt(index == 0, return_indices=True)
+    return np.where(split.labels > 0, index[tuple(nearest)], 0)
+
+
+def reference_rows(split, vessels: np.ndarray, truth_tree: np.ndarray, spacing) -> dict:
+    """Evidence and right/wrong per branch of the benchmarks' reference skeleton (split_scoring):
+    the unit the benchmarks score and the confidence must predict. Each reference branch takes the
+    evidence of the split branch covering most of it; its label is the majority of the split's labels
+    on it. Also the evidence of every split branch with its length (to recompute the case's overall
+    confidence) and the case's reference branch accuracy."""
+    from split_scoring import Reference, branch_majority
+
     br = split.branches
     if br is None or br.evidence is None or not len(br.labels):
         return {}
-    truth = np.array([np.bincount(vessel_tree[tuple(br.input_voxels(b.index).T)], minlength=3)
-                      for b in br.graph.branches])
-    scored = (truth[:, 1:].sum(axis=1) > 0) & (br.labels > 0)
-    true_label = np.argmax(truth[:, 1:], axis=1) + 1
-    return {**{k: np.asarray(br.evidence[k])[scored] for k in EVIDENCE}, "right": (br.labels == true_label)[scored]}
+    ref = Reference(vessels, truth_tree, spacing)
+    index = branch_index_map(split)
+    right = (branch_majority(ref.graph, split.labels) == ref.true_branch)[ref.known]
+    owner = np.array([np.bincount(index[tuple(b.voxels.T)], minlength=1)[1:].argmax() if index[tuple(b.voxels.T)].any()
+                      else -1 for b in ref.graph.branches])[ref.known]
+    ok = owner >= 0
+    rows = {k: np.asarray(br.evidence[k])[owner[ok]] for k in EVIDENCE}
+    labelled = br.labels > 0
+    return {**rows, "right": right[ok],
+            "split_evidence": {k: np.asarray(br.evidence[k])[labelled] for k in EVIDENCE},
+            "split_length_mm": np.array([b.length_mm for b in br.graph.branches])[labelled],
+            "reference_accuracy": float(right.mean()) if len(right) else float("nan")}
 
 
 def collect(realistic_seeds, first_seeds, store: Path) -> list[dict]:
@@ -80,7 +107,7 @@ def collect(realistic_seeds, first_seeds, store: Path) -> list[dict]:
                                                     exclude=support["ivc"] | support["portal_vein"])[0] > 0
                 t = time.perf_counter()
                 split = split_portal_hepatic(vessels, ph.ct, ph.spacing, affine=ph.affine, params=params, **support)
-                rows = branch_rows(split, np.where(vessels, ph.vessel_tree, 0))
+                rows = reference_rows(split, vessels, ph.vessel_tree, ph.spacing)
                 keep({"case": name, **rows})
                 print(f"{name}: {len(rows.get('right', []))} branches, {np.mean(rows['right']):.3f} right "
                       f"({time.perf_counter() - t:.1f} s)", flush=True)
@@ -95,7 +122,7 @@ def collect(realistic_seeds, first_seeds, store: Path) -> list[dict]:
             ph = make_phantom(seed=seed, vessel_clearance_mm=clearance, **first.GRIDS[grid])
             vessels, support = first.vessel_mask(ph, source, seed)
             split = split_portal_hepatic(vessels, ph.ct, ph.spacing, affine=ph.affine, params=params, **support)
-            rows = branch_rows(split, np.where(vessels, ph.vessel_tree, 0))
+            rows = reference_rows(split, vessels, ph.vessel_tree, ph.spacing)
             keep({"case": name, **rows})
             print(f"{name}: {len(rows.get('right', []))} branches, {np.mean(rows['right']):.3f} right", flush=True)
     return cases

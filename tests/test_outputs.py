@@ -92,6 +92,35 @@ def test_seg_geometry_and_round_trip(tmp_path, small_phantom, write_series, case
                                      for k in range(study.volume.shape[2]))
 
 
+def test_seg_is_written_when_the_source_lacks_type2_patient_and_study_attributes(tmp_path, small_phantom,
+                                                                                   write_series, dciodvfy):
+    """Research exports and series converted from NIfTI often leave them out; DICOM allows them empty."""
+    import pydicom
+
+    from livervessels.outputs.dicom_seg import TYPE2_PATIENT_STUDY
+
+    folder, labels, aff = _written_study(tmp_path, small_phantom, write_series, "ascending")
+    for f in folder.iterdir():
+        ds = pydicom.dcmread(f)
+        for keyword in TYPE2_PATIENT_STUDY:
+            if keyword in ds:
+                delattr(ds, keyword)
+        ds.save_as(f)
+    study = load_ct_study(folder)
+    truth = reorient_to_grid(labels, aff, study.volume.shape, study.volume.affine)
+    sources = study.series_volume.sorted_datasets
+    result = write_dicom_seg(_masks(truth), sources, tmp_path / "seg.dcm", algorithm_name="test")
+    assert result.path is not None and result.segments
+    seg = pydicom.dcmread(result.path)
+    for keyword in TYPE2_PATIENT_STUDY:
+        assert keyword in seg and str(seg[keyword].value or "") == "", keyword
+        assert keyword not in sources[0]  # the source datasets are left as they were
+    rebuilt = read_seg_labels(result.path, study.volume.meta["sop_instance_uids"], study.volume.shape)
+    assert np.array_equal(rebuilt["liver"], truth == LABELS["liver"])
+    report = subprocess.run([dciodvfy, str(result.path)], capture_output=True, text=True)
+    assert "Error" not in report.stdout + report.stderr, (report.stdout + report.stderr)[-2000:]
+
+
 @pytest.fixture(scope="module")
 def dciodvfy():
     tool = shutil.which("dciodvfy")

@@ -50,6 +50,35 @@ def _rgb_to_lab(rgb: tuple[int, int, int]) -> tuple[float, float, float]:
     return float(116 * f[1] - 16), float(500 * (f[0] - f[1])), float(200 * (f[1] - f[2]))
 
 
+# Type 2 attributes of the Patient and General Study modules: DICOM allows them empty, research
+# exports and series converted from NIfTI often leave them out, and the SEG copies them.
+TYPE2_PATIENT_STUDY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+                       "ReferringPhysicianName", "StudyID", "AccessionNumber")
+
+
+def with_type2_attributes(datasets: list[Dataset]) -> list[Dataset]:
+    """The source datasets with missing Type 2 patient / study attributes present and empty.
+
+    Datasets that lack none are returned as they are; the others are copied element by element
+    (the caller's datasets are not changed).
+    """
+    out = []
+    for ds in datasets:
+        missing = [k for k in TYPE2_PATIENT_STUDY if k not in ds]
+        if not missing:
+            out.append(ds)
+            continue
+        copy = Dataset()
+        for element in ds:
+            copy.add(element)
+        if hasattr(ds, "file_meta"):
+            copy.file_meta = ds.file_meta
+        for keyword in missing:
+            setattr(copy, keyword, "")
+        out.append(copy)
+    return out
+
+
 def _frames(masks: dict[str, np.ndarray], present: list[Structure]) -> np.ndarray:
     """Frame k is source instance k. Non-overlapping segments go in as one label map (segment
     numbers), which keeps memory at one byte per voxel for 100+ classes; overlapping ones (vessels
@@ -90,6 +119,7 @@ def write_dicom_seg(
                          skipped_reason="every segment is empty; a SEG needs at least one")
 
     stack = _frames(masks, present)
+    source_datasets = with_type2_attributes(source_datasets)
     algorithm = hd.AlgorithmIdentificationSequence(
         name=algorithm_name, family=codes.cid7162.ArtificialIntelligence, version=__version__
     )
