@@ -55,6 +55,7 @@ class LiverVesselsApp(Application):
         model_dir = Path(context.model_path) if context.model_path else None
         # LIVERVESSELS_DEVICE / LIVERVESSELS_PRECISION, resolved once for every computing node
         compute = resolve()
+        staging.check_output_folder(self.output_dir)
         self.staging_dir = staging.begin(self.output_dir)
         log.info("input %s, output %s, models %s, compute %s", input_dir, self.output_dir, model_dir,
                  compute.describe())

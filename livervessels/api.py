@@ -24,7 +24,7 @@ from livervessels.inputs import LoadedInput, load_input
 from livervessels.outputs import qc as qc_report
 from livervessels.outputs.dicom_seg import SEG_FILE, SegResult, write_dicom_seg
 from livervessels.outputs.nifti import LabelMasks, write_masks, write_multilabel
-from livervessels.outputs.staging import staged_output
+from livervessels.outputs.staging import check_output_folder, staged_output
 from livervessels.outputs.structures import structures_for
 from livervessels.pipeline import (
     nifti_input_report,
@@ -98,49 +98,60 @@ def totalsegmentator(
         raise InputError(f"unknown output type '{output_type}'; use one of {', '.join(OUTPUT_TYPES)}")
     task_obj = get_task(resolve_task_name(task, fast, fastest))
     check_roi_subset(task_obj, roi_subset)
+    target, folder = _output_paths(output, ml)
+    if folder is not None:  # before any work: a bad output path must not cost a whole inference
+        check_output_folder(folder)
+        if target is not None and target.is_dir():
+            raise InputError(f"--ml output {target} is a folder; give a file name (e.g. {target}.nii.gz)")
     progress = Progress(quiet)
     with progress.stage("read input"):
         loaded = load_input(input)
-    if output_type == "dicom_seg" and loaded.study is None:
-        raise InputError("--output_type dicom_seg needs DICOM input (a folder of slices or a zip); "
-                         "a DICOM SEG must reference the source images")
-    del nr_thr_resamp  # resampling runs in torch/scipy threads; accepted for compatibility
-    with progress.stage(f"segment ({task_obj.name})"):
-        labels = segment(loaded.volume, task_obj, model_dirs=model_dirs, device=compute, roi_subset=roi_subset,
-                         robust_crop=robust_crop)
-    dtype = np.uint8 if max(labels.classes, default=0) < 256 else np.uint16
-    image = nifti_image(labels.array.astype(dtype), loaded.volume.affine)
-    if output is None:
+    with loaded:  # a zip's unpacked study is removed at the end, also on failure or Ctrl-C
+        if output_type == "dicom_seg" and loaded.study is None:
+            raise InputError("--output_type dicom_seg needs DICOM input (a folder of slices or a zip); "
+                             "a DICOM SEG must reference the source images")
+        del nr_thr_resamp  # resampling runs in torch/scipy threads; accepted for compatibility
+        with progress.stage(f"segment ({task_obj.name})"):
+            labels = segment(loaded.volume, task_obj, model_dirs=model_dirs, device=compute, roi_subset=roi_subset,
+                             robust_crop=robust_crop)
+        dtype = np.uint8 if max(labels.classes, default=0) < 256 else np.uint16
+        image = nifti_image(labels.array.astype(dtype), loaded.volume.affine)
+        if output is None:
+            return image
+        with progress.stage("write outputs"):
+            with staged_output(folder) as staging:
+                names = list(labels.classes.values())
+                masks = LabelMasks(labels.array, labels.classes)
+                if ml:
+                    write_multilabel(labels.array, loaded.volume.affine, labels.classes, staging / target.name)
+                elif output_type == "dicom_seg":
+                    write_dicom_seg(masks, loaded.study.series_volume.sorted_datasets, staging / SEG_FILE,
+                                    algorithm_name=f"livervessels {task_obj.name}", structures=structures_for(names),
+                                    series_description=f"Segmentation {task_obj.name} (research)",
+                                    unreferenceable_uids=loaded.study.selection.selected.derived_sop_uids)
+                else:
+                    write_masks(masks, loaded.volume.affine, staging, threads=nr_thr_saving)
+                if statistics:
+                    from livervessels.outputs.statistics import structure_statistics
+
+                    qc_report.write_json(structure_statistics(masks, loaded.volume), staging / "statistics.json")
+                if preview:
+                    from livervessels.outputs.preview import render_preview
+
+                    render_preview(loaded.volume, masks, staging / f"preview_{task_obj.name}.png",
+                                   title=f"{task_obj.name}: {len(names)} classes")
         return image
+
+
+def _output_paths(output: str | Path | None, ml: bool) -> tuple[Path | None, Path | None]:
+    """(label map file or None, folder written into) for totalsegmentator's output argument."""
+    if output is None:
+        return None, None
     output = Path(output)
-    with progress.stage("write outputs"):
-        if ml:
-            target = output if output.name.endswith((".nii", ".nii.gz")) else output.with_name(output.name + ".nii.gz")
-            folder = target.parent
-        else:
-            target, folder = None, output
-        with staged_output(folder) as staging:
-            names = list(labels.classes.values())
-            masks = LabelMasks(labels.array, labels.classes)
-            if ml:
-                write_multilabel(labels.array, loaded.volume.affine, labels.classes, staging / target.name)
-            elif output_type == "dicom_seg":
-                write_dicom_seg(masks, loaded.study.series_volume.sorted_datasets, staging / SEG_FILE,
-                                algorithm_name=f"livervessels {task_obj.name}", structures=structures_for(names),
-                                series_description=f"Segmentation {task_obj.name} (research)",
-                                unreferenceable_uids=loaded.study.selection.selected.derived_sop_uids)
-            else:
-                write_masks(masks, loaded.volume.affine, staging, threads=nr_thr_saving)
-            if statistics:
-                from livervessels.outputs.statistics import structure_statistics
-
-                qc_report.write_json(structure_statistics(masks, loaded.volume), staging / "statistics.json")
-            if preview:
-                from livervessels.outputs.preview import render_preview
-
-                render_preview(loaded.volume, masks, staging / f"preview_{task_obj.name}.png",
-                               title=f"{task_obj.name}: {len(names)} classes")
-    return image
+    if not ml:
+        return None, output
+    target = output if output.name.endswith((".nii", ".nii.gz")) else output.with_name(output.name + ".nii.gz")
+    return target, target.parent
 
 
 def enhance_liver_vessels(
@@ -176,32 +187,35 @@ def enhance_liver_vessels(
     """
     _configure_logging(quiet, verbose)
     compute = resolve(device, precision)
+    if output is not None:
+        check_output_folder(output)  # before any work
     progress = Progress(quiet)
     with progress.stage("read input"):
         loaded: LoadedInput = load_input(input)
-    volume = loaded.volume
-    enhance_options: dict = {}
-    if no_fallback_full_liver:
-        enhance_options["fallback_full_volume"] = False
-    if min_component_size is not None:
-        enhance_options["min_component_size"] = int(min_component_size)
-    split_options = {"use_skeleton": not no_skeleton, "min_component_size": int(min_split_component_size)}
-    with progress.stage("segment, enhance, split"):
-        result = run_liver_vessels(volume, model_dirs=model_dirs, device=compute, robust_crop=robust_crop,
-                                   support_dir=split_support_dir, generate_support=generate_split_support,
-                                   enhance_options=enhance_options, split=split_portal_hepatic,
-                                   split_options=split_options)
-    images = {name: nifti_image(np.asarray(m, np.uint8), volume.affine) for name, m in result.masks.items()}
-    if output is None:
+    with loaded:  # a zip's unpacked study is removed at the end, also on failure or Ctrl-C
+        volume = loaded.volume
+        enhance_options: dict = {}
+        if no_fallback_full_liver:
+            enhance_options["fallback_full_volume"] = False
+        if min_component_size is not None:
+            enhance_options["min_component_size"] = int(min_component_size)
+        split_options = {"use_skeleton": not no_skeleton, "min_component_size": int(min_split_component_size)}
+        with progress.stage("segment, enhance, split"):
+            result = run_liver_vessels(volume, model_dirs=model_dirs, device=compute, robust_crop=robust_crop,
+                                       support_dir=split_support_dir, generate_support=generate_split_support,
+                                       enhance_options=enhance_options, split=split_portal_hepatic,
+                                       split_options=split_options)
+        images = {name: nifti_image(np.asarray(m, np.uint8), volume.affine) for name, m in result.masks.items()}
+        if output is None:
+            return images
+        with progress.stage("write outputs"), staged_output(output) as staging:
+            artifacts = {"statistics": statistics, "preview": preview, "meshes": export_meshes}
+            if loaded.study is not None:  # the app's outputs, written by the same function
+                write_study_outputs(staging, loaded.study, result, **artifacts)
+            else:
+                seg = SegResult(None, skipped_reason="NIfTI input: a DICOM SEG needs DICOM source images")
+                source = "<nibabel image>" if isinstance(input, nib.spatialimages.SpatialImage) else input
+                write_masks(result.masks, volume.affine, staging)
+                write_study_artifacts(staging, volume, result, **artifacts)
+                write_reports(staging, nifti_input_report(source, volume), volume.spacing, result, seg)
         return images
-    with progress.stage("write outputs"), staged_output(output) as staging:
-        artifacts = {"statistics": statistics, "preview": preview, "meshes": export_meshes}
-        if loaded.study is not None:  # the app's outputs, written by the same function
-            write_study_outputs(staging, loaded.study, result, **artifacts)
-        else:
-            seg = SegResult(None, skipped_reason="NIfTI input: a DICOM SEG needs DICOM source images")
-            source = "<nibabel image>" if isinstance(input, nib.spatialimages.SpatialImage) else input
-            write_masks(result.masks, volume.affine, staging)
-            write_study_artifacts(staging, volume, result, **artifacts)
-            write_reports(staging, nifti_input_report(source, volume), volume.spacing, result, seg)
-    return images

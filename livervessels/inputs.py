@@ -1,6 +1,7 @@
 """Read what users pass as input: a NIfTI file, a folder of DICOM slices, or a zip holding one study."""
 from __future__ import annotations
 
+import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -22,6 +23,21 @@ class LoadedInput:
     study: CtStudy | None  # set for DICOM input (needed for a DICOM SEG)
     kind: str  # "nifti", "dicom" or "zip"
     nifti: nib.Nifti1Image | None = None  # the original image, for NIfTI input
+    # a zip's unpacked study: its files stay until close() (DICOM elements are read lazily, and the
+    # SEG references them), then go, on success, failure and interruption alike
+    temporary_dir: Path | None = None
+
+    def close(self) -> None:
+        """Remove the temporary folder of an unpacked zip (nothing for other inputs)."""
+        if self.temporary_dir is not None:
+            shutil.rmtree(self.temporary_dir, ignore_errors=True)
+            self.temporary_dir = None
+
+    def __enter__(self) -> "LoadedInput":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def is_nifti(path: Path) -> bool:
@@ -45,7 +61,14 @@ def load_nifti(path: str | Path | nib.Nifti1Image) -> tuple[Volume, nib.Nifti1Im
 
 
 def load_input(path: str | Path | nib.Nifti1Image, workdir: str | Path | None = None) -> LoadedInput:
-    """The volume to segment from any supported input; InputError saying what was expected otherwise."""
+    """The volume to segment from any supported input.
+
+    A zip is unpacked into workdir, or into a temporary folder that LoadedInput.close() (or leaving
+    its `with` block) removes; it is removed at once when reading fails.
+
+    Raises:
+        InputError: what is wrong with the input and what was expected.
+    """
     if isinstance(path, nib.spatialimages.SpatialImage):
         volume, img = load_nifti(path)
         return LoadedInput(volume, None, "nifti", img)
@@ -58,20 +81,41 @@ def load_input(path: str | Path | nib.Nifti1Image, workdir: str | Path | None = 
     if is_nifti(path):
         volume, img = load_nifti(path)
         return LoadedInput(volume, None, "nifti", img)
-    if zipfile.is_zipfile(path):
+    if zipfile.is_zipfile(path) or path.suffix.lower() == ".zip":
+        owned = workdir is None
         target = Path(workdir or tempfile.mkdtemp(prefix="livervessels-zip-"))
         try:
-            with zipfile.ZipFile(path) as zf:
-                _safe_extract(zf, target)
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise InputError(f"cannot unpack {path} ({exc}); {EXPECTED}") from exc
-        niftis = [p for p in target.rglob("*") if is_nifti(p)]
-        if len(niftis) == 1 and not any(p.suffix.lower() == ".dcm" for p in target.rglob("*")):
-            volume, img = load_nifti(niftis[0])
-            return LoadedInput(volume, None, "zip", img)
-        study = load_ct_study(target)
-        return LoadedInput(study.volume, study, "zip")
+            return _load_zip(path, target, owned)
+        except BaseException:
+            if owned:
+                shutil.rmtree(target, ignore_errors=True)
+            raise
     raise InputError(f"cannot read {path}: {EXPECTED}")
+
+
+def _load_zip(path: Path, target: Path, owned: bool) -> LoadedInput:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            if not zf.infolist():
+                raise InputError(f"zip {path} is empty; {EXPECTED}")
+            bad = zf.testzip()  # CRC of every member: a damaged archive is named as such
+            if bad is not None:
+                raise InputError(f"zip {path} is damaged (member {bad} fails its checksum); copy or export it again")
+            _safe_extract(zf, target)
+    except zipfile.BadZipFile as exc:
+        raise InputError(f"zip {path} is damaged ({exc}); copy or export it again") from exc
+    except OSError as exc:
+        raise InputError(f"cannot unpack {path} ({exc})") from exc
+    niftis = [p for p in target.rglob("*") if is_nifti(p)]
+    if len(niftis) == 1 and not any(p.suffix.lower() == ".dcm" for p in target.rglob("*")):
+        volume, img = load_nifti(niftis[0])
+        img = nib.Nifti1Image(np.asanyarray(img.dataobj), img.affine, img.header)  # in memory: the file goes
+        return LoadedInput(volume, None, "zip", img, temporary_dir=target if owned else None)
+    try:
+        study = load_ct_study(target)
+    except InputError as exc:  # name the archive, not the temporary folder it was unpacked into
+        raise InputError(str(exc).replace(str(target), f"{path} (unpacked)")) from exc
+    return LoadedInput(study.volume, study, "zip", temporary_dir=target if owned else None)
 
 
 def _safe_extract(zf: zipfile.ZipFile, target: Path) -> None:

@@ -11,6 +11,29 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from livervessels.errors import InputError
+
+
+def check_output_folder(out_dir: str | Path) -> Path:
+    """Check before any work that out_dir can receive the outputs; returns it absolute.
+
+    Raises:
+        InputError: out_dir is an existing file, or the folder (or the nearest existing folder
+            above it, where it would be created) is not writable.
+    """
+    out_dir = Path(out_dir).absolute()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"output {out_dir} exists and is not a folder; give a folder path (or remove the file)")
+    existing = out_dir
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"output {out_dir} cannot be created: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"output folder {existing} is not writable; choose another output path or fix its "
+                         f"permissions")
+    return out_dir
+
 
 def begin(out_dir: str | Path) -> Path:
     """A fresh staging folder on the same file system as out_dir (so the final moves are renames)."""
