@@ -1,13 +1,23 @@
 """Fit the split's confidence model on tuning phantoms of both families (synthetic data only).
 
-    .venv/bin/python bench/fit_split_confidence.py --realistic-seeds 1000 1001 1005 1006   # the shipped fit, ~30 min
-    .venv/bin/python bench/fit_split_confidence.py            # all tuning seeds, about 60 min (resumable)
-    .venv/bin/python bench/fit_split_confidence.py --fit-only  # refit on the stored cases
+    # the shipped fit: four stores filled by two processes at a time (~15 min each pair on 2 cores), then fitted
+    .venv/bin/python bench/fit_split_confidence.py --store build/conf_ref_a.npz --realistic-seeds 1000 1001 \
+        --first-seeds 200 201 202 203 204 --json build/fit_a.json &
+    .venv/bin/python bench/fit_split_confidence.py --store build/conf_ref_b.npz --realistic-seeds 1005 1006 \
+        --first-seeds 205 206 207 208 209 --json build/fit_b.json
+    .venv/bin/python bench/fit_split_confidence.py --store build/conf_ref_c.npz --realistic-seeds 1002 1003 1004 \
+        --first-seeds --json build/fit_c.json &
+    .venv/bin/python bench/fit_split_confidence.py --store build/conf_ref_d.npz --realistic-seeds 1007 1008 1009 \
+        --first-seeds --json build/fit_d.json
+    .venv/bin/python bench/fit_split_confidence.py --fit-only --store build/conf_ref_a.npz \
+        --store build/conf_ref_b.npz --store build/conf_ref_c.npz --store build/conf_ref_d.npz
 
-For every branch of the split's own graph on tuning phantoms, the evidence behind its label (the
-path-cost margin, the intensity log-odds for its label, its radius) and whether the label is right
-(the phantom's majority on the branch); branches with no true vessel voxel (false-positive blobs)
-are left out. Phantoms: realistic family seeds 1000-1009 under the normal, hard and equilibrium
+For every branch of the benchmarks' reference skeleton of the mask (bench/split_scoring.py: the
+unit the benchmarks score and the confidence must predict) on tuning phantoms, the evidence behind
+the split's label there (that of the split branch covering most of it: the path-cost margin, the
+intensity log-odds for its label, its radius, ...) and whether the label is right (the phantom's
+majority on the branch); branches with no true vessel voxel (false-positive blobs) are left out.
+A logistic model is fitted, then a monotone recalibration of its output (isotonic, 12 bins). Phantoms: realistic family seeds 1000-1009 under the normal, hard and equilibrium
 conditions with the true mask and with a network-like mask after the repair; first family seeds
 200-209 (touching vessels: truth on both grids, 15 gaps, network-like; pass-through truth). Each
 phantom weighs the same (its branches share one unit of weight), so the dense livers do not drown
@@ -18,6 +28,7 @@ DEFAULT_MODEL); every case is stored as it finishes (an .npz, --store), for resu
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -31,7 +42,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from livervessels.enhancement import enhance_liver_vessels  # noqa: E402
 from livervessels.portal_hepatic import SplitParams, split_portal_hepatic  # noqa: E402
-from livervessels.split_confidence import DEFAULT_MODEL, EVIDENCE, FEATURES, fit_confidence_model  # noqa: E402
+from livervessels.split_confidence import (  # noqa: E402
+    DEFAULT_MODEL, EVIDENCE, FEATURES, fit_confidence_model, fit_recalibration)
 from livervessels.synthetic.network_mask import simulate_network_mask  # noqa: E402
 from livervessels.synthetic.realistic import make_realistic_phantom  # noqa: E402
 from split_scoring import reliability  # noqa: E402
@@ -128,6 +140,18 @@ def collect(realistic_seeds, first_seeds, store: Path) -> list[dict]:
     return cases
 
 
+def case_confidence_errors(model, cases) -> dict[str, list[float]]:
+    """|overall confidence - reference branch accuracy| per phantom, by family; the overall
+    confidence as the split reports it (the mean over its own branches)."""
+    out: dict[str, list[float]] = {}
+    for c in cases:
+        if "split_evidence" not in c:
+            continue
+        overall = float(np.mean(model(c["split_evidence"])))
+        out.setdefault(c["case"].split()[0], []).append(abs(overall - c["reference_accuracy"]))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--store", action="append",
@@ -157,14 +181,25 @@ def main() -> None:
         start += n
     idx = np.concatenate(idx)
     model = fit_confidence_model(x[idx], y[idx], margin_scale=model0.margin_scale)
+    # the monotone recalibration, each phantom weighing the same again
+    case_weight = np.concatenate([np.full(len(c["right"]), 1.0 / len(c["right"])) for c in cases])
+    logistic = np.concatenate([model.logistic(e) for e in evidence])
+    model = dataclasses.replace(model, recalibration=fit_recalibration(logistic, y, case_weight))
     p = np.concatenate([model(e) for e in evidence])
     print(f"\nfitted on {len(cases)} phantoms, {len(y)} branches ({(~y).sum()} wrong)")
-    print("weights:", dict(zip(FEATURES, np.round(model.weights, 4))))
+    print("weights:", {k: round(float(v), 4) for k, v in zip(FEATURES, model.weights)})
+    print("recalibration knots:", model.recalibration)
+    case_error = case_confidence_errors(model, cases)
+    for family, errors in case_error.items():
+        print(f"{family}: mean |overall confidence - reference branch accuracy| {np.mean(errors):.4f} "
+              f"over {len(errors)} phantoms (in-sample)")
     print(f"{'confidence':>12s} {'branches':>9s} {'mean conf':>10s} {'accuracy':>9s}")
     for b in reliability(p, y):
         if b["branches"]:
             print(f"{b['bin']:>12s} {b['branches']:9d} {b['mean_confidence']:10.3f} {b['accuracy']:9.3f}")
     Path(args.json).write_text(json.dumps({"features": FEATURES, "weights": list(model.weights),
+                                           "recalibration": model.recalibration,
+                                           "case_error_in_sample": {k: float(np.mean(v)) for k, v in case_error.items()},
                                            "margin_scale": model.margin_scale, "phantoms": len(cases),
                                            "branches": int(len(y)), "wrong": int((~y).sum())}, indent=1))
     print(f"wrote {args.json}")

@@ -39,10 +39,14 @@ FEATURES = ("margin", "log_odds_own", "log_radius", "other_tree_neighbours", "lo
 @dataclass(frozen=True)
 class ConfidenceModel:
     """p(right) = 1 / (1 + exp(-w . features)); the margin is squashed to +-margin_scale first (an
-    infinite margin, no path from the other tree, is as good as a very large one)."""
+    infinite margin, no path from the other tree, is as good as a very large one). Then, where
+    given, a monotone recalibration (knots of an isotonic fit, linear between them): the logistic
+    form is too stiff for what the branches show (under-confident at 0.4-0.7, over-confident at
+    0.8-0.9), and the recalibration maps it onto the share of branches found right."""
 
     weights: tuple[float, ...]  # one per FEATURES
     margin_scale: float = 8.0
+    recalibration: tuple[tuple[float, ...], tuple[float, ...]] | None = None  # (logistic p knots, calibrated p)
 
     def features(self, evidence: Mapping[str, np.ndarray]) -> np.ndarray:
         """(n, len(FEATURES)) from the evidence arrays (EVIDENCE keys; a missing one counts as 0)."""
@@ -55,15 +59,27 @@ class ConfidenceModel:
                                 np.minimum(np.nan_to_num(get["weakest_link"]), 20.0),
                                 np.clip(np.nan_to_num(get["climb"]), 0.0, 5.0), np.ones(n)])
 
-    def __call__(self, evidence: Mapping[str, np.ndarray]) -> np.ndarray:
+    def logistic(self, evidence: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The logistic model's probability, before the recalibration."""
         z = self.features(evidence) @ np.asarray(self.weights, float)
         return 1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0)))
 
+    def __call__(self, evidence: Mapping[str, np.ndarray]) -> np.ndarray:
+        p = self.logistic(evidence)
+        if self.recalibration is None:
+            return p
+        knots, values = self.recalibration
+        return np.interp(p, knots, values)
 
-# Fitted by bench/fit_split_confidence.py (see bench/results/split_confidence_fit.json).
-# 74 tuning phantoms (realistic 1000, 1001, 1005, 1006 x 3 conditions x truth / network;
-# first family 200-209 x 5 cases), 46017 branches, 6075 wrong.
-DEFAULT_MODEL = ConfidenceModel(weights=(0.1397, 0.3543, 0.4441, -1.3443, -0.3592, -0.0472, -0.8018, 2.7609))
+
+# Fitted by bench/fit_split_confidence.py (see bench/results/split_confidence_fit.json) on the
+# benchmarks' reference branches of 110 tuning phantoms (realistic 1000-1009 x 3 conditions x truth /
+# network; first family 200-209 x 5 cases), 84165 branches, 10635 wrong.
+DEFAULT_MODEL = ConfidenceModel(
+    weights=(0.0763, 0.6404, 0.7648, -1.5477, -0.1053, -0.0512, -1.0869, 2.5245),
+    recalibration=((0.246, 0.403, 0.5061, 0.6527, 0.749, 0.8046, 0.842, 0.8686, 0.8888, 0.9052, 0.9186, 0.9317, 0.9454, 0.9597, 0.9799),
+                   (0.2289, 0.4832, 0.6064, 0.662, 0.7531, 0.7664, 0.7986, 0.8256, 0.8468, 0.8872, 0.9089, 0.9401, 0.9757, 0.9905, 0.9927)),
+)
 
 
 def fit_confidence_model(features: np.ndarray, right: np.ndarray, l2: float = 1e-3,
@@ -88,3 +104,34 @@ def fit_confidence_model(features: np.ndarray, right: np.ndarray, l2: float = 1e
     w0 = np.zeros(x.shape[1])
     res = optimize.minimize(loss, w0, jac=True, method="L-BFGS-B")
     return ConfidenceModel(weights=tuple(float(v) for v in res.x), margin_scale=margin_scale)
+
+
+def fit_recalibration(probability: np.ndarray, right: np.ndarray, weight: np.ndarray | None = None,
+                      bins: int = 12) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Knots of a monotone map from the logistic probability to the share right: the weighted
+    share right in `bins` quantile bins of the probability (split further at 0.3, 0.45 and 0.55),
+    made non-decreasing (isotonic regression),
+    placed at each bin's weighted mean probability (constant beyond the first and last knot).
+
+    Raises:
+        ValueError: no data.
+    """
+    p = np.asarray(probability, float)
+    y = np.asarray(right, float)
+    w = np.ones(len(p)) if weight is None else np.asarray(weight, float)
+    if not len(p):
+        raise ValueError("fitting the recalibration needs branches")
+    # quantile bins, plus fixed edges in the sparse low range so the few unsure branches keep
+    # their order instead of sharing the lowest bin's value
+    edges = np.unique(np.r_[np.quantile(p, np.linspace(0.0, 1.0, bins + 1))[1:-1], 0.3, 0.45, 0.55])
+    edges = np.r_[-np.inf, edges, np.inf]
+    xs, ys, ws = [], [], []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (p >= lo) & (p < hi)
+        if w[m].sum() > 0:
+            xs.append(float(np.average(p[m], weights=w[m])))
+            ys.append(float(np.average(y[m], weights=w[m])))
+            ws.append(float(w[m].sum()))
+    ys = optimize.isotonic_regression(np.array(ys), weights=np.array(ws)).x
+    values = np.maximum.accumulate(np.round(ys, 4))  # stays monotone after rounding
+    return tuple(round(x, 4) for x in xs), tuple(float(v) for v in values)

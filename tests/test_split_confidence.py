@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from livervessels.split_confidence import DEFAULT_MODEL, ConfidenceModel, fit_confidence_model
+from livervessels.split_confidence import DEFAULT_MODEL, ConfidenceModel, fit_confidence_model, fit_recalibration
 
 
 def test_fit_recovers_a_known_model():
@@ -34,6 +34,27 @@ def test_more_evidence_more_confidence_and_infinite_margins_are_finite():
     if m.weights[1] > 0:
         ev = {"margin": np.zeros(2), "log_odds_own": np.array([1.0, -1.0]), "radius_mm": np.full(2, 2.0)}
         assert m(ev)[0] > m(ev)[1]
+
+
+def test_recalibration_maps_a_miscalibrated_probability_onto_the_share_right():
+    rng = np.random.default_rng(1)
+    p = rng.uniform(0.3, 1.0, 60000)
+    share = 0.55 + 0.45 * p**3  # under-confident at 0.3-0.7, over-confident near 0.85, as the split was
+    right = rng.random(len(p)) < share
+    knots, values = fit_recalibration(p, right)
+    assert np.all(np.diff(knots) > 0) and np.all(np.diff(values) >= 0)
+    q = np.interp(p, knots, values)
+    for lo, hi in ((0.3, 0.5), (0.5, 0.7), (0.7, 0.85), (0.85, 1.0)):
+        sel = (p >= lo) & (p < hi)
+        assert abs(q[sel].mean() - right[sel].mean()) < 0.02, (lo, hi)
+        if lo < 0.7:
+            assert abs(p[sel].mean() - right[sel].mean()) > 0.05  # it was off there before
+    # the model applies it after its logistic part
+    ev = {"margin": np.array([-2.0, 0.0, 3.0]), "radius_mm": np.full(3, 2.0)}
+    plain = ConfidenceModel(weights=DEFAULT_MODEL.weights)
+    recalibrated = ConfidenceModel(weights=DEFAULT_MODEL.weights, recalibration=(knots, values))
+    assert np.allclose(recalibrated(ev), np.interp(plain(ev), knots, values))
+    assert np.allclose(recalibrated.logistic(ev), plain(ev))
 
 
 def test_fit_needs_right_and_wrong_branches():
