@@ -98,6 +98,10 @@ def totalsegmentator(
         raise InputError(f"unknown output type '{output_type}'; use one of {', '.join(OUTPUT_TYPES)}")
     task_obj = get_task(resolve_task_name(task, fast, fastest))
     check_roi_subset(task_obj, roi_subset)
+    if output_type == "dicom_seg" and (isinstance(input, nib.spatialimages.SpatialImage)
+                                       or str(input).endswith((".nii", ".nii.gz"))):
+        raise InputError("--output_type dicom_seg needs DICOM input (a folder of slices or a zip); "
+                         "a DICOM SEG must reference the source images")
     target, folder = _output_paths(output, ml)
     if folder is not None:  # before any work: a bad output path must not cost a whole inference
         check_output_folder(folder)

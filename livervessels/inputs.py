@@ -12,6 +12,7 @@ import numpy as np
 
 from livervessels.errors import InputError
 from livervessels.geometry import Volume
+from livervessels.plausibility import check_ct_volume
 from livervessels.pipeline import CtStudy, load_ct_study
 
 EXPECTED = "expected a NIfTI file (.nii or .nii.gz), a folder of DICOM slices, or a .zip holding one DICOM study"
@@ -57,7 +58,8 @@ def load_nifti(path: str | Path | nib.Nifti1Image) -> tuple[Volume, nib.Nifti1Im
         raise InputError(f"{path} has {array.ndim} dimensions; a 3D CT image is needed")
     if np.issubdtype(array.dtype, np.floating) and np.all(np.mod(array[::7, ::7, ::3], 1) == 0):
         array = array.astype(np.int16) if array.min() >= -32768 and array.max() <= 32767 else array
-    return Volume(array, img.affine.astype(float)), img
+    name = "<nibabel image>" if isinstance(path, nib.spatialimages.SpatialImage) else str(path)
+    return check_ct_volume(Volume(array, img.affine.astype(float)), name), img
 
 
 def load_input(path: str | Path | nib.Nifti1Image, workdir: str | Path | None = None) -> LoadedInput:

@@ -24,6 +24,7 @@ from livervessels.inference import segment
 from livervessels.outputs import qc as qc_report
 from livervessels.outputs.dicom_seg import SEG_FILE, SegResult, write_dicom_seg
 from livervessels.outputs.nifti import write_masks
+from livervessels.plausibility import WARNINGS_KEY
 from livervessels.portal_hepatic import HEPATIC, PORTAL, split_portal_hepatic
 from livervessels.tasks import TASKS
 
@@ -326,7 +327,8 @@ def write_study_outputs(out_dir: Path, study: CtStudy, result: LiverVesselResult
 
 def nifti_input_report(path, volume: Volume) -> dict:
     return {"file": str(path), "shape": list(volume.shape), "spacing_mm": [round(s, 4) for s in volume.spacing],
-            "affine_ras": np.round(volume.affine, 5).tolist()}
+            "affine_ras": np.round(volume.affine, 5).tolist(),
+            WARNINGS_KEY: list(volume.meta.get(WARNINGS_KEY, []))}
 
 
 def build_qc(input_report: dict, spacing, result: LiverVesselResult, seg: SegResult) -> dict:
@@ -339,6 +341,8 @@ def build_qc(input_report: dict, spacing, result: LiverVesselResult, seg: SegRes
     if any(repairs.values()):
         warnings.append("source series lacked UIDs: derived stable replacements (see input.uid_repairs); "
                         "the SEG references source instances by the SOP Instance UIDs of their file meta")
+    # the plausibility check's warnings (coarse voxels, replaced NaN): NIfTI report or selected series
+    warnings += input_report.get(WARNINGS_KEY, []) + input_report.get("selected_series", {}).get(WARNINGS_KEY, [])
     if input_report.get("files_ignored"):
         warnings.append(f"{len(input_report['files_ignored'])} non-DICOM or unreadable file(s) ignored")
     if result.split_qc.get("flags"):

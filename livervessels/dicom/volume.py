@@ -15,6 +15,7 @@ from pydicom.dataset import Dataset
 
 from livervessels.dicom.scan import DicomSeries
 from livervessels.errors import InputError
+from livervessels.plausibility import check_ct_volume
 from livervessels.geometry import LPS_TO_RAS, Volume
 
 log = logging.getLogger(__name__)
@@ -132,4 +133,6 @@ def build_volume(series: DicomSeries) -> SeriesVolume:
         "slice_thickness_mm": float(first.get("SliceThickness", 0) or 0) or None,
         "transfer_syntax_uid": str(getattr(getattr(first, "file_meta", None), "TransferSyntaxUID", "")),
     }
-    return SeriesVolume(Volume(array, LPS_TO_RAS @ affine_lps, meta), datasets)
+    name = f"series {series.series_uid}" + (f" ({series.description})" if series.description else "")
+    volume = check_ct_volume(Volume(array, LPS_TO_RAS @ affine_lps, meta), name)
+    return SeriesVolume(volume, datasets)
