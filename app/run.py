@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from pathlib import Path
 
+from livervessels import interrupts
 from livervessels.errors import InputError
 from livervessels.outputs import staging
 
@@ -22,12 +25,39 @@ def _root_cause(exc: BaseException) -> BaseException:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """0 on success, 2 for bad input, 1 for an internal failure."""
+    """0 on success, 2 for bad input, 1 for an internal failure, 130 / 143 when interrupted by
+    Ctrl-C / SIGTERM (nothing written)."""
     from app.app import LiverVesselsApp
 
     if argv is not None:
         sys.argv = list(argv)  # Holoscan reads the program's arguments from sys.argv
-    app = LiverVesselsApp()
+    output = _output_argument(sys.argv)
+    # the SDK creates the output folder when it reads its arguments: a run that fails or is stopped
+    # removes it again when it was not there before and stays empty
+    created = output if output is not None and not output.exists() else None
+    interrupts.install()
+    interrupts.start_guardian(remove_if_empty=created)
+    try:
+        rc = _run_app(LiverVesselsApp())
+        if rc != 0 and created is not None and created.is_dir() and not any(created.iterdir()):
+            created.rmdir()
+        return rc
+    finally:
+        interrupts.release_guardian()
+
+
+def _output_argument(argv: list[str]) -> Path | None:
+    """The output folder as the SDK will read it: -o/--output, else HOLOSCAN_OUTPUT_PATH."""
+    for i, arg in enumerate(argv):
+        if arg in ("-o", "--output") and i + 1 < len(argv):
+            return Path(argv[i + 1]).absolute()
+        if arg.startswith("--output="):
+            return Path(arg.split("=", 1)[1]).absolute()
+    env = os.environ.get("HOLOSCAN_OUTPUT_PATH")
+    return Path(env).absolute() if env else None
+
+
+def _run_app(app) -> int:
     error: BaseException | None = None
     try:
         app.run()
@@ -40,6 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not app.committed:
             staging.abort(app.staging_dir)
+    signum = interrupts.received()
+    if signum is not None and not app.committed:
+        interrupts.remove_registered()
+        print(f"error: {interrupts.Interrupted(signum)}; nothing was written to the output", file=sys.stderr,
+              flush=True)
+        interrupts.mark_reported()
+        return interrupts.Interrupted(signum).exit_code
     error = error or getattr(app, "failure", None)
     if error is None and not app.committed:
         error = RuntimeError("the application stopped before writing its outputs (see the log above)")

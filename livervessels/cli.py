@@ -1,7 +1,8 @@
 """Command lines: `TotalSegmentator` (drop-in for TotalSegmentator's), `TotalSegmentatorEnhanced`,
 and `TotalSegmentator weights` to install official weights.
 
-Exit codes: 0 success, 2 bad usage or input (one `error:` line), 1 internal failure.
+Exit codes: 0 success, 2 bad usage or input (one `error:` line), 1 internal failure, 130 / 143
+interrupted by Ctrl-C / SIGTERM (nothing written).
 No usage statistics are collected or sent.
 """
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import sys
 import traceback
 
+from livervessels import interrupts
 from livervessels.errors import InputError
 from livervessels.tasks import TASKS
 
@@ -23,15 +25,19 @@ PRECISION_HELP = ("network precision: auto, fp32 (exact parity with TotalSegment
 
 def _run(fn, argv, parser: argparse.ArgumentParser) -> int:
     args = parser.parse_args(argv)
+    interrupts.install()  # Ctrl-C / SIGTERM: exit 130 / 143 within seconds, nothing left behind
     try:
         fn(args)
         return 0
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("error: interrupted; nothing was written to the output", file=sys.stderr)
-        return 1
+    except (interrupts.Interrupted, KeyboardInterrupt) as exc:
+        interrupts.remove_registered()
+        print(f"error: {exc if isinstance(exc, interrupts.Interrupted) else 'interrupted'}; nothing was written "
+              "to the output", file=sys.stderr, flush=True)
+        interrupts.mark_reported()
+        return exc.exit_code if isinstance(exc, interrupts.Interrupted) else 130
     except Exception as exc:  # an internal failure: say so, the traceback only with --verbose
         if getattr(args, "verbose", False):
             traceback.print_exc()

@@ -10,6 +10,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from livervessels import interrupts
 from livervessels.errors import InputError
 from livervessels.geometry import Volume
 from livervessels.plausibility import check_ct_volume
@@ -32,6 +33,7 @@ class LoadedInput:
         """Remove the temporary folder of an unpacked zip (nothing for other inputs)."""
         if self.temporary_dir is not None:
             shutil.rmtree(self.temporary_dir, ignore_errors=True)
+            interrupts.unregister(self.temporary_dir)
             self.temporary_dir = None
 
     def __enter__(self) -> "LoadedInput":
@@ -86,11 +88,14 @@ def load_input(path: str | Path | nib.Nifti1Image, workdir: str | Path | None = 
     if zipfile.is_zipfile(path) or path.suffix.lower() == ".zip":
         owned = workdir is None
         target = Path(workdir or tempfile.mkdtemp(prefix="livervessels-zip-"))
+        if owned:
+            interrupts.register(target)
         try:
             return _load_zip(path, target, owned)
         except BaseException:
             if owned:
                 shutil.rmtree(target, ignore_errors=True)
+                interrupts.unregister(target)
             raise
     raise InputError(f"cannot read {path}: {EXPECTED}")
 

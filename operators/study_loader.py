@@ -15,6 +15,7 @@ from pydicom.dataset import Dataset
 from monai.deploy.core.domain.dicom_study import DICOMStudy
 from monai.deploy.operators import DICOMDataLoaderOperator
 
+from livervessels import interrupts
 from livervessels.dicom.scan import scan_dicom_folder
 
 _SERIES_LEVEL = ("SeriesDate", "SeriesTime", "Modality", "SeriesDescription", "BodyPartExamined", "PatientPosition",
@@ -27,6 +28,10 @@ class StudyLoaderOperator(DICOMDataLoaderOperator):
     """Output dicom_study_list: list of DICOMStudy; each study's metadata()[SCAN_KEY] holds the scan."""
 
     def load_data_to_studies(self, input_path: Path) -> list[DICOMStudy]:
+        # Holoscan installs its own SIGINT/SIGTERM handling when the graph starts (it force-exits
+        # 3 s later, exit 1, before any clean-up). The first node restores the default: the signal
+        # ends the process at once (130 / 143) and the app's guardian process cleans up.
+        interrupts.default_signal_disposition()
         scan = scan_dicom_folder(input_path)
         studies: dict[str, DICOMStudy] = {}
         for series in scan.series:

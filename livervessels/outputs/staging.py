@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from livervessels import interrupts
 from livervessels.errors import InputError
 
 
@@ -40,12 +41,15 @@ def begin(out_dir: str | Path) -> Path:
     out_dir = Path(out_dir).absolute()
     parent = out_dir if out_dir.is_dir() else out_dir.parent
     parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=parent))
+    interrupts.register(staging)  # removed even if the run is killed in the middle of a long step
+    return staging
 
 
 def commit(staging: Path, out_dir: str | Path) -> list[Path]:
     """Move everything from staging into out_dir; returns the final paths."""
     out_dir = Path(out_dir).absolute()
+    interrupts.unregister(staging)
     if not out_dir.exists():
         os.replace(staging, out_dir)  # one rename publishes the whole folder
         return sorted(out_dir.rglob("*"))
@@ -63,6 +67,7 @@ def commit(staging: Path, out_dir: str | Path) -> list[Path]:
 def abort(staging: Path | None) -> None:
     if staging is not None:
         shutil.rmtree(staging, ignore_errors=True)
+        interrupts.unregister(staging)
 
 
 @contextlib.contextmanager
