@@ -44,6 +44,7 @@ class LiverVesselsApp(Application):
 
     def __init__(self, *args, **kwargs):
         self.staging_dir: Path | None = None
+        self.output_lock: staging.OutputLock | None = None
         self.output_dir: Path | None = None
         self.committed = False
         super().__init__(*args, **kwargs)
@@ -56,6 +57,7 @@ class LiverVesselsApp(Application):
         # LIVERVESSELS_DEVICE / LIVERVESSELS_PRECISION, resolved once for every computing node
         compute = resolve()
         staging.check_output_folder(self.output_dir)
+        self.output_lock = staging.OutputLock(self.output_dir).__enter__()  # released by app.run.main
         self.staging_dir = staging.begin(self.output_dir)
         log.info("input %s, output %s, models %s, compute %s", input_dir, self.output_dir, model_dir,
                  compute.describe())

@@ -62,14 +62,14 @@ def _run_app(app) -> int:
     try:
         app.run()
     except SystemExit as exc:  # argparse already printed what is wrong with the arguments
-        if not app.committed:
-            staging.abort(app.staging_dir)
         return exc.code if isinstance(exc.code, int) else 2
     except BaseException as exc:  # report below, after cleaning up
         error = exc
     finally:
         if not app.committed:
             staging.abort(app.staging_dir)
+        if app.output_lock is not None:
+            app.output_lock.release()
     signum = interrupts.received()
     if signum is not None and not app.committed:
         interrupts.remove_registered()

@@ -10,6 +10,7 @@ sent anywhere: no usage statistics, no network access except `weights` downloads
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from livervessels.inputs import LoadedInput, load_input
 from livervessels.outputs import qc as qc_report
 from livervessels.outputs.dicom_seg import SEG_FILE, SegResult, write_dicom_seg
 from livervessels.outputs.nifti import LabelMasks, write_masks, write_multilabel
-from livervessels.outputs.staging import check_output_folder, staged_output
+from livervessels.outputs.staging import OutputLock, check_output_folder, staged_output
 from livervessels.outputs.structures import structures_for
 from livervessels.pipeline import (
     nifti_input_report,
@@ -110,7 +111,9 @@ def totalsegmentator(
     progress = Progress(quiet)
     with progress.stage("read input"):
         loaded = load_input(input)
-    with loaded:  # a zip's unpacked study is removed at the end, also on failure or Ctrl-C
+    # the unpacked zip is removed at the end (also on failure or Ctrl-C); a second run into the same
+    # output refuses instead of overwriting this one
+    with loaded, (OutputLock(folder) if folder is not None else contextlib.nullcontext()):
         if output_type == "dicom_seg" and loaded.study is None:
             raise InputError("--output_type dicom_seg needs DICOM input (a folder of slices or a zip); "
                              "a DICOM SEG must reference the source images")
@@ -196,7 +199,7 @@ def enhance_liver_vessels(
     progress = Progress(quiet)
     with progress.stage("read input"):
         loaded: LoadedInput = load_input(input)
-    with loaded:  # a zip's unpacked study is removed at the end, also on failure or Ctrl-C
+    with loaded, (OutputLock(output) if output is not None else contextlib.nullcontext()):  # as above
         volume = loaded.volume
         enhance_options: dict = {}
         if no_fallback_full_liver:

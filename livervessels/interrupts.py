@@ -75,7 +75,8 @@ for line in sys.stdin:
     elif command == "done": done = True
 if not done:
     for path in remove:
-        shutil.rmtree(path, ignore_errors=True)
+        if os.path.isdir(path): shutil.rmtree(path, ignore_errors=True)
+        elif os.path.exists(path): os.remove(path)
     for path in empty_dirs:
         try: os.rmdir(path)
         except OSError: pass
@@ -141,7 +142,10 @@ def remove_registered() -> None:
         paths = list(_temporary)
         _temporary.clear()
     for path in paths:
-        shutil.rmtree(path, ignore_errors=True)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def mark_reported() -> None:

@@ -5,6 +5,7 @@ An interrupted or failed run therefore leaves no half-written file in the output
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
@@ -34,6 +35,50 @@ def check_output_folder(out_dir: str | Path) -> Path:
         raise InputError(f"output folder {existing} is not writable; choose another output path or fix its "
                          f"permissions")
     return out_dir
+
+
+class OutputLock:
+    """An exclusive lock on an output path for one run (a hidden .NAME.lock file beside it), so a
+    second run into the same output refuses at once instead of silently overwriting the first.
+    The operating system releases it if the process dies.
+
+    Raises (on entering):
+        InputError: another run holds the lock.
+    """
+
+    def __init__(self, out_dir: str | Path):
+        out_dir = Path(out_dir).absolute()
+        self.path = out_dir.parent / f".{out_dir.name}.lock"
+        self.out_dir = out_dir
+        self._fd: int | None = None
+
+    def __enter__(self) -> "OutputLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise InputError(f"another run (process {holder}) is writing to {self.out_dir}; wait for it to finish "
+                             "or choose another output") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        interrupts.register(self.path)  # a killed run leaves no lock file either
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            interrupts.unregister(self.path)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
 
 
 def begin(out_dir: str | Path) -> Path:

@@ -1,0 +1,51 @@
+"""Staging (livervessels/outputs/staging.py): outputs appear whole or not at all; one run per output."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import DEMO_STUDY, MODELS, run_app
+from livervessels import cli
+from livervessels.errors import InputError
+from livervessels.outputs.staging import OutputLock, staged_output
+
+
+def test_staged_output_appears_whole_or_not_at_all(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError):
+        with staged_output(out) as staging:
+            (staging / "a.nii.gz").write_text("half")
+            raise RuntimeError("failed while writing")
+    assert list(tmp_path.iterdir()) == []
+    with staged_output(out) as staging:
+        (staging / "a.nii.gz").write_text("whole")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"] and (out / "a.nii.gz").read_text() == "whole"
+
+
+def test_a_second_run_into_the_same_output_is_refused_and_the_lock_goes_with_the_first(tmp_path):
+    out = tmp_path / "out"
+    with OutputLock(out) as first:
+        with pytest.raises(InputError, match=r"another run \(process \d+\) is writing to .*out; wait for it"):
+            OutputLock(out).__enter__()
+        assert first.path.exists()
+    assert not first.path.exists()
+    with OutputLock(out):  # free again
+        pass
+
+
+def test_command_line_refuses_an_output_another_run_is_writing(tmp_path, capsys):
+    out = tmp_path / "out"
+    with OutputLock(out):
+        rc = cli.totalsegmentator_main(["-i", str(DEMO_STUDY), "-o", str(out), "-ta", "demo_liver", "-m", str(MODELS),
+                                        "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "another run" in err and err.count("error:") == 1
+    assert not out.exists()
+
+
+def test_app_refuses_an_output_another_run_is_writing(tmp_path):
+    out = tmp_path / "out"
+    with OutputLock(out):
+        result = run_app(DEMO_STUDY, out, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "error: another run" in result.stderr
+    assert not out.exists() or not any(out.iterdir())
