@@ -28,7 +28,9 @@ from livervessels.outputs.nifti import LabelMasks, write_masks, write_multilabel
 from livervessels.outputs.staging import OutputLock, check_output_folder, staged_output
 from livervessels.outputs.structures import structures_for
 from livervessels.pipeline import (
+    choose_model_plan,
     nifti_input_report,
+    preload_models,
     run_liver_vessels,
     write_reports,
     write_study_artifacts,
@@ -196,6 +198,8 @@ def enhance_liver_vessels(
     compute = resolve(device, precision)
     if output is not None:
         check_output_folder(output)  # before any work
+    if split_support_dir is None:  # the models load while the input is read
+        preload_models(choose_model_plan(model_dirs), model_dirs, compute)
     progress = Progress(quiet)
     with progress.stage("read input"):
         loaded: LoadedInput = load_input(input)

@@ -6,13 +6,14 @@ portal/hepatic split -> outputs (DICOM SEG, NIfTI, QC JSON).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from livervessels import model_store
+from livervessels import model_store, nnunet_runner
 from livervessels.compute import as_compute
 from livervessels.dicom.scan import DicomScan, scan_dicom_folder
 from livervessels.dicom.selection import SeriesSelection, select_ct_series
@@ -26,7 +27,7 @@ from livervessels.outputs.dicom_seg import SEG_FILE, SegResult, write_dicom_seg
 from livervessels.outputs.nifti import write_masks
 from livervessels.plausibility import WARNINGS_KEY
 from livervessels.portal_hepatic import HEPATIC, PORTAL, split_portal_hepatic
-from livervessels.tasks import TASKS
+from livervessels.tasks import TASKS, Task
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,41 @@ def choose_model_plan(model_dirs: list | None = None, prefer: str | None = None)
     if available(demo):
         return demo
     return official  # segment() then raises the error naming the folder the official weights belong in
+
+
+def plan_model_parts(plan: ModelPlan) -> list[tuple[Task, int]]:
+    """Every (task, part index) a plan's segmentation runs, crop models included."""
+    parts: list[tuple[Task, int]] = []
+    for name in dict.fromkeys((plan.support_task, plan.vessel_task)):
+        if name not in TASKS:
+            continue
+        task = TASKS[name]
+        parts += [(task, i) for i in task.parts_for(SUPPORT_CLASSES if name == "total" else None)]
+        crop = task.crop_task or ("total_fastest" if name == "total" else None)  # roi_subset crop for total
+        if crop:
+            parts.append((TASKS[crop], 0))
+    return parts
+
+
+def preload_models(plan: ModelPlan, model_dirs=None, device=None) -> threading.Thread:
+    """Load the plan's models on a background thread (into the per-process cache segment() uses), so
+    loading overlaps reading and decoding the study. Missing or unreadable models are left for
+    segment() to report."""
+    compute = as_compute(device)
+
+    def load() -> None:
+        roots = model_store.model_roots(model_dirs)
+        for task, i in plan_model_parts(plan):
+            try:
+                folder = model_store.find_model_folder(task.parts[i], roots, task.name)
+                nnunet_runner.load_model(folder, task.parts[i].fold, compute.device, task.step_size, task.mirroring,
+                                         compute.precision)
+            except Exception as exc:  # noqa: BLE001  (segment() raises the clear error later)
+                log.debug("preloading %s skipped: %s", task.name, exc)
+
+    thread = threading.Thread(target=load, name="livervessels-model-preload", daemon=True)
+    thread.start()
+    return thread
 
 
 SUPPORT_FILES = SUPPORT_CLASSES + ["liver_vessels"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from monai.deploy.core import Fragment, Operator, OperatorSpec
 
-from livervessels.pipeline import choose_model_plan, collect_masks
+from livervessels.pipeline import choose_model_plan, collect_masks, preload_models
 from operators.ct_series_to_volume import CT_STUDY_KEY
 
 
@@ -18,6 +18,7 @@ class NnUNetSegmentationOperator(Operator):
         self.model_dirs = model_dirs
         self.device = device
         self.plan = choose_model_plan(model_dirs)
+        preload_models(self.plan, model_dirs, device)  # loading overlaps reading and decoding the study
         super().__init__(fragment, *args, **kwargs)
 
     def setup(self, spec: OperatorSpec):
