@@ -35,6 +35,7 @@ class LabelMap:
     affine: np.ndarray
     classes: dict[int, str]
     timings: dict[str, float] = field(default_factory=dict)
+    models: list[dict] = field(default_factory=list)  # folder and checkpoint SHA-256 of every model used
 
     def mask(self, name: str) -> np.ndarray:
         ids = [k for k, v in self.classes.items() if v == name]
@@ -92,6 +93,7 @@ def segment(
         for i in part_ids
     ]
     timings["load"] = time.perf_counter() - t0
+    used = [{"task": task.name, "folder": str(m.folder), "sha256": m.checkpoint_sha256} for m in models]
 
     image, affine, original = to_canonical(np.asarray(volume.array, np.float32), volume.affine)
     crop = None
@@ -105,10 +107,11 @@ def segment(
         crop = _bounding_box(np.isin(organs.array, ids),
                              _crop_margin(task.crop_margin_voxels, voxel_spacing(affine)))
         timings["crop_model"] = time.perf_counter() - t
+        used = organs.models + used
         if crop is None:  # TotalSegmentator returns an empty segmentation when the crop is empty
             log.warning("no %s found for cropping: %s gives an empty segmentation", ", ".join(crop_classes), task.name)
             classes = _selected_classes(task, roi_subset)
-            return LabelMap(np.zeros(volume.shape, np.uint8), volume.affine.copy(), classes, timings)
+            return LabelMap(np.zeros(volume.shape, np.uint8), volume.affine.copy(), classes, timings, used)
         image = np.trunc(image[crop])  # TotalSegmentator crops with dtype int32
     spacing = voxel_spacing(affine)
 
@@ -146,7 +149,7 @@ def segment(
     labels = from_canonical(merged, original)
     timings["resample_back"] = time.perf_counter() - t
     assert labels.shape == volume.shape
-    return LabelMap(labels, volume.affine.copy(), classes, timings)
+    return LabelMap(labels, volume.affine.copy(), classes, timings, used)
 
 
 def _selected_classes(task: Task, roi_subset: list[str] | None) -> dict[int, str]:

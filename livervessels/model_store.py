@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from livervessels.errors import ModelNotFoundError
+from livervessels.errors import InputError, ModelNotFoundError
 from livervessels.tasks import ModelPart
 
 BUNDLED_MODELS = Path(__file__).resolve().parent.parent / "models"
@@ -65,3 +65,22 @@ def find_model_folder(part: ModelPart, roots: list[Path], task_name: str = "") -
         f"weights for {task_name or part.dataset} not found: expected {expected} "
         f"(searched {', '.join(str(r) for r in roots)}); {how}"
     )
+
+
+def check_model_dirs(explicit: list[str | Path] | None) -> None:
+    """Folders the user named for models must exist and hold at least one nnU-Net model
+    (plans.json beside fold_N/checkpoint_final.pth, at most three levels down): a wrong -m must
+    not fall back silently to other weights.
+
+    Raises:
+        InputError: a named folder is missing, not a folder, or holds no model.
+    """
+    for folder in [Path(p) for p in (explicit or []) if p]:
+        if not folder.is_dir():
+            raise InputError(f"model folder {folder} does not exist or is not a folder; pass the folder that holds "
+                             "the models (e.g. ~/.totalsegmentator/nnunet/results) or leave -m out")
+        candidates = [folder, *folder.glob("*"), *folder.glob("*/*")]
+        if not any((c / "plans.json").is_file() and any(c.glob("fold_*/checkpoint_final.pth")) for c in candidates):
+            raise InputError(f"model folder {folder} holds no nnU-Net model (expected DatasetNNN_*/TRAINER__PLANS__"
+                             "CONFIG/plans.json with fold_0/checkpoint_final.pth); install weights with "
+                             "`TotalSegmentator weights --task TASK --dest FOLDER` or leave -m out")

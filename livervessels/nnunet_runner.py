@@ -8,6 +8,7 @@ and a hard dependency on a torchvision build matching torch.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import logging
@@ -36,6 +37,7 @@ class LoadedModel:
     settings: tuple = ()  # (fold, step_size, mirroring): to reload on the CPU after a CUDA OOM
     device: torch.device = torch.device("cpu")
     precision: str = "fp32"
+    checkpoint_sha256: str = ""  # of fold_N/checkpoint_final.pth, for the QC report
 
 
 class _Autocast(torch.nn.Module):
@@ -154,7 +156,16 @@ def _load(folder: Path, fold: int, device: torch.device, step_size: float, mirro
         settings=(fold, step_size, mirroring),
         device=device,
         precision=precision,
+        checkpoint_sha256=_sha256(checkpoint_path),
     )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def predict_labels(model: LoadedModel, image_xyz: np.ndarray, spacing_xyz: tuple[float, float, float]) -> np.ndarray:

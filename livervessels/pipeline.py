@@ -80,7 +80,12 @@ class ModelPlan:
 
 
 def choose_model_plan(model_dirs: list | None = None, prefer: str | None = None) -> ModelPlan:
-    """Official TotalSegmentator weights when installed, else the bundled demo model."""
+    """Official TotalSegmentator weights when installed, else the bundled demo model.
+
+    Raises:
+        InputError: a folder named in model_dirs is missing or holds no model.
+    """
+    model_store.check_model_dirs(model_dirs)
     roots = model_store.model_roots(model_dirs)
     official = ModelPlan("official", "total", "liver_vessels")
     demo = ModelPlan("demo", "demo_liver", "demo_liver",
@@ -181,16 +186,18 @@ def collect_masks(volume: Volume, *, plan: ModelPlan | None = None, model_dirs=N
         plan = plan or choose_model_plan(model_dirs)
         masks, timings = segment_liver_support(volume, plan, model_dirs=model_dirs, device=device,
                                                robust_crop=robust_crop)
+        checkpoints = timings.pop("checkpoints")
         return masks, {"support": f"model ({plan.support_task})", "vessels": f"model ({plan.vessel_task})",
-                       "compute": as_compute(device).describe(), "timings": timings}
+                       "compute": as_compute(device).describe(), "checkpoints": checkpoints, "timings": timings}
     masks = load_support_dir(support_dir, volume)
     provenance = {name: f"file {Path(support_dir) / (name + '.nii.gz')}" for name in masks}
     generate = [n for n in SUPPORT_CLASSES if n not in masks] if generate_support else []
     need_vessels = "liver_vessels" not in masks
     if generate or need_vessels:
         plan = plan or choose_model_plan(model_dirs)
-        generated, _ = segment_liver_support(volume, plan, model_dirs=model_dirs, device=device,
-                                             robust_crop=robust_crop, support=generate, vessels=need_vessels)
+        generated, details = segment_liver_support(volume, plan, model_dirs=model_dirs, device=device,
+                                                   robust_crop=robust_crop, support=generate, vessels=need_vessels)
+        provenance["checkpoints"] = details["checkpoints"]
         for name, mask in generated.items():
             masks[name] = mask
             provenance[name] = f"model ({plan.vessel_task if name == 'liver_vessels' else plan.support_task})"
@@ -215,17 +222,21 @@ def segment_liver_support(volume: Volume, plan: ModelPlan, *, model_dirs=None, d
     support = SUPPORT_CLASSES if support is None else support
     t0 = time.perf_counter()
     masks: dict[str, np.ndarray] = {}
+    checkpoints: list[dict] = []
     same_model = plan.vessel_task == plan.support_task
     if support or (vessels and same_model):
         labels = segment(volume, plan.support_task, model_dirs=model_dirs, device=device,
                          roi_subset=support if plan.support_task == "total" else None)
         masks.update({name: labels.mask(name).astype(np.uint8) for name in support})
+        checkpoints += labels.models
         if vessels and same_model:
             masks["liver_vessels"] = labels.mask("liver_vessels").astype(np.uint8)
     if vessels and not same_model:
         labels = segment(volume, plan.vessel_task, model_dirs=model_dirs, device=device, robust_crop=robust_crop)
         masks["liver_vessels"] = labels.mask("liver_vessels").astype(np.uint8)
-    return masks, {"segment": round(time.perf_counter() - t0, 3)}
+        checkpoints += labels.models
+    unique = list({c["folder"]: c for c in checkpoints}.values())
+    return masks, {"segment": round(time.perf_counter() - t0, 3), "checkpoints": unique}
 
 
 def add_enhanced_vessels(volume: Volume, masks: dict[str, np.ndarray], **options) -> tuple[dict[str, np.ndarray], dict]:
@@ -393,8 +404,9 @@ def build_qc(input_report: dict, spacing, result: LiverVesselResult, seg: SegRes
         "input": input_report,
         "models": {"plan": result.plan.name, "support_task": result.plan.support_task,
                    "vessel_task": result.plan.vessel_task,
-                   "mask_sources": {k: v for k, v in result.sources.items() if k != "compute"},
-                   "compute": result.sources.get("compute")},  # device and network precision used
+                   "mask_sources": {k: v for k, v in result.sources.items() if k not in ("compute", "checkpoints")},
+                   "compute": result.sources.get("compute"),  # device and network precision used
+                   "checkpoints": result.sources.get("checkpoints", [])},  # folder and SHA-256 of each model
         "structures": structures,
         "dicom_seg": {"file": seg.path.name if seg.path else None, "segments": seg.segments,
                       "empty_segments_omitted": seg.empty_segments, "skipped_reason": seg.skipped_reason,

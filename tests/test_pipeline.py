@@ -1,10 +1,16 @@
 """The pipeline's model plan and model preloading (livervessels/pipeline.py)."""
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from conftest import MODELS
-from livervessels import nnunet_runner
+from livervessels import cli, nnunet_runner
+from livervessels.errors import InputError
 from livervessels.geometry import Volume
 from livervessels.pipeline import ModelPlan, choose_model_plan, plan_model_parts, preload_models, run_liver_vessels
 
@@ -28,3 +34,23 @@ def test_preloaded_models_are_the_ones_the_run_uses(monkeypatch, small_phantom):
                                plan=plan, split=False)
     assert loads == []  # nothing loaded twice
     assert np.any(result.masks["liver"])
+
+
+def test_a_named_model_folder_without_models_is_refused_not_replaced_by_the_demo(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    for folder, message in ((tmp_path / "empty", "holds no nnU-Net model"), (tmp_path / "missing", "does not exist")):
+        with pytest.raises(InputError, match=message):
+            choose_model_plan([folder])
+    rc = cli.enhanced_main(["-i", str(MODELS.parent / "demo" / "study"), "-o", str(tmp_path / "out"),
+                            "--mode", "enhanced_liver", "-m", str(tmp_path / "empty"), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "holds no nnU-Net model" in err and not (tmp_path / "out").exists()
+
+
+def test_qc_names_every_checkpoint_with_its_hash(demo_app_output):
+    qc = json.loads((demo_app_output / "qc.json").read_text())
+    checkpoints = qc["models"]["checkpoints"]
+    assert checkpoints and all(len(c["sha256"]) == 64 for c in checkpoints)
+    for c in checkpoints:
+        data = Path(c["folder"]) / "fold_0" / "checkpoint_final.pth"
+        assert hashlib.sha256(data.read_bytes()).hexdigest() == c["sha256"]
