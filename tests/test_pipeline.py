@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 
 from conftest import MODELS
 from livervessels import cli, nnunet_runner
+from livervessels.api import enhance_liver_vessels
 from livervessels.errors import InputError
 from livervessels.geometry import Volume
 from livervessels.pipeline import ModelPlan, choose_model_plan, plan_model_parts, preload_models, run_liver_vessels
@@ -54,3 +56,15 @@ def test_qc_names_every_checkpoint_with_its_hash(demo_app_output):
     for c in checkpoints:
         data = Path(c["folder"]) / "fold_0" / "checkpoint_final.pth"
         assert hashlib.sha256(data.read_bytes()).hexdigest() == c["sha256"]
+
+
+def test_the_same_input_gives_byte_identical_masks_and_seg_pixels(tmp_path):
+    study = MODELS.parent / "demo" / "study"
+    for name in ("a", "b"):
+        enhance_liver_vessels(str(study), tmp_path / name, split_portal_hepatic=True, model_dirs=[MODELS], quiet=True)
+    masks = sorted(p.name for p in (tmp_path / "a").glob("*.nii.gz"))
+    assert masks and masks == sorted(p.name for p in (tmp_path / "b").glob("*.nii.gz"))
+    for name in masks:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    a, b = (pydicom.dcmread(tmp_path / n / "segmentations.dcm") for n in ("a", "b"))
+    assert a.PixelData == b.PixelData and a.SOPInstanceUID != b.SOPInstanceUID  # new UIDs, same pixels
