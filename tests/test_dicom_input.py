@@ -76,6 +76,49 @@ def test_missing_slice_in_the_middle_is_a_clear_error(small_phantom, write_serie
         load_ct_study(folder)
 
 
+def _shift_positions(folder, shift) -> None:
+    """Move each slice's ImagePositionPatient by shift(k, position) (k: slice order in the series)."""
+    import pydicom
+
+    files = sorted(folder.iterdir(), key=lambda f: float(pydicom.dcmread(f).ImagePositionPatient[2]))
+    for k, f in enumerate(files):
+        ds = pydicom.dcmread(f)
+        ds.ImagePositionPatient = [float(v) for v in shift(k, np.array([float(x) for x in ds.ImagePositionPatient]))]
+        ds.save_as(f)
+
+
+@pytest.mark.parametrize("shift,message", [
+    # a second stack 400 mm further: not "1 slice missing"
+    (lambda k, p: p + [0, 0, 400.0 if k >= 20 else 0.0], "separate stacks of slices, 404 mm apart"),
+    # alternating 1.5 / 3.5 mm steps: irregular, not missing slices
+    (lambda k, p: [p[0], p[1], (k // 2) * 5.0 + (k % 2) * 1.5], "irregular slice spacing"),
+])
+def test_gaps_are_told_apart_from_missing_slices(small_phantom, write_series, shift, message):
+    folder = write_series(small_phantom.ct, small_phantom.affine)
+    _shift_positions(folder, shift)
+    with pytest.raises(InputError, match=message):
+        load_ct_study(folder)
+
+
+def test_gantry_tilt_and_dropped_duplicates_are_qc_warnings(small_phantom, write_series):
+    import pydicom
+
+    folder = write_series(small_phantom.ct, small_phantom.affine)
+    _shift_positions(folder, lambda k, p: p + [0, np.tan(np.radians(10)) * 4.0 * k, 0])  # 10 degrees over 4 mm slices
+    study = load_ct_study(folder)
+    assert any("gantry tilt of 10.0 degrees" in w for w in study.input_report()["selected_series"]["input_warnings"])
+
+    folder = write_series(small_phantom.ct, small_phantom.affine, subdir="dup")
+    twin = pydicom.dcmread(folder / "IM0017.dcm")
+    twin.SOPInstanceUID = pydicom.uid.generate_uid()
+    twin.AcquisitionNumber = 2
+    twin.save_as(folder / "IM0017b.dcm")
+    study = load_ct_study(folder)
+    assert study.volume.shape[2] == small_phantom.ct.shape[2]
+    assert any("1 slice(s) at an already occupied position dropped" in w
+               for w in study.input_report()["selected_series"]["input_warnings"])
+
+
 def test_non_dicom_files_are_ignored_and_reported(small_phantom, write_series, caplog):
     folder = write_series(small_phantom.ct, small_phantom.affine)
     (folder / "notes.txt").write_text("not an image")

@@ -15,13 +15,16 @@ from pydicom.dataset import Dataset
 
 from livervessels.dicom.scan import DicomSeries
 from livervessels.errors import InputError
-from livervessels.plausibility import check_ct_volume
+from livervessels.plausibility import WARNINGS_KEY, check_ct_volume
 from livervessels.geometry import LPS_TO_RAS, Volume
 
 log = logging.getLogger(__name__)
 
 _GAP_FACTOR = 1.5  # a step this much larger than the usual one means a slice is missing
 _IRREGULAR_TOLERANCE = 0.05  # relative spread of slice steps we still call regular
+_MULTIPLE_TOLERANCE = 0.2  # a gap within this of a whole number of usual steps: slices are missing
+_STACK_FACTOR, _STACK_MM = 10.0, 50.0  # a gap above both: two separate stacks, not missing slices
+_TILT_WARN_DEG = 0.5  # slice positions off the slice normal by more than this: gantry tilt
 
 
 @dataclass
@@ -38,8 +41,15 @@ def _floats(value, n: int, what: str, ds: Dataset) -> np.ndarray:
     return np.asarray([float(v) for v in value])
 
 
-def series_geometry(datasets: list[Dataset]) -> tuple[list[Dataset], np.ndarray]:
-    """Sort the slices along their normal, check they form a complete volume, return the LPS affine."""
+def series_geometry(datasets: list[Dataset]) -> tuple[list[Dataset], np.ndarray, list[str]]:
+    """Sort the slices along their normal, check they form a complete volume; returns the slices,
+    the LPS affine and warnings for the QC report (dropped duplicate positions, gantry tilt).
+
+    Raises:
+        InputError: a single slice, inconsistent slices, missing slices, separate stacks or
+            irregular spacing.
+    """
+    warnings: list[str] = []
     if len(datasets) < 2:
         raise InputError("the selected series has a single slice; a 3D CT series with many slices is needed")
     first = datasets[0]
@@ -73,6 +83,8 @@ def series_geometry(datasets: list[Dataset]) -> tuple[list[Dataset], np.ndarray]
         else:
             keep.append(i)
     if len(keep) != len(datasets):
+        warnings.append(f"{len(datasets) - len(keep)} slice(s) at an already occupied position dropped (several "
+                        "acquisitions in one series; the later acquisition kept)")
         datasets = [datasets[i] for i in keep]
         positions = [positions[i] for i in keep]
         along = along[keep]
@@ -83,11 +95,18 @@ def series_geometry(datasets: list[Dataset]) -> tuple[list[Dataset], np.ndarray]
     usual = float(np.median(steps))
     gaps = np.nonzero(steps > _GAP_FACTOR * usual)[0]
     if gaps.size:
-        g = int(gaps[0])
-        raise InputError(
-            f"the selected series has a gap between slice positions {along[g]:.2f} and {along[g + 1]:.2f} mm "
-            f"(usual spacing {usual:.2f} mm): {gaps.size} slice(s) missing; re-send the complete series"
-        )
+        g = int(gaps[np.argmax(steps[gaps])])
+        multiples = steps[gaps] / usual
+        if steps[g] > max(_STACK_FACTOR * usual, _STACK_MM):
+            raise InputError(
+                f"the selected series holds separate stacks of slices, {steps[g]:.0f} mm apart (between positions "
+                f"{along[g]:.2f} and {along[g + 1]:.2f} mm); export or select one stack as its own series")
+        if np.all(np.abs(multiples - np.round(multiples)) < _MULTIPLE_TOLERANCE):
+            missing = int(np.sum(np.round(multiples) - 1))
+            g = int(gaps[0])
+            raise InputError(
+                f"the selected series has a gap between slice positions {along[g]:.2f} and {along[g + 1]:.2f} mm "
+                f"(usual spacing {usual:.2f} mm): {missing} slice(s) missing; re-send the complete series")
     if (steps.max() - steps.min()) > _IRREGULAR_TOLERANCE * usual:
         raise InputError(
             f"the selected series has irregular slice spacing ({steps.min():.2f} to {steps.max():.2f} mm); "
@@ -99,7 +118,14 @@ def series_geometry(datasets: list[Dataset]) -> tuple[list[Dataset], np.ndarray]
     affine[:3, 1] = col_cos * spacing[0]  # array axis 1 walks down a column: row spacing
     affine[:3, 2] = (positions[-1] - positions[0]) / (len(positions) - 1)
     affine[:3, 3] = positions[0]
-    return datasets, affine
+    step = affine[:3, 2] / np.linalg.norm(affine[:3, 2])
+    tilt = float(np.degrees(np.arccos(np.clip(abs(np.dot(step, normal)), 0.0, 1.0))))
+    if tilt > _TILT_WARN_DEG:
+        # the affine keeps the shear (voxels sit where the scanner put them); models trained on
+        # untilted CT see a sheared anatomy, so results may differ
+        warnings.append(f"gantry tilt of {tilt:.1f} degrees (slices shifted sideways along the series); the volume "
+                        "is sheared, not resampled: check the segmentation, or reconstruct without tilt")
+    return datasets, affine, warnings
 
 
 def _hounsfield(ds: Dataset) -> np.ndarray:
@@ -111,7 +137,7 @@ def _hounsfield(ds: Dataset) -> np.ndarray:
 
 def build_volume(series: DicomSeries) -> SeriesVolume:
     """Decode a series into a volume in patient space (RAS affine), slices in source order."""
-    datasets, affine_lps = series_geometry(series.datasets)
+    datasets, affine_lps, warnings = series_geometry(series.datasets)
     try:
         slices = [_hounsfield(ds).T for ds in datasets]
     except Exception as exc:  # missing decoder, truncated pixel data
@@ -132,6 +158,7 @@ def build_volume(series: DicomSeries) -> SeriesVolume:
         "modality": series.modality,
         "slice_thickness_mm": float(first.get("SliceThickness", 0) or 0) or None,
         "transfer_syntax_uid": str(getattr(getattr(first, "file_meta", None), "TransferSyntaxUID", "")),
+        WARNINGS_KEY: warnings,
     }
     name = f"series {series.series_uid}" + (f" ({series.description})" if series.description else "")
     volume = check_ct_volume(Volume(array, LPS_TO_RAS @ affine_lps, meta), name)
