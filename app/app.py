@@ -17,6 +17,7 @@ from monai.deploy.core import AppContext, Application
 
 from livervessels import __version__
 from livervessels.compute import resolve
+from livervessels.errors import InputError
 from livervessels.outputs import staging
 from operators import (
     CTSeriesSelectorOperator,
@@ -54,6 +55,9 @@ class LiverVesselsApp(Application):
         input_dir = Path(context.input_path)
         self.output_dir = Path(context.output_path)
         model_dir = Path(context.model_path) if context.model_path else None
+        if not input_dir.is_dir():  # the SDK loader would only say "No valid input path from input port"
+            raise InputError(f"input {input_dir} is not a folder; pass the folder that holds the DICOM study"
+                             if input_dir.exists() else f"input folder {input_dir} does not exist")
         # LIVERVESSELS_DEVICE / LIVERVESSELS_PRECISION, resolved once for every computing node
         compute = resolve()
         staging.check_output_folder(self.output_dir)

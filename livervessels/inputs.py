@@ -97,7 +97,18 @@ def load_input(path: str | Path | nib.Nifti1Image, workdir: str | Path | None = 
                 shutil.rmtree(target, ignore_errors=True)
                 interrupts.unregister(target)
             raise
-    raise InputError(f"cannot read {path}: {EXPECTED}")
+    raise InputError(f"{path} is a single DICOM file; pass the folder holding the whole series"
+                     if is_dicom_file(path) else f"cannot read {path}: {EXPECTED}")
+
+
+def is_dicom_file(path: Path) -> bool:
+    """A file with the DICOM preamble ("DICM" at byte 128)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(128)
+            return f.read(4) == b"DICM"
+    except OSError:
+        return False
 
 
 def _load_zip(path: Path, target: Path, owned: bool) -> LoadedInput:

@@ -7,7 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from conftest import DEMO_STUDY, MODELS
+from conftest import DEMO_STUDY, MODELS, run_app
 from livervessels import cli
 from livervessels.errors import InputError
 from livervessels.inputs import load_input
@@ -101,3 +101,16 @@ def test_unwritable_output_folder_is_refused(tmp_path, monkeypatch):
 def test_missing_output_parents_are_created_later_not_refused(tmp_path):
     assert check_output_folder(tmp_path / "a" / "b") == (tmp_path / "a" / "b").absolute()
     assert not (tmp_path / "a").exists()  # checking creates nothing
+
+
+def test_a_single_dicom_file_is_named_as_such(tmp_path):
+    one = next(p for p in sorted((DEMO_STUDY / "ct").iterdir()) if p.is_file())
+    with pytest.raises(InputError, match="is a single DICOM file; pass the folder holding the whole series"):
+        load_input(one)
+
+
+def test_app_given_a_file_says_it_needs_a_folder(tmp_path):
+    one = next(p for p in sorted((DEMO_STUDY / "ct").iterdir()) if p.is_file())
+    result = run_app(one, tmp_path / "out", timeout=300)
+    assert result.returncode == 2 and "is not a folder; pass the folder that holds the DICOM study" in result.stderr
+    assert not (tmp_path / "out").exists()
