@@ -185,3 +185,11 @@ def test_copied_study_keeps_uids(real_data, tmp_path):
     shutil.copytree(real_data / "ct_dicom", copy)
     assert load_ct_study(copy).volume.meta["study_instance_uid"] == \
         load_ct_study(real_data / "ct_dicom").volume.meta["study_instance_uid"]
+
+
+def test_a_truncated_slice_is_named_as_truncated(small_phantom, write_series):
+    folder = write_series(small_phantom.ct, small_phantom.affine)
+    data = (folder / "IM0017.dcm").read_bytes()
+    (folder / "IM0017.dcm").write_bytes(data[: len(data) - 4000])
+    with pytest.raises(InputError, match=r"slice .*IM0017.dcm is truncated: its pixel data holds \d+ of \d+ bytes"):
+        load_ct_study(folder)

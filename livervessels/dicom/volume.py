@@ -135,16 +135,35 @@ def _hounsfield(ds: Dataset) -> np.ndarray:
     return pixels.astype(np.float32) * slope + intercept
 
 
+_UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
+
+
+def _decode_failure(ds: Dataset, exc: Exception) -> str:
+    """Why a slice's pixel data cannot be decoded, naming its file: truncated, needs a decoder, or corrupt."""
+    name = getattr(ds, "filename", None) or f"instance {ds.get('SOPInstanceUID', '?')}"
+    syntax = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    if syntax in _UNCOMPRESSED or not syntax:
+        expected = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1)) * (int(ds.BitsAllocated) // 8)
+        found = len(ds.get("PixelData", b"") or b"")
+        if found < expected:
+            return f"slice {name} is truncated: its pixel data holds {found} of {expected} bytes; re-send the file"
+        return f"cannot read the pixel data of slice {name} ({exc}); re-send the file"
+    text = str(exc).lower()
+    if "no pixel data handler" in text or "plugin" in text or "decoder" in text or "missing required" in text:
+        return (f"slice {name} is compressed ({syntax}) and no installed decoder reads it ({exc}); install the "
+                "pylibjpeg decoders or send an uncompressed copy")
+    return f"slice {name} ({syntax}) cannot be decoded, the compressed data looks damaged ({exc}); re-send the file"
+
+
 def build_volume(series: DicomSeries) -> SeriesVolume:
     """Decode a series into a volume in patient space (RAS affine), slices in source order."""
     datasets, affine_lps, warnings = series_geometry(series.datasets)
-    try:
-        slices = [_hounsfield(ds).T for ds in datasets]
-    except Exception as exc:  # missing decoder, truncated pixel data
-        raise InputError(
-            f"cannot decode the pixel data of series {series.series_uid} ({exc}); "
-            "install the pylibjpeg decoders or send an uncompressed copy"
-        ) from exc
+    slices = []
+    for ds in datasets:
+        try:
+            slices.append(_hounsfield(ds).T)
+        except Exception as exc:  # truncated pixel data, missing decoder, corrupt stream
+            raise InputError(_decode_failure(ds, exc)) from exc
     array = np.stack(slices, axis=-1)
     if np.all(np.mod(array, 1) == 0) and array.min() >= -32768 and array.max() <= 32767:
         array = array.astype(np.int16)
