@@ -115,7 +115,7 @@ def totalsegmentator(
         loaded = load_input(input)
     # the unpacked zip is removed at the end (also on failure or Ctrl-C); a second run into the same
     # output refuses instead of overwriting this one
-    with loaded, (OutputLock(folder) if folder is not None else contextlib.nullcontext()):
+    with loaded, (OutputLock(target or folder) if folder is not None else contextlib.nullcontext()):
         if output_type == "dicom_seg" and loaded.study is None:
             raise InputError("--output_type dicom_seg needs DICOM input (a folder of slices or a zip); "
                              "a DICOM SEG must reference the source images")

@@ -122,12 +122,14 @@ def resolve_precision(precision: str | None, device: torch.device) -> str:
     return name
 
 
-def resolve(device: str | torch.device | None = None, precision: str | None = None) -> Compute:
+def resolve(device: Compute | str | torch.device | None = None, precision: str | None = None) -> Compute:
     """The compute settings for a request; None falls back to LIVERVESSELS_DEVICE / _PRECISION, then auto.
 
     Raises:
         InputError: see resolve_device and resolve_precision.
     """
+    if isinstance(device, Compute):
+        device = device.device
     if device is None:
         device = os.environ.get(DEVICE_ENV) or None
     if precision is None:

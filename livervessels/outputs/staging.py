@@ -48,13 +48,20 @@ class OutputLock:
 
     def __init__(self, out_dir: str | Path):
         out_dir = Path(out_dir).absolute()
-        self.path = out_dir.parent / f".{out_dir.name}.lock"
+        self.path = out_dir.parent / f".{out_dir.name}.lock"  # beside it: the same file whether it exists or not
         self.out_dir = out_dir
         self._fd: int | None = None
 
     def __enter__(self) -> "OutputLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+        except PermissionError:  # an existing output folder in a read-only parent: lock inside it
+            if not self.out_dir.is_dir():
+                raise InputError(f"cannot write beside {self.out_dir} ({self.path.parent} is not writable); "
+                                 "choose another output path") from None
+            self.path = self.out_dir / self.path.name
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
