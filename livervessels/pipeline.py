@@ -378,6 +378,37 @@ def nifti_input_report(path, volume: Volume) -> dict:
             WARNINGS_KEY: list(volume.meta.get(WARNINGS_KEY, []))}
 
 
+# A whole adult liver is 1-2 l; under this much found, the scan holds only part of it (or none).
+MIN_LIVER_ML = 300.0
+# A liver cross-section this large in the first or last slice: the liver continues beyond the scan.
+CUT_LIVER_CM2 = 5.0
+
+
+def field_of_view_warnings(masks: dict[str, np.ndarray], spacing) -> list[str]:
+    """Warnings when the scan holds no liver, too little of it, or cuts it at its first or last
+    slice (array axis 2): the vessel outputs and statistics then cover only what was scanned."""
+    liver = masks.get("liver")
+    if liver is None:
+        return []
+    liver = np.asarray(liver) > 0
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    volume_ml = float(np.count_nonzero(liver)) * voxel_ml
+    if volume_ml == 0:
+        return ["no liver found in the field of view: the liver vessel outputs do not describe a liver (the "
+                "enhancement worked on the whole volume); check that the scan covers the upper abdomen"]
+    warnings = []
+    if volume_ml < MIN_LIVER_ML:
+        warnings.append(f"only {volume_ml:.0f} ml of liver found (a whole liver is 1-2 l): the scan covers part of "
+                        "it, and the vessel outputs and statistics only that part")
+    pixel_cm2 = float(spacing[0] * spacing[1]) / 100.0
+    for name, index in (("first", 0), ("last", liver.shape[2] - 1)):
+        area = float(np.count_nonzero(liver[:, :, index])) * pixel_cm2
+        if area > CUT_LIVER_CM2:
+            warnings.append(f"the liver is cut by the scan's {name} slice ({area:.0f} cm2 of liver there): it "
+                            "continues beyond the scanned range, and so do its vessels")
+    return warnings
+
+
 def build_qc(input_report: dict, spacing, result: LiverVesselResult, seg: SegResult) -> dict:
     structures = qc_report.structure_summary(
         {k: v for k, v in result.masks.items() if k not in LABEL_MAPS}, spacing)
@@ -395,6 +426,7 @@ def build_qc(input_report: dict, spacing, result: LiverVesselResult, seg: SegRes
     if result.split_qc.get("flags"):
         warnings.append(f"portal/hepatic split flags: {', '.join(result.split_qc['flags'])}; review the split "
                         "(confidence and least confident branches in portal_hepatic_split) before use")
+    warnings += field_of_view_warnings(result.masks, spacing)
     empty = [k for k, v in structures.items() if v["empty"]]
     if empty:
         warnings.append(f"empty structures: {', '.join(empty)}")

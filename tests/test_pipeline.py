@@ -68,3 +68,19 @@ def test_the_same_input_gives_byte_identical_masks_and_seg_pixels(tmp_path):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     a, b = (pydicom.dcmread(tmp_path / n / "segmentations.dcm") for n in ("a", "b"))
     assert a.PixelData == b.PixelData and a.SOPInstanceUID != b.SOPInstanceUID  # new UIDs, same pixels
+
+
+def test_field_of_view_warnings_for_a_missing_small_or_cut_liver():
+    from livervessels.pipeline import field_of_view_warnings
+
+    spacing = (1.0, 1.0, 2.0)
+    liver = np.zeros((120, 120, 100), np.uint8)
+    liver[20:100, 20:100, 20:80] = 1  # 768 ml, inside the scan
+    assert field_of_view_warnings({"liver": liver}, spacing) == []
+    cut = liver.copy()
+    cut[20:100, 20:100, 0:20] = 1  # reaches the first slice with 64 cm2
+    assert any("cut by the scan's first slice (64 cm2" in w for w in field_of_view_warnings({"liver": cut}, spacing))
+    small = np.zeros_like(liver)
+    small[50:60, 50:60, 40:50] = 1  # 2 ml
+    assert any("only 2 ml of liver found" in w for w in field_of_view_warnings({"liver": small}, spacing))
+    assert "no liver found" in field_of_view_warnings({"liver": np.zeros_like(liver)}, spacing)[0]
