@@ -6,9 +6,10 @@ what to do; exit 2) or adds a warning that reaches qc.json. Thresholds, and why:
 - Geometry: a non-finite or singular affine, or a voxel size at or below 0.05 mm, cannot place
   the image in space (a zero PixelSpacing, an empty NIfTI affine): refused.
 - Voxel size: the coarsest TotalSegmentator model works on a 6 mm grid (total_fastest) and the
-  liver vessel model on about 1.5 mm. Voxels coarser than 8 mm along any axis cannot be segmented
-  meaningfully (the liver spans a handful of voxels): refused. Slices thicker than 5 mm or pixels
-  coarser than 2 mm: the vessels below a few millimetres are lost; warned.
+  liver vessel model on about 1.5 mm. Pixels coarser than 5 mm (no CT reconstruction has them: a
+  512 matrix would span 2.5 m) or slices thicker than 12 mm cannot be segmented meaningfully:
+  refused. Slices thicker than 5 mm (old 7.5-10 mm protocols still run) or pixels coarser than
+  2 mm: the vessels below a few millimetres are lost; warned.
 - Intensities must be Hounsfield units. Not finite (NaN/Inf): more than 1 % of the voxels refused
   (a broken conversion); fewer are set to -1024 HU (air) and warned. A constant image carries no
   anatomy: refused. A CT of a body has air around it or at least fat (-100 HU). Stored values
@@ -36,7 +37,8 @@ WARNINGS_KEY = "input_warnings"  # Volume.meta key holding the warnings for the 
 @dataclass(frozen=True)
 class PlausibilityLimits:
     min_voxel_mm: float = 0.05  # at or below: not a real voxel size (zero or corrupt spacing)
-    max_voxel_mm: float = 8.0  # coarser along any axis: refused (the coarsest model works at 6 mm)
+    max_pixel_mm: float = 5.0  # coarser pixels: not a CT reconstruction (a 512 matrix would span 2.5 m)
+    max_slice_mm: float = 12.0  # thicker slices: refused (old 10 mm protocols still run, warned)
     warn_slice_mm: float = 5.0  # thicker slices: small vessels are lost
     warn_pixel_mm: float = 2.0  # coarser pixels: small vessels are lost
     max_nonfinite_share: float = 0.01  # more NaN/Inf than this: refused
@@ -67,10 +69,11 @@ def check_ct_volume(volume: Volume, source: str, limits: PlausibilityLimits | No
     shown = " x ".join(f"{s:g}" for s in spacing)
     if min(spacing) <= lim.min_voxel_mm:
         raise InputError(f"{source}: voxel size {shown} mm is not a real CT voxel size; fix the header's spacing")
-    if max(spacing) > lim.max_voxel_mm:
-        raise InputError(f"{source}: voxels of {shown} mm are too coarse to segment (the coarsest model works at "
-                         f"6 mm; above {lim.max_voxel_mm:g} mm results are meaningless); use a finer reconstruction")
     in_plane, slices = sorted(spacing)[:2], max(spacing)
+    if max(in_plane) > lim.max_pixel_mm or slices > lim.max_slice_mm:
+        raise InputError(f"{source}: voxels of {shown} mm are too coarse to segment (the coarsest model works at "
+                         f"6 mm; pixels over {lim.max_pixel_mm:g} mm or slices over {lim.max_slice_mm:g} mm make the "
+                         "results meaningless); use a finer reconstruction")
     if slices > lim.warn_slice_mm or max(in_plane) > lim.warn_pixel_mm:
         warnings.append(f"coarse voxels ({shown} mm): vessels thinner than about {2 * slices:.0f} mm are not "
                         "resolved; prefer slices of 1-3 mm and pixels under 1 mm")

@@ -49,7 +49,8 @@ def test_a_few_nan_voxels_become_air_with_a_warning(small_phantom):
     ((0.0, 1.0, 1.0), "geometry is singular"),
     ((0.01, 1.0, 1.0), "not a real CT voxel size"),
     ((30.0, 30.0, 30.0), "too coarse to segment"),
-    ((10.0, 10.0, 1.0), "too coarse to segment"),
+    ((10.0, 10.0, 1.0), "too coarse to segment"),  # a 10 mm PixelSpacing
+    ((0.8, 0.8, 15.0), "too coarse to segment"),
 ])
 def test_unusable_voxel_sizes_are_refused(small_phantom, scale, message):
     affine = np.diag([*scale, 1.0])
@@ -57,9 +58,10 @@ def test_unusable_voxel_sizes_are_refused(small_phantom, scale, message):
         check_ct_volume(_volume(small_phantom, affine=affine), "ct")
 
 
-def test_thick_slices_are_warned(small_phantom):
-    checked = check_ct_volume(_volume(small_phantom, affine=np.diag([0.8, 0.8, 6.0, 1.0])), "ct")
-    assert "coarse voxels (0.8 x 0.8 x 6 mm)" in checked.meta[WARNINGS_KEY][0]
+@pytest.mark.parametrize("slice_mm", [6.0, 10.0])  # old 10 mm protocols still run
+def test_thick_slices_are_warned(small_phantom, slice_mm):
+    checked = check_ct_volume(_volume(small_phantom, affine=np.diag([0.8, 0.8, slice_mm, 1.0])), "ct")
+    assert f"coarse voxels (0.8 x 0.8 x {slice_mm:g} mm)" in checked.meta[WARNINGS_KEY][0]
 
 
 def test_dicom_series_without_rescale_is_refused_before_inference(tmp_path, small_phantom, write_series, capsys,
