@@ -72,11 +72,7 @@ def _run_app(app) -> int:
             app.output_lock.release()
     signum = interrupts.received()
     if signum is not None and not app.committed:
-        interrupts.remove_registered()
-        print(f"error: {interrupts.Interrupted(signum)}; nothing was written to the output", file=sys.stderr,
-              flush=True)
-        interrupts.mark_reported()
-        return interrupts.Interrupted(signum).exit_code
+        return interrupts.report(signum)
     error = error or getattr(app, "failure", None)
     if error is None and not app.committed:
         error = RuntimeError("the application stopped before writing its outputs (see the log above)")

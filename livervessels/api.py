@@ -39,6 +39,9 @@ from livervessels.pipeline import (
 from livervessels.progress import Progress
 from livervessels.tasks import FAST_VARIANTS, get_task
 
+DICOM_SEG_NEEDS_DICOM = ("--output_type dicom_seg needs DICOM input (a folder of slices or a zip); a DICOM SEG "
+                         "must reference the source images")
+
 log = logging.getLogger(__name__)
 
 OUTPUT_TYPES = ("nifti", "dicom_seg")
@@ -103,8 +106,7 @@ def totalsegmentator(
     check_roi_subset(task_obj, roi_subset)
     if output_type == "dicom_seg" and (isinstance(input, nib.spatialimages.SpatialImage)
                                        or str(input).endswith((".nii", ".nii.gz"))):
-        raise InputError("--output_type dicom_seg needs DICOM input (a folder of slices or a zip); "
-                         "a DICOM SEG must reference the source images")
+        raise InputError(DICOM_SEG_NEEDS_DICOM)
     target, folder = _output_paths(output, ml)
     if folder is not None:  # before any work: a bad output path must not cost a whole inference
         check_output_folder(folder)
@@ -117,8 +119,7 @@ def totalsegmentator(
     # output refuses instead of overwriting this one
     with loaded, (OutputLock(target or folder) if folder is not None else contextlib.nullcontext()):
         if output_type == "dicom_seg" and loaded.study is None:
-            raise InputError("--output_type dicom_seg needs DICOM input (a folder of slices or a zip); "
-                             "a DICOM SEG must reference the source images")
+            raise InputError(DICOM_SEG_NEEDS_DICOM)
         del nr_thr_resamp  # resampling runs in torch/scipy threads; accepted for compatibility
         with progress.stage(f"segment ({task_obj.name})"):
             labels = segment(loaded.volume, task_obj, model_dirs=model_dirs, device=compute, roi_subset=roi_subset,
@@ -198,8 +199,10 @@ def enhance_liver_vessels(
     compute = resolve(device, precision)
     if output is not None:
         check_output_folder(output)  # before any work
+    plan = None
     if split_support_dir is None:  # the models load while the input is read
-        preload_models(choose_model_plan(model_dirs), model_dirs, compute)
+        plan = choose_model_plan(model_dirs)
+        preload_models(plan, model_dirs, compute)
     progress = Progress(quiet)
     with progress.stage("read input"):
         loaded: LoadedInput = load_input(input)
@@ -212,7 +215,8 @@ def enhance_liver_vessels(
             enhance_options["min_component_size"] = int(min_component_size)
         split_options = {"use_skeleton": not no_skeleton, "min_component_size": int(min_split_component_size)}
         with progress.stage("segment, enhance, split"):
-            result = run_liver_vessels(volume, model_dirs=model_dirs, device=compute, robust_crop=robust_crop,
+            result = run_liver_vessels(volume, model_dirs=model_dirs, device=compute, plan=plan,
+                                       robust_crop=robust_crop,
                                        support_dir=split_support_dir, generate_support=generate_split_support,
                                        enhance_options=enhance_options, split=split_portal_hepatic,
                                        split_options=split_options)

@@ -8,10 +8,12 @@ No usage statistics are collected or sent.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import traceback
 
 from livervessels import interrupts
+from livervessels.compute import PRECISIONS
 from livervessels.errors import InputError
 from livervessels.tasks import TASKS
 
@@ -33,11 +35,7 @@ def _run(fn, argv, parser: argparse.ArgumentParser) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (interrupts.Interrupted, KeyboardInterrupt) as exc:
-        interrupts.remove_registered()
-        print(f"error: {exc if isinstance(exc, interrupts.Interrupted) else 'interrupted'}; nothing was written "
-              "to the output", file=sys.stderr, flush=True)
-        interrupts.mark_reported()
-        return exc.exit_code if isinstance(exc, interrupts.Interrupted) else 130
+        return interrupts.report(exc.signum if isinstance(exc, interrupts.Interrupted) else signal.SIGINT)
     except Exception as exc:  # an internal failure: say so, the traceback only with --verbose
         if getattr(args, "verbose", False):
             traceback.print_exc()
@@ -49,7 +47,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-i", "--input", required=True, help=INPUT_HELP)
     parser.add_argument("-o", "--output", required=True, help="output folder (with --ml: output file)")
     parser.add_argument("-d", "--device", default=None, help=DEVICE_HELP)
-    parser.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16", "fp16"], help=PRECISION_HELP)
+    parser.add_argument("--precision", default=None, choices=PRECISIONS, help=PRECISION_HELP)
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument("-v", "--verbose", action="store_true", help="print debug details")
     parser.add_argument("-m", "--model_dir", action="append", default=None,

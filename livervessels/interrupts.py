@@ -35,10 +35,6 @@ class Interrupted(BaseException):
         super().__init__(f"interrupted by {signal.Signals(signum).name}")
         self.signum = signum
 
-    @property
-    def exit_code(self) -> int:
-        return EXIT_CODES.get(self.signum, 128 + self.signum)
-
 
 def register(path: Path) -> None:
     """A temporary path the watchdog (and the guardian, when running) removes if the run is killed
@@ -146,6 +142,16 @@ def remove_registered() -> None:
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
+
+
+def report(signum: int) -> int:
+    """In the main thread after an interrupt: remove what is left, print the error line, and return
+    the exit code (130 / 143)."""
+    remove_registered()
+    print(f"error: interrupted by {signal.Signals(signum).name}; nothing was written to the output",
+          file=sys.stderr, flush=True)
+    mark_reported()
+    return EXIT_CODES.get(signum, 128 + signum)
 
 
 def mark_reported() -> None:

@@ -184,11 +184,11 @@ def collect_masks(volume: Volume, *, plan: ModelPlan | None = None, model_dirs=N
     """
     if support_dir is None:
         plan = plan or choose_model_plan(model_dirs)
-        masks, timings = segment_liver_support(volume, plan, model_dirs=model_dirs, device=device,
+        masks, details = segment_liver_support(volume, plan, model_dirs=model_dirs, device=device,
                                                robust_crop=robust_crop)
-        checkpoints = timings.pop("checkpoints")
         return masks, {"support": f"model ({plan.support_task})", "vessels": f"model ({plan.vessel_task})",
-                       "compute": as_compute(device).describe(), "checkpoints": checkpoints, "timings": timings}
+                       "compute": as_compute(device).describe(), "checkpoints": details["checkpoints"],
+                       "timings": {"segment": details["segment"]}}
     masks = load_support_dir(support_dir, volume)
     provenance = {name: f"file {Path(support_dir) / (name + '.nii.gz')}" for name in masks}
     generate = [n for n in SUPPORT_CLASSES if n not in masks] if generate_support else []
@@ -218,7 +218,8 @@ class LiverVesselResult:
 def segment_liver_support(volume: Volume, plan: ModelPlan, *, model_dirs=None, device=None,
                           robust_crop: bool = False, support: list[str] | None = None,
                           vessels: bool = True) -> tuple[dict[str, np.ndarray], dict]:
-    """Masks of the requested support classes (default all three) and of the raw liver_vessels."""
+    """Masks of the requested support classes (default all three) and of the raw liver_vessels, and
+    {"segment": seconds, "checkpoints": [{task, folder, sha256} of every model used]}."""
     support = SUPPORT_CLASSES if support is None else support
     t0 = time.perf_counter()
     masks: dict[str, np.ndarray] = {}

@@ -67,7 +67,7 @@ def test_gpu_without_a_gpu_warns_once(no_gpu, caplog):
     assert caplog.text.count("no GPU available") == 1
 
 
-def test_precision_policy(no_gpu, two_gpus, monkeypatch):
+def test_precision_policy(monkeypatch):
     cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
     monkeypatch.setattr(compute, "cpu_has_native_bf16", lambda: True)
     assert compute.resolve_precision(None, cpu) == "bf16"
