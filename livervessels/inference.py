@@ -73,7 +73,8 @@ def segment(
     precision: with a device request, the network precision (auto, fp32, bf16, fp16).
 
     Raises:
-        InputError: unknown classes, device or precision; unreadable models.
+        InputError: unknown classes, device or precision; unreadable models; a named model folder
+            (model_dirs) is missing or holds no model.
         ModelNotFoundError: the task's weights are not installed.
     """
     task = get_task(task) if isinstance(task, str) else task
@@ -83,6 +84,7 @@ def segment(
     t0 = time.perf_counter()
     torch_device = compute.device
     gpu = torch_device if compute.on_gpu else None  # resampling on the GPU when there is one
+    model_store.check_model_dirs(model_dirs)  # a wrong -m never falls back to other weights
     roots = model_store.model_roots(model_dirs)
     part_ids = task.parts_for(roi_subset)
     models = [

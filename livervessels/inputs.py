@@ -54,6 +54,8 @@ def load_nifti(path: str | Path | nib.Nifti1Image) -> tuple[Volume, nib.Nifti1Im
         array = np.asanyarray(img.dataobj)
     except Exception as exc:
         raise InputError(f"cannot read {path} as NIfTI ({exc}); {EXPECTED}") from exc
+    if not isinstance(path, nib.spatialimages.SpatialImage):
+        _refuse_unset_voxel_size(Path(path), img)
     if array.ndim == 4 and array.shape[3] == 1:
         array = array[..., 0]
     if array.ndim != 3:
@@ -62,6 +64,26 @@ def load_nifti(path: str | Path | nib.Nifti1Image) -> tuple[Volume, nib.Nifti1Im
         array = array.astype(np.int16) if array.min() >= -32768 and array.max() <= 32767 else array
     name = "<nibabel image>" if isinstance(path, nib.spatialimages.SpatialImage) else str(path)
     return check_ct_volume(Volume(array, img.affine.astype(float)), name), img
+
+
+def _refuse_unset_voxel_size(path: Path, img: nib.spatialimages.SpatialImage) -> None:
+    """Refuse a NIfTI without sform and qform whose pixdim is zero or negative.
+
+    nibabel silently reads such voxel sizes as 1 mm, which would run the models on a wrong scale.
+
+    Raises:
+        InputError: the file gives no usable voxel size.
+    """
+    header = img.header
+    if not isinstance(header, nib.Nifti1Header) or int(header["sform_code"]) or int(header["qform_code"]):
+        return
+    with nib.openers.ImageOpener(str(path)) as f:
+        raw = type(header).from_fileobj(f, check=False)  # before nibabel's repair of zero pixdims
+    sizes = [float(v) for v in raw["pixdim"][1:4]]
+    if min(sizes) <= 0:
+        shown = " x ".join(f"{v:g}" for v in sizes)
+        raise InputError(f"{path}: voxel size {shown} mm and no sform or qform; the image cannot be placed in space "
+                         "(reconvert it with its voxel size and orientation)")
 
 
 def load_input(path: str | Path | nib.Nifti1Image, workdir: str | Path | None = None) -> LoadedInput:

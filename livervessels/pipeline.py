@@ -18,8 +18,9 @@ from livervessels.compute import as_compute
 from livervessels.dicom.scan import DicomScan, scan_dicom_folder
 from livervessels.dicom.selection import SeriesSelection, select_ct_series
 from livervessels.dicom.volume import SeriesVolume, build_volume
+from livervessels.enhancement import METHOD as ENHANCEMENT_METHOD
 from livervessels.enhancement import enhance_liver_vessels
-from livervessels.errors import ModelNotFoundError
+from livervessels.errors import InputError, ModelNotFoundError
 from livervessels.geometry import Volume, reorient_to_grid
 from livervessels.inference import segment
 from livervessels.outputs import qc as qc_report
@@ -66,7 +67,7 @@ def load_ct_study(folder: str | Path) -> CtStudy:
     """Scan a DICOM folder, select the CT series, build its volume (InputError when impossible)."""
     scan = scan_dicom_folder(folder)
     selection = select_ct_series(scan)
-    return CtStudy(scan, selection, build_volume(selection.selected))
+    return CtStudy(scan, selection, build_volume(selection.selected, scan.unreadable_files))
 
 
 @dataclass
@@ -241,7 +242,24 @@ def segment_liver_support(volume: Volume, plan: ModelPlan, *, model_dirs=None, d
 
 
 def add_enhanced_vessels(volume: Volume, masks: dict[str, np.ndarray], **options) -> tuple[dict[str, np.ndarray], dict]:
-    """masks plus enhanced_liver_vessels, and the enhancement metadata (options go to the algorithm)."""
+    """masks plus enhanced_liver_vessels, and the enhancement metadata (options go to the algorithm).
+
+    When the liver mask shows no liver in the field of view (under NO_LIVER_ML) there is nothing to
+    repair: the raw and enhanced vessel masks come back empty and the metadata says why.
+
+    Raises:
+        InputError: the liver mask is empty and options hold fallback_full_volume=False.
+    """
+    absent = liver_absent_reason(masks, volume.spacing)
+    if absent is not None:
+        if not options.get("fallback_full_volume", True) and not np.any(masks["liver"]):
+            raise InputError("the liver mask is empty, so vessel enhancement cannot be restricted to the liver; "
+                             "check that the scan covers the upper abdomen (or drop --no_fallback_full_liver)")
+        raw_voxels = int(np.count_nonzero(masks.get("liver_vessels", 0)))
+        empty = np.zeros(volume.shape, np.uint8)
+        return {**masks, "liver_vessels": empty, "enhanced_liver_vessels": empty}, {
+            "method": ENHANCEMENT_METHOD, "voxels": 0, "volume_ml": 0.0, "skipped": absent,
+            "raw_vessel_voxels_not_written": raw_voxels, "fallbacks_used": [absent]}
     # the IVC and the portal / splenic vein trunk, where segmented: the vessels never grow into them
     trunks = [masks[k] > 0 for k in ("inferior_vena_cava", "portal_vein_and_splenic_vein") if k in masks]
     exclude = np.logical_or.reduce(trunks) if trunks else None
@@ -253,7 +271,13 @@ def add_enhanced_vessels(volume: Volume, masks: dict[str, np.ndarray], **options
 def add_portal_hepatic_split(volume: Volume, masks: dict[str, np.ndarray], *, use_skeleton: bool = True,
                              min_component_size: int = 0) -> tuple[dict[str, np.ndarray], dict]:
     """masks plus portal_vein_branches, hepatic_veins, liver_vessels_labeled (and the labelled
-    skeleton when computed), and the split QC."""
+    skeleton when computed), and the split QC; all empty, with the flag no_liver_in_field_of_view,
+    when the liver mask shows no liver (under NO_LIVER_ML)."""
+    absent = liver_absent_reason(masks, volume.spacing)
+    if absent is not None:
+        empty = np.zeros(volume.shape, np.uint8)
+        return {**masks, "portal_vein_branches": empty, "hepatic_veins": empty, "liver_vessels_labeled": empty}, {
+            "skipped": absent, "total_vessel_voxels": 0, "flags": ["no_liver_in_field_of_view"]}
     split = split_portal_hepatic(
         masks["enhanced_liver_vessels"], volume.array, volume.spacing, liver=masks.get("liver"),
         portal_vein=masks.get("portal_vein_and_splenic_vein"), ivc=masks.get("inferior_vena_cava"),
@@ -307,6 +331,8 @@ def run_liver_vessels(volume: Volume, *, model_dirs=None, device=None, plan: Mod
 def seg_series_description(split_qc: dict) -> str:
     """Series description carrying the split's QC headline, so a PACS user sees it in the series list."""
     text = "Liver vessels RUO"
+    if split_qc.get("skipped"):
+        return text + " NO LIVER CHECK QC"
     if split_qc.get("total_vessel_voxels"):
         text += f" portal {split_qc.get('portal_fraction', 0):.0%} hepatic {split_qc.get('hepatic_fraction', 0):.0%}"
         confidence = split_qc.get("confidence")
@@ -381,6 +407,25 @@ def nifti_input_report(path, volume: Volume) -> dict:
 
 # A whole adult liver is 1-2 l; under this much found, the scan holds only part of it (or none).
 MIN_LIVER_ML = 300.0
+# Under this much (a tenth of a small adult liver) the scan holds at most the dome or the tip: neither
+# the hilum nor the hepatic vein confluence is there, so no vessel analysis is made at all.
+NO_LIVER_ML = 100.0
+
+
+def liver_volume_ml(masks: dict[str, np.ndarray], spacing) -> float | None:
+    """The liver mask's volume in ml, or None when there is no liver mask."""
+    liver = masks.get("liver")
+    return None if liver is None else float(np.count_nonzero(liver)) * float(np.prod(spacing)) / 1000.0
+
+
+def liver_absent_reason(masks: dict[str, np.ndarray], spacing) -> str | None:
+    """Why no vessel analysis can be made (the liver mask holds under NO_LIVER_ML), else None.
+    Without a liver mask at all the repair works on the whole volume instead (its own fallback)."""
+    volume_ml = liver_volume_ml(masks, spacing)
+    if volume_ml is None or volume_ml >= NO_LIVER_ML:
+        return None
+    return (f"no liver in the field of view ({volume_ml:.0f} ml of liver found, under {NO_LIVER_ML:.0f} ml): no "
+            "vessel analysis was made and the vessel outputs are empty; check that the scan covers the upper abdomen")
 # A liver cross-section this large in the first or last slice: the liver continues beyond the scan.
 CUT_LIVER_CM2 = 5.0
 
@@ -388,15 +433,13 @@ CUT_LIVER_CM2 = 5.0
 def field_of_view_warnings(masks: dict[str, np.ndarray], spacing) -> list[str]:
     """Warnings when the scan holds no liver, too little of it, or cuts it at its first or last
     slice (array axis 2): the vessel outputs and statistics then cover only what was scanned."""
-    liver = masks.get("liver")
-    if liver is None:
+    volume_ml = liver_volume_ml(masks, spacing)
+    if volume_ml is None:
         return []
-    liver = np.asarray(liver) > 0
-    voxel_ml = float(np.prod(spacing)) / 1000.0
-    volume_ml = float(np.count_nonzero(liver)) * voxel_ml
-    if volume_ml == 0:
-        return ["no liver found in the field of view: the liver vessel outputs do not describe a liver (the "
-                "enhancement worked on the whole volume); check that the scan covers the upper abdomen"]
+    absent = liver_absent_reason(masks, spacing)
+    if absent is not None:
+        return [absent]
+    liver = np.asarray(masks["liver"]) > 0
     warnings = []
     if volume_ml < MIN_LIVER_ML:
         warnings.append(f"only {volume_ml:.0f} ml of liver found (a whole liver is 1-2 l): the scan covers part of "
@@ -424,7 +467,7 @@ def build_qc(input_report: dict, spacing, result: LiverVesselResult, seg: SegRes
     warnings += input_report.get(WARNINGS_KEY, []) + input_report.get("selected_series", {}).get(WARNINGS_KEY, [])
     if input_report.get("files_ignored"):
         warnings.append(f"{len(input_report['files_ignored'])} non-DICOM or unreadable file(s) ignored")
-    if result.split_qc.get("flags"):
+    if result.split_qc.get("flags") and not result.split_qc.get("skipped"):  # skipped: said below
         warnings.append(f"portal/hepatic split flags: {', '.join(result.split_qc['flags'])}; review the split "
                         "(confidence and least confident branches in portal_hepatic_split) before use")
     warnings += field_of_view_warnings(result.masks, spacing)

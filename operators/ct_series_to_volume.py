@@ -23,7 +23,8 @@ class CTSeriesToVolumeOperator(DICOMSeriesToVolumeOperator):
     def convert_to_image(self, study_selected_series_list) -> Image:
         chosen = study_selected_series_list[0]
         series = chosen.selected_series[0].series.metadata()[SERIES_KEY]
-        study = CtStudy(chosen.metadata()[SCAN_KEY], chosen.metadata()[SELECTION_KEY], build_volume(series))
+        scan = chosen.metadata()[SCAN_KEY]
+        study = CtStudy(scan, chosen.metadata()[SELECTION_KEY], build_volume(series, scan.unreadable_files))
         volume = study.volume
         return Image(volume.array, metadata={**volume.meta, "affine": volume.affine, "spacing": volume.spacing,
                                              CT_STUDY_KEY: study})

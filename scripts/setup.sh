@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q --upgrade pip "setuptools>=77"  # SPDX licence string (pyproject)
 .venv/bin/python -m pip install -q -r requirements.txt pytest
 .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
 # dciodvfy (Debian dicom3tools) validates the DICOM SEG in the tests.

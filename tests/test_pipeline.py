@@ -14,7 +14,8 @@ from livervessels import cli, nnunet_runner
 from livervessels.api import enhance_liver_vessels
 from livervessels.errors import InputError
 from livervessels.geometry import Volume
-from livervessels.pipeline import ModelPlan, choose_model_plan, plan_model_parts, preload_models, run_liver_vessels
+from livervessels.pipeline import (ModelPlan, add_enhanced_vessels, add_portal_hepatic_split, choose_model_plan,
+                                  plan_model_parts, preload_models, run_liver_vessels, seg_series_description)
 
 
 def test_the_official_plan_runs_the_support_parts_the_vessel_model_and_the_crop_model():
@@ -81,6 +82,33 @@ def test_field_of_view_warnings_for_a_missing_small_or_cut_liver():
     cut[20:100, 20:100, 0:20] = 1  # reaches the first slice with 64 cm2
     assert any("cut by the scan's first slice (64 cm2" in w for w in field_of_view_warnings({"liver": cut}, spacing))
     small = np.zeros_like(liver)
-    small[50:60, 50:60, 40:50] = 1  # 2 ml
-    assert any("only 2 ml of liver found" in w for w in field_of_view_warnings({"liver": small}, spacing))
-    assert "no liver found" in field_of_view_warnings({"liver": np.zeros_like(liver)}, spacing)[0]
+    small[40:80, 40:80, 30:80] = 1  # 160 ml: part of a liver
+    assert any("only 160 ml of liver found" in w for w in field_of_view_warnings({"liver": small}, spacing))
+    sliver = np.zeros_like(liver)
+    sliver[50:60, 50:60, 40:50] = 1  # 2 ml: a sliver, no vessel analysis
+    assert field_of_view_warnings({"liver": sliver}, spacing)[0].startswith("no liver in the field of view (2 ml")
+    assert "no liver in the field of view (0 ml" in field_of_view_warnings({"liver": np.zeros_like(liver)}, spacing)[0]
+
+
+def test_without_a_liver_no_vessel_analysis_is_made_and_the_outputs_say_so(small_phantom):
+    volume = Volume(small_phantom.ct, small_phantom.affine)
+    sliver = np.zeros(volume.shape, np.uint8)
+    sliver[40:44, 40:44, 20:22] = 1  # 0.8 ml of "liver": a sliver at the edge of the scan
+    vessels = np.zeros(volume.shape, np.uint8)
+    vessels[30:60, 45, 20] = 1  # what a vessel model may still return there
+    masks = {"liver": sliver, "liver_vessels": vessels}
+
+    enhanced, meta = add_enhanced_vessels(volume, masks)
+    assert not enhanced["enhanced_liver_vessels"].any() and not enhanced["liver_vessels"].any()
+    assert meta["skipped"].startswith("no liver in the field of view (1 ml")
+    assert meta["raw_vessel_voxels_not_written"] == 30
+    split, split_qc = add_portal_hepatic_split(volume, enhanced)
+    assert split_qc["flags"] == ["no_liver_in_field_of_view"] and split_qc["total_vessel_voxels"] == 0
+    assert not any(split[k].any() for k in ("portal_vein_branches", "hepatic_veins", "liver_vessels_labeled"))
+    assert seg_series_description(split_qc) == "Liver vessels RUO NO LIVER CHECK QC"
+    with pytest.raises(InputError, match="liver mask is empty"):
+        add_enhanced_vessels(volume, {"liver": np.zeros_like(sliver)}, fallback_full_volume=False)
+
+    liver = np.zeros(volume.shape, np.uint8)
+    liver[20:70, 20:70, 10:30] = 1  # 1250 ml: analysed as usual
+    assert "skipped" not in add_enhanced_vessels(volume, {"liver": liver, "liver_vessels": vessels})[1]

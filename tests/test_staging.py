@@ -1,11 +1,14 @@
 """Staging (livervessels/outputs/staging.py): outputs appear whole or not at all; one run per output."""
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from conftest import DEMO_STUDY, MODELS, run_app
 from livervessels import cli
 from livervessels.errors import InputError
+from livervessels.outputs import staging
 from livervessels.outputs.staging import OutputLock, staged_output
 
 
@@ -49,3 +52,13 @@ def test_app_refuses_an_output_another_run_is_writing(tmp_path):
     assert result.returncode == 2, result.stderr[-2000:]
     assert "error: another run" in result.stderr
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_an_output_without_free_space_is_refused_before_any_work(tmp_path, monkeypatch):
+    real = shutil.disk_usage
+    monkeypatch.setattr(staging.shutil, "disk_usage",
+                        lambda p: real(p)._replace(free=(staging.MIN_FREE_MB - 1) * 2**20))
+    with pytest.raises(InputError, match=r"only \d+ MB free at .*choose another output path"):
+        staging.check_output_folder(tmp_path / "out")
+    monkeypatch.setattr(staging.shutil, "disk_usage", lambda p: real(p)._replace(free=staging.MIN_FREE_MB * 2**20))
+    assert staging.check_output_folder(tmp_path / "out") == (tmp_path / "out").absolute()

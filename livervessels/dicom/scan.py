@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from livervessels.errors import InputError
 log = logging.getLogger(__name__)
 
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"  # DICOMDIR: an index, not an image
+UNREADABLE = "unreadable DICOM"  # how ignored_files names files that are DICOM but damaged
 _DEFER = "64 KB"  # pixel data is read from the file only when accessed
 
 
@@ -99,6 +101,11 @@ class DicomScan:
     ignored_files: list[tuple[str, str]]  # (path, reason)
     repairs: UidRepairs
 
+    @property
+    def unreadable_files(self) -> list[tuple[str, str]]:
+        """(path, reason) of the files that look like DICOM but could not be read."""
+        return [(f, r) for f, r in self.ignored_files if r.startswith(UNREADABLE)]
+
 
 def _text(ds: Dataset, keyword: str) -> str:
     value = ds.get(keyword, "")
@@ -108,11 +115,20 @@ def _text(ds: Dataset, keyword: str) -> str:
 def _read_header(path: Path) -> Dataset | None:
     """The dataset with pixel data deferred, or None when the file is not DICOM."""
     try:
-        return pydicom.dcmread(path, defer_size=_DEFER)
+        with warnings.catch_warnings():  # pydicom both logs and warns about damaged files: once is enough
+            warnings.simplefilter("ignore", UserWarning)
+            ds = pydicom.dcmread(path, defer_size=_DEFER)
     except InvalidDicomError:
-        pass
+        ds = None
     except Exception as exc:  # truncated or corrupt files: ignore like non-DICOM, with the reason
         raise _Unreadable(str(exc)) from exc
+    if ds is not None:
+        meta = getattr(ds, "file_meta", None) or Dataset()
+        if not any(k in ds for k in ("SOPClassUID", "Modality", "PixelData")) and "MediaStorageSOPClassUID" not in meta:
+            # the DICOM preamble is there but nothing that identifies an instance could be parsed:
+            # a damaged header, which would otherwise become a series of its own
+            raise _Unreadable("its header is damaged (no SOP class, modality or pixel data could be read)")
+        return ds
     # Files written without the 128-byte preamble are still DICOM; accept them only when they
     # carry the attributes of an image instance, so arbitrary binaries are not misread.
     try:
@@ -192,7 +208,7 @@ def scan_dicom_folder(folder: str | Path) -> DicomScan:
         try:
             ds = _read_header(path)
         except _Unreadable as exc:
-            ignored.append((str(path), f"unreadable DICOM: {exc}"))
+            ignored.append((str(path), f"{UNREADABLE}: {exc}"))
             continue
         if ds is None:
             ignored.append((str(path), "not a DICOM file"))

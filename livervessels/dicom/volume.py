@@ -8,6 +8,7 @@ positions (as dicom2nifti does), which also keeps gantry-tilted series right.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,10 @@ _IRREGULAR_TOLERANCE = 0.05  # relative spread of slice steps we still call regu
 _MULTIPLE_TOLERANCE = 0.2  # a gap within this of a whole number of usual steps: slices are missing
 _STACK_FACTOR, _STACK_MM = 10.0, 50.0  # a gap above both: two separate stacks, not missing slices
 _TILT_WARN_DEG = 0.5  # slice positions off the slice normal by more than this: gantry tilt
+
+
+class MissingSlicesError(InputError):
+    """The series has a gap of whole slices."""
 
 
 @dataclass
@@ -104,7 +109,7 @@ def series_geometry(datasets: list[Dataset]) -> tuple[list[Dataset], np.ndarray,
         if np.all(np.abs(multiples - np.round(multiples)) < _MULTIPLE_TOLERANCE):
             missing = int(np.sum(np.round(multiples) - 1))
             g = int(gaps[0])
-            raise InputError(
+            raise MissingSlicesError(
                 f"the selected series has a gap between slice positions {along[g]:.2f} and {along[g + 1]:.2f} mm "
                 f"(usual spacing {usual:.2f} mm): {missing} slice(s) missing; re-send the complete series")
     if (steps.max() - steps.min()) > _IRREGULAR_TOLERANCE * usual:
@@ -155,9 +160,24 @@ def _decode_failure(ds: Dataset, exc: Exception) -> str:
     return f"slice {name} ({syntax}) cannot be decoded, the compressed data looks damaged ({exc}); re-send the file"
 
 
-def build_volume(series: DicomSeries) -> SeriesVolume:
-    """Decode a series into a volume in patient space (RAS affine), slices in source order."""
-    datasets, affine_lps, warnings = series_geometry(series.datasets)
+def build_volume(series: DicomSeries, unreadable_files: Sequence[tuple[str, str]] = ()) -> SeriesVolume:
+    """Decode a series into a volume in patient space (RAS affine), slices in source order.
+
+    unreadable_files: (path, reason) of damaged DICOM files found beside the series
+    (DicomScan.unreadable_files); when slices are missing they are named as the likely cause.
+
+    Raises:
+        InputError: the slices do not form a volume (see series_geometry), a slice cannot be
+            decoded, or the volume is not a usable CT (plausibility.check_ct_volume).
+    """
+    try:
+        datasets, affine_lps, warnings = series_geometry(series.datasets)
+    except MissingSlicesError as exc:
+        if not unreadable_files:
+            raise
+        path, reason = unreadable_files[0]
+        more = f" and {len(unreadable_files) - 1} more" if len(unreadable_files) > 1 else ""
+        raise InputError(f"{path}{more} could not be read ({reason}) and is probably what is missing: {exc}") from exc
     slices = []
     for ds in datasets:
         try:

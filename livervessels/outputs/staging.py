@@ -15,13 +15,17 @@ from pathlib import Path
 from livervessels import interrupts
 from livervessels.errors import InputError
 
+# Free space needed where the outputs go. A 512x512x300 study with SEG, masks, meshes and previews
+# writes well under 100 MB; twice that leaves room for the staging copy and the file system.
+MIN_FREE_MB = 200
+
 
 def check_output_folder(out_dir: str | Path) -> Path:
     """Check before any work that out_dir can receive the outputs; returns it absolute.
 
     Raises:
         InputError: out_dir is an existing file, or the folder (or the nearest existing folder
-            above it, where it would be created) is not writable.
+            above it, where it would be created) is not writable or has under MIN_FREE_MB free.
     """
     out_dir = Path(out_dir).absolute()
     if out_dir.exists() and not out_dir.is_dir():
@@ -34,6 +38,10 @@ def check_output_folder(out_dir: str | Path) -> Path:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise InputError(f"output folder {existing} is not writable; choose another output path or fix its "
                          f"permissions")
+    free_mb = shutil.disk_usage(existing).free / 2**20
+    if free_mb < MIN_FREE_MB:
+        raise InputError(f"only {free_mb:.0f} MB free at {existing}; the outputs need up to {MIN_FREE_MB} MB: free some "
+                         "space or choose another output path")
     return out_dir
 
 
