@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydicom.dataset import Dataset
 
+from livervessels.dicom.pixel_checks import pixel_warnings
 from livervessels.dicom.scan import DicomSeries
 from livervessels.errors import InputError
 from livervessels.plausibility import WARNINGS_KEY, check_ct_volume
@@ -185,6 +186,7 @@ def build_volume(series: DicomSeries, unreadable_files: Sequence[tuple[str, str]
         except Exception as exc:  # truncated pixel data, missing decoder, corrupt stream
             raise InputError(_decode_failure(ds, exc)) from exc
     array = np.stack(slices, axis=-1)
+    warnings += pixel_warnings(array, datasets)  # decoded without error, yet maybe corrupt
     if np.all(np.mod(array, 1) == 0) and array.min() >= -32768 and array.max() <= 32767:
         array = array.astype(np.int16)
     first = datasets[0]

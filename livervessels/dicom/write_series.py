@@ -122,7 +122,7 @@ def write_image_series(
         if transfer_syntax == ExplicitVRLittleEndian:
             ds.PixelData = frame.tobytes()
         else:
-            ds.compress(transfer_syntax, frame, encoding_plugin="pylibjpeg")
+            ds.compress(transfer_syntax, frame)  # pydicom picks an installed encoder for the syntax
         path = out_dir / f"IM{k + 1:04d}.dcm"
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)

@@ -1,0 +1,58 @@
+"""Corrupt pixel data a decoder accepts (livervessels/dicom/pixel_checks.py)."""
+from __future__ import annotations
+
+import glob
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.encaps import encapsulate, generate_fragmented_frames
+
+from livervessels.dicom.pixel_checks import jpeg2000_frame_problem, suspect_slices
+from livervessels.dicom.write_series import JPEG2000Lossless
+from livervessels.pipeline import load_ct_study
+
+
+def _frame(ds) -> bytes:
+    return b"".join(next(generate_fragmented_frames(ds.PixelData)))
+
+
+def test_a_slice_with_a_block_of_wrong_values_is_named_and_clean_series_are_not(small_phantom, write_series):
+    clean = write_series(small_phantom.ct, small_phantom.affine, "clean")
+    assert not [w for w in load_ct_study(clean).volume.meta["input_warnings"] if "neighbouring" in w]
+    ct = small_phantom.ct.copy()
+    ct[20:60, 20:60, 17] = np.random.default_rng(0).uniform(-1000, 2000, (40, 40))  # 17 % of the slice
+    folder = write_series(ct, small_phantom.affine, "corrupt")
+    warnings = [w for w in load_ct_study(folder).volume.meta["input_warnings"] if "neighbouring" in w]
+    assert len(warnings) == 1 and "IM0018.dcm" in warnings[0], warnings
+
+
+def test_neighbour_check_names_the_worst_slice_not_its_neighbours():
+    volume = np.tile(np.linspace(-100, 100, 64, dtype=np.float32)[:, None, None], (1, 64, 12))
+    volume[:, :, 6] += 1500  # a whole slice off by 1500 HU (a wrong rescale or bit depth)
+    assert [k for k, _, _ in suspect_slices(volume)] == [6]
+    assert suspect_slices(volume[:, :, :4]) == []  # too few slices to judge
+
+
+def test_jpeg2000_frame_of_another_size_or_without_end_marker_is_reported(small_phantom, write_series):
+    folder = write_series(small_phantom.ct, small_phantom.affine, "j2k", transfer_syntax=JPEG2000Lossless)
+    ds = pydicom.dcmread(folder / "IM0005.dcm")
+    assert jpeg2000_frame_problem(ds) is None
+    wrong_size = pydicom.dcmread(folder / "IM0005.dcm")
+    wrong_size.Columns = int(ds.Columns) + 8
+    assert "frame is 96 x 96 pixels but the header says 104 x 96" in jpeg2000_frame_problem(wrong_size)
+    cut = pydicom.dcmread(folder / "IM0005.dcm")
+    cut.PixelData = encapsulate([_frame(ds)[:-2] + b"\x00\x00"])
+    assert "end-of-codestream marker" in jpeg2000_frame_problem(cut)
+    plain = write_series(small_phantom.ct, small_phantom.affine, "plain")
+    assert jpeg2000_frame_problem(pydicom.dcmread(plain / "IM0005.dcm")) is None  # not JPEG 2000: not judged
+
+
+def test_the_real_example_ct_has_no_suspect_slice(real_data):
+    datasets = sorted((pydicom.dcmread(f) for f in glob.glob(str(real_data / "ct_dicom" / "*"))),
+                      key=lambda d: float(d.ImagePositionPatient[2]))
+    assert all(jpeg2000_frame_problem(d) is None for d in datasets)
+    volume = np.stack([d.pixel_array.astype(np.float32) for d in datasets], axis=-1)
+    assert suspect_slices(volume) == []
+    volume[100:200, 100:200, 10] = np.random.default_rng(1).uniform(-1000, 2000, (100, 100))
+    assert [k for k, _, _ in suspect_slices(volume)] == [10]
