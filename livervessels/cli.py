@@ -48,7 +48,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True, help="output folder (with --ml: output file)")
     parser.add_argument("-d", "--device", default=None, help=DEVICE_HELP)
     parser.add_argument("--precision", default=None, choices=PRECISIONS, help=PRECISION_HELP)
-    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only warnings and errors")
     parser.add_argument("-v", "--verbose", action="store_true", help="print debug details")
     parser.add_argument("-m", "--model_dir", action="append", default=None,
                         help="folder with nnU-Net models (results layout); may repeat. Searched before "

@@ -328,10 +328,11 @@ def run_liver_vessels(volume: Volume, *, model_dirs=None, device=None, plan: Mod
     return LiverVesselResult(masks, enhancement, split_qc, plan, timings, sources)
 
 
-def seg_series_description(split_qc: dict) -> str:
-    """Series description carrying the split's QC headline, so a PACS user sees it in the series list."""
+def seg_series_description(split_qc: dict, enhancement: dict | None = None) -> str:
+    """Series description carrying the split's QC headline, so a PACS user sees it in the series list;
+    when no vessel analysis was made (no liver in view) it says so whether or not the split ran."""
     text = "Liver vessels RUO"
-    if split_qc.get("skipped"):
+    if split_qc.get("skipped") or (enhancement or {}).get("skipped"):
         return text + " NO LIVER CHECK QC"
     if split_qc.get("total_vessel_voxels"):
         text += f" portal {split_qc.get('portal_fraction', 0):.0%} hepatic {split_qc.get('hepatic_fraction', 0):.0%}"
@@ -351,7 +352,7 @@ def write_study_seg(out_dir: Path, study: CtStudy, result: LiverVesselResult) ->
     return write_dicom_seg(
         result.masks, study.series_volume.sorted_datasets, Path(out_dir) / SEG_FILE,
         algorithm_name=f"livervessels {plan.name} ({plan.support_task}+{plan.vessel_task})",
-        series_description=seg_series_description(result.split_qc),
+        series_description=seg_series_description(result.split_qc, result.enhancement),
         unreferenceable_uids=study.selection.selected.derived_sop_uids,
     )
 
@@ -487,7 +488,8 @@ def build_qc(input_report: dict, spacing, result: LiverVesselResult, seg: SegRes
         "dicom_seg": {"file": seg.path.name if seg.path else None, "segments": seg.segments,
                       "empty_segments_omitted": seg.empty_segments, "skipped_reason": seg.skipped_reason,
                       "sop_instance_uid": seg.sop_instance_uid},
-        "enhancement": {k: result.enhancement.get(k) for k in ("method", "voxels", "fallbacks_used")},
+        "enhancement": {k: result.enhancement[k] for k in ("method", "voxels", "fallbacks_used", "skipped",
+                                                             "raw_vessel_voxels_not_written") if k in result.enhancement},
         "portal_hepatic_split": result.split_qc,
         "timings_s": result.timings,
         "warnings": warnings,

@@ -106,6 +106,7 @@ def test_without_a_liver_no_vessel_analysis_is_made_and_the_outputs_say_so(small
     assert split_qc["flags"] == ["no_liver_in_field_of_view"] and split_qc["total_vessel_voxels"] == 0
     assert not any(split[k].any() for k in ("portal_vein_branches", "hepatic_veins", "liver_vessels_labeled"))
     assert seg_series_description(split_qc) == "Liver vessels RUO NO LIVER CHECK QC"
+    assert seg_series_description({}, meta) == "Liver vessels RUO NO LIVER CHECK QC"  # without the split
     with pytest.raises(InputError, match="liver mask is empty"):
         add_enhanced_vessels(volume, {"liver": np.zeros_like(sliver)}, fallback_full_volume=False)
 

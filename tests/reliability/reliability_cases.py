@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -31,7 +31,7 @@ class Case:
     kind: str = "dicom"  # dicom (a folder: every entry point, the app too), file (command lines and API)
     commands: tuple[str, ...] = ("TotalSegmentator", "TotalSegmentatorEnhanced")
     exit_code: int = 2
-    patches: dict = field(default_factory=dict)  # name of a patch the test applies (see the tests)
+    same_as_plain: bool = False  # runs: masks byte-identical to the plain series' run
 
 
 # ---- DICOM series from the phantom -------------------------------------------------------------
@@ -342,3 +342,109 @@ REFUSALS: list[Case] = [
 
 # Output problems found before any work (every command line, the app where it applies)
 OUTPUT_PROBLEMS = ["existing_file", "unwritable", "locked", "no_space"]
+
+
+# ---- inputs that run to the end ------------------------------------------------------------------
+
+def duplicate_position(folder, ph):
+    ct = _series(folder, ph)
+    ds = pydicom.dcmread(ct / "IM0010.dcm")  # a second acquisition of one slice, as some series hold
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid(entropy_srcs=["dup"])
+    ds.AcquisitionNumber = 2
+    ds.save_as(ct / "IM0010-acq2.dcm")
+    return ct, []
+
+
+def gantry_tilt(folder, ph):
+    affine = ph.affine.copy()
+    affine[1, 2] = affine[2, 2] * np.tan(np.radians(12.0))  # each slice shifted along y: a 12 degree tilt
+    return _series(folder, ph, affine=affine), []
+
+
+TYPE2_ATTRIBUTES = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+                    "ReferringPhysicianName", "StudyID", "AccessionNumber", "SeriesNumber", "InstanceNumber",
+                    "Manufacturer", "PositionReferenceIndicator", "PatientPosition")
+
+
+def without_type2_attributes(folder, ph):
+    # research exports and series converted from NIfTI often lack the attributes DICOM allows empty
+    ct = _series(folder, ph)
+
+    def strip(k, ds):
+        for keyword in TYPE2_ATTRIBUTES:
+            if keyword in ds:
+                delattr(ds, keyword)
+    _edit(ct, strip)
+    return ct, []
+
+
+def mixed_series(folder, ph):
+    study = folder / "study"
+    _series(study, ph, "ct")
+    _series(study, ph, "mr", modality="MR", series_number=2, series_description="MR")
+    _series(study, ph, "scout", array=ph.ct[:, :, 18:22], series_number=3, series_description="Topogram",
+            image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"))
+    return study, []
+
+
+def shuffled_names(folder, ph):
+    ct = _series(folder, ph)
+    files = sorted(ct.glob("*.dcm"))
+    order = np.random.default_rng(7).permutation(len(files))
+    for f, k in zip(files, order):
+        f.rename(ct / f"{k * 7919 % 100003:06d}")  # names that say nothing about slice order
+    return ct, []
+
+
+def encoded(syntax):
+    return lambda folder, ph: (_series(folder, ph, transfer_syntax=syntax), [])
+
+
+def non_ascii_path(folder, ph):
+    return _series(folder / "Études patient", ph, "Série 肝臓 ct"), []
+
+
+def oblique(folder, ph):
+    angle = np.radians(15.0)
+    rotation = np.eye(4)
+    rotation[1:3, 1:3] = [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
+    return _series(folder, ph, affine=rotation @ ph.affine), []
+
+
+def thick_slices(folder, ph):
+    affine = ph.affine.copy()
+    affine[:3, 2] *= 10.0 / np.linalg.norm(affine[:3, 2])  # 10 mm slices, an old protocol
+    return _series(folder, ph, array=ph.ct[:, :, ::2], affine=affine), []
+
+
+def below_the_liver(folder, ph):
+    from livervessels.phantom import LABELS
+
+    rows = np.nonzero((ph.labels == LABELS["liver"]).any(axis=(0, 1)))[0]
+    return _series(folder, ph, array=ph.ct[:, :, rows[-1] + 1:]), []
+
+
+def corrupt_slice(folder, ph):
+    ct = ph.ct.copy()
+    ct[20:60, 20:60, 17] = np.random.default_rng(0).uniform(-1000, 2000, (40, 40))  # a block of wrong values
+    return _series(folder, ph, array=ct), []
+
+
+RUNS: list[Case] = [
+    Case("plain", demo_ct, "", same_as_plain=True),
+    Case("duplicate_position", duplicate_position, "1 slice(s) at an already occupied position dropped",
+         same_as_plain=True),
+    Case("gantry_tilt", gantry_tilt, "gantry tilt of 12.0 degrees"),
+    Case("without_type2_attributes", without_type2_attributes, "", same_as_plain=True),
+    Case("mixed_series", mixed_series, "", same_as_plain=True),
+    Case("shuffled_names", shuffled_names, "", same_as_plain=True),
+    Case("rle", encoded(RLELossless), "", same_as_plain=True),
+    Case("jpeg_ls", encoded(JPEGLSLossless), "", same_as_plain=True),
+    Case("jpeg2000", encoded(JPEG2000Lossless), "", same_as_plain=True),
+    Case("non_ascii_path", non_ascii_path, "", same_as_plain=True),
+    Case("oblique", oblique, ""),
+    Case("slices_10mm", thick_slices, "coarse voxels (2.5 x 2.5 x 10 mm)"),
+    Case("nifti_few_nan", nifti_nan(0.002), "NaN/infinite voxel(s) (0.20%) set to -1024 HU", kind="file"),
+    Case("no_liver", below_the_liver, "no liver in the field of view"),
+    Case("corrupt_slice", corrupt_slice, "IM0018.dcm disagrees with both neighbouring slices"),
+]
