@@ -11,12 +11,15 @@ from monai.deploy.operators import DICOMSeriesSelectorOperator
 
 from livervessels.dicom.selection import select_ct_series
 from operators.study_loader import SCAN_KEY, SERIES_KEY
+from operators.refusal import refuses_cleanly
 
 SELECTION_KEY = "livervessels_selection"
 
 
 class CTSeriesSelectorOperator(DICOMSeriesSelectorOperator):
     """Input dicom_study_list; output study_selected_series_list holding the one chosen CT series."""
+
+    compute = refuses_cleanly(DICOMSeriesSelectorOperator.compute)
 
     def __init__(self, fragment, *args, **kwargs):
         super().__init__(fragment, *args, all_matched=True, **kwargs)

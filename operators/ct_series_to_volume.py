@@ -12,6 +12,7 @@ from monai.deploy.operators import DICOMSeriesToVolumeOperator
 from livervessels.dicom.volume import build_volume
 from livervessels.pipeline import CtStudy
 from operators.ct_series_selector import SELECTION_KEY
+from operators.refusal import refuses_cleanly
 from operators.study_loader import SCAN_KEY, SERIES_KEY
 
 CT_STUDY_KEY = "ct_study"
@@ -19,6 +20,8 @@ CT_STUDY_KEY = "ct_study"
 
 class CTSeriesToVolumeOperator(DICOMSeriesToVolumeOperator):
     """Input study_selected_series_list; output image: an SDK Image whose metadata holds the CtStudy."""
+
+    compute = refuses_cleanly(DICOMSeriesToVolumeOperator.compute)
 
     def convert_to_image(self, study_selected_series_list) -> Image:
         chosen = study_selected_series_list[0]

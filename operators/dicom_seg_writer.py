@@ -5,6 +5,7 @@ from monai.deploy.core import Operator, OperatorSpec
 
 from livervessels.pipeline import write_study_seg
 from operators.ct_series_to_volume import CT_STUDY_KEY
+from operators.refusal import refuses_cleanly
 
 
 class DicomSegWriterOperator(Operator):
@@ -15,6 +16,7 @@ class DicomSegWriterOperator(Operator):
         spec.input("result")
         spec.output("seg")
 
+    @refuses_cleanly
     def compute(self, op_input, op_output, context):
         study = op_input.receive("image").metadata()[CT_STUDY_KEY]
         result = op_input.receive("result")

@@ -5,6 +5,7 @@ from monai.deploy.core import Operator, OperatorSpec
 
 from livervessels.outputs.nifti import write_masks
 from operators.ct_series_to_volume import CT_STUDY_KEY
+from operators.refusal import refuses_cleanly
 
 
 class NiftiWriterOperator(Operator):
@@ -15,6 +16,7 @@ class NiftiWriterOperator(Operator):
         spec.input("result")
         spec.output("files")
 
+    @refuses_cleanly
     def compute(self, op_input, op_output, context):
         volume = op_input.receive("image").metadata()[CT_STUDY_KEY].volume
         result = op_input.receive("result")

@@ -5,6 +5,7 @@ from monai.deploy.core import Fragment, Operator, OperatorSpec
 
 from livervessels.pipeline import choose_model_plan, collect_masks, preload_models
 from operators.ct_series_to_volume import CT_STUDY_KEY
+from operators.refusal import refuses_cleanly
 
 
 class NnUNetSegmentationOperator(Operator):
@@ -25,6 +26,7 @@ class NnUNetSegmentationOperator(Operator):
         spec.input("image")
         spec.output("masks")
 
+    @refuses_cleanly
     def compute(self, op_input, op_output, context):
         image = op_input.receive("image")
         volume = image.metadata()[CT_STUDY_KEY].volume

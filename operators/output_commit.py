@@ -4,6 +4,7 @@ from __future__ import annotations
 from monai.deploy.core import Operator, OperatorSpec
 
 from livervessels.outputs import staging
+from operators.refusal import refuses_cleanly
 
 
 class OutputCommitOperator(Operator):
@@ -15,6 +16,7 @@ class OutputCommitOperator(Operator):
         spec.input("files")
         spec.input("artifacts")
 
+    @refuses_cleanly
     def compute(self, op_input, op_output, context):
         for port in ("report", "files", "artifacts"):
             op_input.receive(port)

@@ -5,6 +5,7 @@ from monai.deploy.core import Operator, OperatorSpec
 
 from livervessels.pipeline import LiverVesselResult, add_portal_hepatic_split
 from operators.ct_series_to_volume import CT_STUDY_KEY
+from operators.refusal import refuses_cleanly
 
 
 class PortalHepaticSplitOperator(Operator):
@@ -15,6 +16,7 @@ class PortalHepaticSplitOperator(Operator):
         spec.input("masks")
         spec.output("result")
 
+    @refuses_cleanly
     def compute(self, op_input, op_output, context):
         volume = op_input.receive("image").metadata()[CT_STUDY_KEY].volume
         bundle = op_input.receive("masks")

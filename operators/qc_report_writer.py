@@ -5,6 +5,7 @@ from monai.deploy.core import Operator, OperatorSpec
 
 from livervessels.pipeline import write_reports
 from operators.ct_series_to_volume import CT_STUDY_KEY
+from operators.refusal import refuses_cleanly
 
 
 class QcReportWriterOperator(Operator):
@@ -16,6 +17,7 @@ class QcReportWriterOperator(Operator):
         spec.input("seg")
         spec.output("report")
 
+    @refuses_cleanly
     def compute(self, op_input, op_output, context):
         study = op_input.receive("image").metadata()[CT_STUDY_KEY]
         report = write_reports(self.fragment.staging_dir, study.input_report(), study.volume.spacing,

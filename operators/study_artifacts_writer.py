@@ -5,6 +5,7 @@ from monai.deploy.core import Operator, OperatorSpec
 
 from livervessels.pipeline import write_study_artifacts
 from operators.ct_series_to_volume import CT_STUDY_KEY
+from operators.refusal import refuses_cleanly
 
 
 class StudyArtifactsWriterOperator(Operator):
@@ -15,6 +16,7 @@ class StudyArtifactsWriterOperator(Operator):
         spec.input("result")
         spec.output("files")
 
+    @refuses_cleanly
     def compute(self, op_input, op_output, context):
         volume = op_input.receive("image").metadata()[CT_STUDY_KEY].volume
         result = op_input.receive("result")

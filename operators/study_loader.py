@@ -17,6 +17,7 @@ from monai.deploy.operators import DICOMDataLoaderOperator
 
 from livervessels import interrupts
 from livervessels.dicom.scan import scan_dicom_folder
+from operators.refusal import refuses_cleanly
 
 _SERIES_LEVEL = ("SeriesDate", "SeriesTime", "Modality", "SeriesDescription", "BodyPartExamined", "PatientPosition",
                  "SeriesNumber", "Laterality", "PixelSpacing", "ImagerPixelSpacing", "ImageOrientationPatient")
@@ -26,6 +27,8 @@ SERIES_KEY = "livervessels_series"
 
 class StudyLoaderOperator(DICOMDataLoaderOperator):
     """Output dicom_study_list: list of DICOMStudy; each study's metadata()[SCAN_KEY] holds the scan."""
+
+    compute = refuses_cleanly(DICOMDataLoaderOperator.compute)
 
     def load_data_to_studies(self, input_path: Path) -> list[DICOMStudy]:
         # Holoscan installs its own SIGINT/SIGTERM handling when the graph starts (it force-exits

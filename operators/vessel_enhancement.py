@@ -5,6 +5,7 @@ from monai.deploy.core import Fragment, Operator, OperatorSpec
 
 from livervessels.pipeline import add_enhanced_vessels
 from operators.ct_series_to_volume import CT_STUDY_KEY
+from operators.refusal import refuses_cleanly
 
 
 class VesselEnhancementOperator(Operator):
@@ -22,6 +23,7 @@ class VesselEnhancementOperator(Operator):
         spec.input("masks")
         spec.output("masks")
 
+    @refuses_cleanly
     def compute(self, op_input, op_output, context):
         volume = op_input.receive("image").metadata()[CT_STUDY_KEY].volume
         bundle = op_input.receive("masks")

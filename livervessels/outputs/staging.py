@@ -16,7 +16,7 @@ from livervessels import interrupts
 from livervessels.errors import InputError
 
 # Free space needed where the outputs go. A 512x512x300 study with SEG, masks, meshes and previews
-# writes well under 100 MB; twice that leaves room for the staging copy and the file system.
+# writes at most about 80 MB (the SEG: 1-bit frames, 9.8 MB per segment); the rest is margin.
 MIN_FREE_MB = 200
 
 

@@ -32,6 +32,7 @@ class Case:
     commands: tuple[str, ...] = ("TotalSegmentator", "TotalSegmentatorEnhanced")
     exit_code: int = 2
     same_as_plain: bool = False  # runs: masks byte-identical to the plain series' run
+    app_message: str = ""  # where the app words it differently (it takes DICOM folders only)
 
 
 # ---- DICOM series from the phantom -------------------------------------------------------------
@@ -310,7 +311,8 @@ REFUSALS: list[Case] = [
     Case("pixel_spacing_zero", pixel_spacing(0.0), "PixelSpacing"),
     # files and archives: the command lines and the API
     Case("nonexistent_input", nonexistent, "does not exist", kind="file"),
-    Case("single_dicom_file", single_dicom_file, "is a single DICOM file", kind="file"),
+    Case("single_dicom_file", single_dicom_file, "is a single DICOM file", kind="file",
+         app_message="is not a folder; pass the folder that holds the DICOM study"),
     Case("garbage_nifti", garbage_nifti, "as NIfTI", kind="file"),
     Case("text_file", text_file, "cannot read", kind="file"),
     Case("nifti_2d", nifti_2d, "3D CT image is needed", kind="file"),
