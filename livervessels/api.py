@@ -105,7 +105,7 @@ def totalsegmentator(
         raise InputError(f"unknown output type '{output_type}'; use one of {', '.join(OUTPUT_TYPES)}")
     task_obj = get_task(resolve_task_name(task, fast, fastest))
     check_roi_subset(task_obj, roi_subset)
-    model_store.check_model_dirs(model_dirs)  # before any work; never silently other weights
+    model_store.check_model_dirs(model_dirs, task_obj)  # before any work; never silently other weights
     if output_type == "dicom_seg" and (isinstance(input, nib.spatialimages.SpatialImage)
                                        or str(input).endswith((".nii", ".nii.gz"))):
         raise InputError(DICOM_SEG_NEEDS_DICOM)

@@ -84,7 +84,7 @@ def segment(
     t0 = time.perf_counter()
     torch_device = compute.device
     gpu = torch_device if compute.on_gpu else None  # resampling on the GPU when there is one
-    model_store.check_model_dirs(model_dirs)  # a wrong -m never falls back to other weights
+    model_store.check_model_dirs(model_dirs, task)  # a wrong -m never falls back to other weights
     roots = model_store.model_roots(model_dirs)
     part_ids = task.parts_for(roi_subset)
     models = [

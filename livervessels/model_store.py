@@ -67,10 +67,11 @@ def find_model_folder(part: ModelPart, roots: list[Path], task_name: str = "") -
     )
 
 
-def check_model_dirs(explicit: list[str | Path] | None) -> None:
+def check_model_dirs(explicit: list[str | Path] | None, task=None) -> None:
     """Folders the user named for models must exist and hold at least one nnU-Net model
     (plans.json beside fold_N/checkpoint_final.pth, at most three levels down): a wrong -m must
-    not fall back silently to other weights.
+    not fall back silently to other weights. task (a tasks.Task), when known, makes the message
+    name the model folder expected and the command that installs it.
 
     Raises:
         InputError: a named folder is missing, not a folder, or holds no model.
@@ -81,6 +82,10 @@ def check_model_dirs(explicit: list[str | Path] | None) -> None:
                              "the models (e.g. ~/.totalsegmentator/nnunet/results) or leave -m out")
         candidates = [folder, *folder.glob("*"), *folder.glob("*/*")]
         if not any((c / "plans.json").is_file() and any(c.glob("fold_*/checkpoint_final.pth")) for c in candidates):
-            raise InputError(f"model folder {folder} holds no nnU-Net model (expected DatasetNNN_*/TRAINER__PLANS__"
-                             "CONFIG/plans.json with fold_0/checkpoint_final.pth); install weights with "
-                             "`TotalSegmentator weights --task TASK --dest FOLDER` or leave -m out")
+            part = task.parts[0] if task is not None else None
+            expected = (f"{folder / part.folder}/plans.json with fold_{part.fold}/checkpoint_final.pth" if part
+                        else "DatasetNNN_*/TRAINER__PLANS__CONFIG/plans.json with fold_0/checkpoint_final.pth")
+            install = (f"TotalSegmentator weights --task {task.name} --dest {folder}" if part and part.release_tag
+                       else "TotalSegmentator weights --task TASK --dest FOLDER")
+            raise InputError(f"model folder {folder} holds no nnU-Net model (expected {expected}); install weights "
+                             f"with `{install}` or leave -m out")

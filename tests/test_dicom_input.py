@@ -193,3 +193,21 @@ def test_a_truncated_slice_is_named_as_truncated(small_phantom, write_series):
     (folder / "IM0017.dcm").write_bytes(data[: len(data) - 4000])
     with pytest.raises(InputError, match=r"slice .*IM0017.dcm is truncated: its pixel data holds \d+ of \d+ bytes"):
         load_ct_study(folder)
+
+
+def test_stored_values_become_hounsfield_units_through_slope_and_intercept(small_phantom, write_series):
+    # Stored values as many scanners write them: HU = 2 * stored - 1024. Air is -1000 HU and water 0
+    # by the definition of the Hounsfield scale; the reader must give exactly those.
+    stored = np.full(small_phantom.ct.shape, 512.0)  # water
+    stored[:10] = 12.0  # air
+    stored[40:50, 40:50, :] = 542.0  # 60 HU: liver parenchyma
+    folder = write_series(stored, small_phantom.affine, "rescaled")
+    for path in folder.glob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        ds.RescaleSlope, ds.RescaleIntercept = "2", "-1024"
+        ds.save_as(path)
+    volume = load_ct_study(folder).volume
+    hu = to_canonical(volume.array, volume.affine)[0]
+    expected = to_canonical(2.0 * stored - 1024.0, small_phantom.affine)[0]
+    assert np.array_equal(hu, expected)
+    assert set(np.unique(hu)) == {-1000.0, 0.0, 60.0}

@@ -425,3 +425,19 @@ def test_repair_never_grows_into_the_trunks_it_is_told_about():
     assert ((free > 0) & ~raw & trunks).sum() > 50  # on noisy thick slices it leaks into the portal trunk
     kept, _ = enhance_liver_vessels(raw, liver, ph.ct, ph.spacing, exclude=trunks)
     assert not ((kept > 0) & ~raw & trunks).any()
+
+
+def test_a_cavity_enclosed_by_the_vessel_mask_is_filled():
+    # A network mask with a hollow stretch of lumen (missed centre voxels, enclosed on every side):
+    # a vessel lumen is solid, so the repair fills it, whatever the image shows there.
+    ct, vessels, liver, sp, _ = _two_tubes()
+    p, _ = _grid(sp, (80, 60, 60))  # the grid _two_tubes builds on
+    cavity = (np.hypot(p[..., 1] + 10, p[..., 2]) <= 1.5) & (np.abs(p[..., 0]) <= 4)
+    assert vessels[cavity].all() and cavity.sum() >= 20
+    hollow = vessels.copy()
+    hollow[cavity] = 0
+    ct = ct.copy()
+    ct[cavity] = 100  # parenchyma there: no image-based growth reaches it
+    repaired, meta = enhance_liver_vessels(hollow, liver, ct, sp)
+    assert repaired[cavity].all()
+    assert meta["steps"]["hole_voxels_filled"] >= cavity.sum()

@@ -11,9 +11,10 @@ from conftest import MODELS, dice
 from livervessels import nnunet_runner
 from livervessels.errors import InputError, ModelNotFoundError
 from livervessels.geometry import Volume
-from livervessels.inference import segment
+from livervessels.inference import _bounding_box, _crop_margin, segment
 from livervessels.model_store import find_model_folder
 from livervessels.phantom import LABELS
+from livervessels.resample import zoom_to_spacing
 from livervessels.tasks import TASKS, get_task
 
 
@@ -136,3 +137,23 @@ def test_torch_resampling_matches_scipys_mapping(small_phantom):
         ref_labels = resample_to_shape(labels, shape, order=0)
         our_labels = resample_to_shape_torch(labels, shape, order=0, device="cpu")
         assert np.array_equal(our_labels, ref_labels)
+
+
+def test_resampled_shape_rounds_to_nearest_and_keeps_the_corner_voxels():
+    # TotalSegmentator's change_spacing: scipy.ndimage.zoom by header zoom / target spacing, whose
+    # output shape is round(shape * zoom), with the first and last voxel centres kept in place.
+    ramp = np.arange(3, dtype=np.float32)[:, None, None] * np.ones((3, 5, 7), np.float32)
+    out, spacing = zoom_to_spacing(ramp, (1.9, 1.35, 0.9), 1.0)
+    assert out.shape == (6, 7, 6)  # 5.7, 6.75, 6.3 rounded (floor would give 5, 6, 6)
+    np.testing.assert_allclose(out[:, 0, 0], np.arange(6) * 2 / 5, atol=1e-5)  # corner-aligned linear map
+    np.testing.assert_allclose(spacing, (1.0, 1.0, 1.0), atol=1e-6)
+
+
+def test_crop_box_is_the_mask_extent_plus_the_margin_within_the_image():
+    # TotalSegmentator's crop_to_mask: [first - addon, last + addon] inclusive, clipped to the image
+    mask = np.zeros((20, 30, 40), bool)
+    mask[5:8, 1, 30:40] = True
+    assert _bounding_box(mask, 2) == (slice(3, 10), slice(0, 4), slice(28, 40))
+    assert _bounding_box(mask, (0, 3, 1)) == (slice(5, 8), slice(0, 5), slice(29, 40))
+    assert _bounding_box(np.zeros_like(mask), 2) is None
+    assert _crop_margin(20.0, (0.8, 1.5, 3.0)) == (24, 13, 6)  # 20 mm in voxels, truncated

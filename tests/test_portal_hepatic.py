@@ -498,3 +498,21 @@ def test_a_lobar_portal_branch_cut_from_its_trunk_roots_itself_in_the_portal_tre
     before = split_portal_hepatic(vessels, ph.ct, ph.spacing, affine=ph.affine, **ph.support(),
                                   params=SplitParams(orphan_min_radius_mm=np.inf))
     assert (before.labels[inside] == PORTAL).mean() < 0.5
+
+
+@pytest.mark.parametrize("flipped", [False, True])
+def test_hepatic_seeds_are_where_veins_join_the_ivc_at_the_dome(flipped):
+    # Hepatic veins drain into the IVC just below the diaphragm, the most superior part of the
+    # liver; a branch touching the IVC 60 mm lower (a caudate portal branch) is no hepatic root.
+    # flipped: array axis 2 runs from head to feet, as in many DICOM exports.
+    shape = (48, 48, 100)
+    x, y, z = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij")
+    world_z = (shape[2] - 1 - z) if flipped else z  # mm above the lowest slice (1 mm voxels)
+    ivc = (x - 24) ** 2 + (y - 24) ** 2 <= 9
+    vessels = np.zeros(shape, bool)
+    for height in (85, 25):  # a vein near the dome and a branch lower down, equally thick
+        vessels |= (x >= 24) & (x <= 44) & ((y - 24) ** 2 + (world_z - height) ** 2 <= 4)
+    affine = np.diag([1.0, 1.0, -1.0 if flipped else 1.0, 1.0])
+    seeds = find_seeds(vessels, (1.0, 1.0, 1.0), ivc=ivc, affine=affine)
+    seeded_heights = np.unique(world_z[seeds[HEPATIC]])
+    assert seeded_heights.size and seeded_heights.min() >= 80, seeded_heights

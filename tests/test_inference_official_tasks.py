@@ -1,0 +1,98 @@
+"""The official tasks' path through inference.segment (crop, resampling to the task spacing and
+back, roi_subset, several parts merged), run on stand-in weights: the demo network re-saved under
+the official names and class numbers (bench/standin_weights.py). The stand-ins are the demo
+network, so each official task's answer can be predicted from the demo model's own answer; what is
+checked is that the path around the network (grids, crops, merging, class numbers) keeps it.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import MODELS, ROOT, dice
+from livervessels.geometry import Volume
+from livervessels.inference import _bounding_box, _crop_margin, segment
+from livervessels.tasks import TOTAL_CLASSES
+
+LIVER, IVC, PORTAL = 5, 63, 64  # TotalSegmentator's class numbers in `total`
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory) -> list[str]:
+    out = tmp_path_factory.mktemp("standin")
+    subprocess.run([sys.executable, str(ROOT / "bench" / "standin_weights.py"), "--out", str(out)], check=True,
+                   capture_output=True, timeout=300)
+    return [str(out / "nnunet" / "results")]
+
+
+@pytest.fixture(scope="module")
+def volume(phantom) -> Volume:
+    return Volume(phantom.ct, phantom.affine)
+
+
+@pytest.fixture(scope="module")
+def demo(volume):
+    return segment(volume, "demo_liver", model_dirs=[str(MODELS)])
+
+
+@pytest.fixture(scope="module")
+def standin_without_crop_model(standin, tmp_path_factory) -> list[str]:
+    """The same stand-ins without total_fastest (298): roi_subset then runs on the whole image."""
+    results = tmp_path_factory.mktemp("standin_nocrop")
+    for model in Path(standin[0]).iterdir():
+        if not model.name.startswith("Dataset298"):
+            (results / model.name).symlink_to(model)
+    return [str(results)]
+
+
+def test_total_merges_its_parts_on_the_input_grid_the_later_part_winning(volume, standin_without_crop_model,
+                                                                          demo):
+    total = segment(volume, "total", model_dirs=standin_without_crop_model)
+    assert total.array.shape == volume.shape and total.classes == TOTAL_CLASSES
+    assert set(np.unique(total.array)) <= {0, LIVER, IVC, PORTAL}  # the stand-ins know these classes only
+    # each part alone (roi_subset picks the parts; without the crop model nothing is cropped)
+    organs = segment(volume, "total", model_dirs=standin_without_crop_model, roi_subset=["liver"])
+    veins = segment(volume, "total", model_dirs=standin_without_crop_model,
+                    roi_subset=["inferior_vena_cava", "portal_vein_and_splenic_vein"])
+    assert [m["task"] for m in organs.models] == ["total"] and "part1" in organs.models[0]["folder"]
+    assert len(veins.models) == 1 and "part3" in veins.models[0]["folder"]
+    overlap = (organs.array == LIVER) & (veins.array > 0)
+    assert overlap.sum() > 100  # the stand-in's part 3 claims some of part 1's liver
+    np.testing.assert_array_equal(total.array, np.where(veins.array > 0, veins.array, organs.array))
+    # resampled to 1.5 mm (the demo network was trained at 2 mm) and back: the demo network's liver
+    # where the demo model put it (Dice 0.84 measured; a flipped or misplaced grid gives far less)
+    assert dice(organs.array == LIVER, demo.mask("liver")) > 0.75
+
+
+def test_fast_task_resamples_to_3mm_and_back(volume, standin, demo):
+    fast = segment(volume, "total_fast", model_dirs=standin)
+    assert fast.array.shape == volume.shape
+    assert dice(fast.array == LIVER, demo.mask("liver")) > 0.85
+
+
+def _outside(box, shape) -> np.ndarray:
+    outside = np.ones(shape, bool)
+    outside[box] = False
+    return outside
+
+
+def test_roi_subset_is_cropped_to_the_subset_found_by_total_fastest(volume, standin):
+    crop_model = segment(volume, "total_fastest", model_dirs=standin).array
+    ivc = segment(volume, "total", model_dirs=standin, roi_subset=["inferior_vena_cava"])
+    assert set(np.unique(ivc.array)) <= {0, IVC} and np.any(ivc.array == IVC)
+    box = _bounding_box(crop_model == IVC, _crop_margin(20.0, volume.spacing))
+    assert not ivc.array[_outside(box, volume.shape)].any()
+    assert "Dataset298" in ivc.models[0]["folder"]  # the crop model is recorded among the models used
+
+
+def test_liver_vessels_runs_inside_the_crop_to_the_liver(volume, standin, demo):
+    vessels = segment(volume, "liver_vessels", model_dirs=standin)
+    assert vessels.array.shape == volume.shape and vessels.classes == {1: "liver_vessels", 2: "liver_tumor"}
+    crop_liver = segment(volume, "total_fastest", model_dirs=standin).array == LIVER
+    box = _bounding_box(crop_liver, _crop_margin(20.0, volume.spacing))
+    assert _outside(box, volume.shape).any() and not vessels.array[_outside(box, volume.shape)].any()
+    assert dice(vessels.array == 1, demo.mask("liver_vessels")) > 0.7
