@@ -37,17 +37,7 @@ def _concept(code: tuple[str, str, str]) -> CodedConcept:
 
 
 def _cielab(rgb: tuple[int, int, int]) -> hd.color.CIELabColor:
-    return hd.color.CIELabColor.from_rgb(*rgb) if hasattr(hd.color.CIELabColor, "from_rgb") else \
-        hd.color.CIELabColor(*_rgb_to_lab(rgb))
-
-
-def _rgb_to_lab(rgb: tuple[int, int, int]) -> tuple[float, float, float]:
-    c = np.asarray(rgb, float) / 255.0
-    c = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
-    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ c
-    xyz /= np.array([0.95047, 1.0, 1.08883])
-    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
-    return float(116 * f[1] - 16), float(500 * (f[0] - f[1])), float(200 * (f[1] - f[2]))
+    return hd.color.CIELabColor.from_rgb(*rgb)
 
 
 # Type 2 attributes of the Patient and General Study modules: DICOM allows them empty, research
