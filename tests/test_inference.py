@@ -14,7 +14,7 @@ from livervessels.geometry import Volume
 from livervessels.inference import _bounding_box, _crop_margin, segment
 from livervessels.model_store import find_model_folder
 from livervessels.phantom import LABELS
-from livervessels.resample import zoom_to_spacing
+from livervessels.resample import resample_to_shape, zoom_to_spacing
 from livervessels.tasks import TASKS, get_task
 
 
@@ -157,3 +157,13 @@ def test_crop_box_is_the_mask_extent_plus_the_margin_within_the_image():
     assert _bounding_box(mask, (0, 3, 1)) == (slice(5, 8), slice(0, 5), slice(29, 40))
     assert _bounding_box(np.zeros_like(mask), 2) is None
     assert _crop_margin(20.0, (0.8, 1.5, 3.0)) == (24, 13, 6)  # 20 mm in voxels, truncated
+
+
+def test_resampling_to_the_same_shape_copies_and_keeps_or_sets_the_dtype():
+    labels = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    same = resample_to_shape(labels, labels.shape, order=0)
+    assert same.dtype == np.uint8 and np.array_equal(same, labels) and same is not labels
+    assert resample_to_shape(labels, labels.shape, order=0, output=np.float32).dtype == np.float32
+    bigger = resample_to_shape(labels, (3, 5, 7), order=0)
+    assert bigger.shape == (3, 5, 7) and bigger.dtype == np.uint8
+    assert bigger[0, 0, 0] == labels[0, 0, 0] and bigger[-1, -1, -1] == labels[-1, -1, -1]  # corners kept

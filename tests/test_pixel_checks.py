@@ -8,7 +8,7 @@ import pydicom
 import pytest
 from pydicom.encaps import encapsulate, generate_fragmented_frames
 
-from livervessels.dicom.pixel_checks import jpeg2000_frame_problem, suspect_slices
+from livervessels.dicom.pixel_checks import jpeg2000_frame_problem, pixel_warnings, suspect_slices
 from livervessels.dicom.write_series import JPEG2000Lossless
 from livervessels.pipeline import load_ct_study
 
@@ -56,3 +56,37 @@ def test_the_real_example_ct_has_no_suspect_slice(real_data):
     assert suspect_slices(volume) == []
     volume[100:200, 100:200, 10] = np.random.default_rng(1).uniform(-1000, 2000, (100, 100))
     assert [k for k, _, _ in suspect_slices(volume)] == [10]
+
+
+def test_corrupt_slices_next_to_the_ends_and_short_series_are_found():
+    base = np.tile(np.linspace(-100, 100, 64, dtype=np.float32)[:, None, None], (1, 64, 5))
+    for k in (1, 3):  # the first and the last slice with two neighbours, in the shortest series judged
+        volume = base.copy()
+        volume[:20, :32, k] += 400  # a block 400 HU off: its neighbours see half of it, under 300 HU
+        assert [s for s, _, _ in suspect_slices(volume)] == [k]
+
+
+def test_frame_problems_reach_the_warnings_naming_the_file_or_instance(small_phantom, write_series):
+    folder = write_series(small_phantom.ct, small_phantom.affine, "j2k", transfer_syntax=JPEG2000Lossless)
+    cut = pydicom.dcmread(folder / "IM0005.dcm")
+    cut.PixelData = encapsulate([_frame(cut)[:-2] + b"\x00\x00"])
+    warnings = pixel_warnings(small_phantom.ct[:, :, :1], [cut])
+    assert len(warnings) == 1 and "IM0005.dcm" in warnings[0] and "end-of-codestream" in warnings[0]
+    cut.filename = None  # a dataset received over the network has no file
+    assert str(cut.SOPInstanceUID) in pixel_warnings(small_phantom.ct[:, :, :1], [cut])[0]
+
+
+def test_jpeg2000_image_offsets_and_multiframe_data(small_phantom, write_series):
+    folder = write_series(small_phantom.ct, small_phantom.affine, "j2k", transfer_syntax=JPEG2000Lossless)
+    ds = pydicom.dcmread(folder / "IM0005.dcm")
+    frame = bytearray(_frame(ds))
+    # SIZ with an image offset: Xsiz - XOsiz and Ysiz - YOsiz are the frame size (ISO 15444-1 A.5.1)
+    for size_at, offset_at, offset in ((8, 16, 8), (12, 20, 4)):
+        frame[size_at:size_at + 4] = (int.from_bytes(frame[size_at:size_at + 4], "big") + offset).to_bytes(4, "big")
+        frame[offset_at:offset_at + 4] = offset.to_bytes(4, "big")
+    ds.PixelData = encapsulate([bytes(frame)])
+    assert jpeg2000_frame_problem(ds) is None
+    multiframe = pydicom.dcmread(folder / "IM0005.dcm")
+    multiframe.NumberOfFrames = 2
+    multiframe.PixelData = encapsulate([b"\xff\x4f\xff\x51broken", b"\xff\x4f\xff\x51broken"])
+    assert jpeg2000_frame_problem(multiframe) is None  # several frames: left to the decoder
