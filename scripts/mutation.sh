@@ -17,8 +17,8 @@ for line in sys.stdin:
 print("| module | mutants | killed | timeout | survived | no tests | score (killed+timeout / tested) |")
 print("|---|---|---|---|---|---|---|")
 for module, c in sorted(count.items()):
-    caught = c["killed"] + c["timeout"]
-    tested = caught + c["survived"]
-    print(f"| {module} | {sum(c.values())} | {c[\"killed\"]} | {c[\"timeout\"]} | {c[\"survived\"]} | "
-          f"{c[\"no tests\"]} | {caught / tested:.0%} |" if tested else f"| {module} | {sum(c.values())} | - |")
+    killed, timeout, survived, untested = c["killed"], c["timeout"], c["survived"], c["no tests"]
+    tested = killed + timeout + survived
+    score = f"{(killed + timeout) / tested:.0%}" if tested else "-"
+    print(f"| {module} | {sum(c.values())} | {killed} | {timeout} | {survived} | {untested} | {score} |")
 '
