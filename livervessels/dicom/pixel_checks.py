@@ -8,11 +8,11 @@ What can be caught, and what cannot:
 - A slice that disagrees grossly with both neighbours (a block of wrong values, another image,
   a wrong bit depth): the share of pixels more than 300 HU away from the mean of the two
   neighbouring slices is compared with the series' typical share. Real anatomy changes that much
-  between neighbouring slices only at a few edges (bone, gas): about 0.01-0.05 % of the pixels in
-  the real example CT (3 mm slices).
-- Not detectable: flipped bytes inside JPEG 2000 entropy-coded data. DICOM and JPEG 2000 carry no
-  checksum, and such a frame decodes to errors of 20-170 HU on about 5 % of the slice's pixels,
-  inside the slice-to-slice variation of real anatomy (measured on the real example CT).
+  between neighbouring slices only at a few edges (bone, gas): under 0.01 % of the pixels in the
+  real example CT (3 mm slices); a slice is suspect from 2 %.
+- Not detectable: overwritten bytes inside JPEG 2000 entropy-coded data. DICOM and JPEG 2000 carry
+  no checksum, and such a frame decodes to errors of 18-182 HU on 5-9 % of the slice's pixels (once
+  60 %), inside the slice-to-slice variation of real anatomy (bench/j2k_corruption.py).
 """
 from __future__ import annotations
 
