@@ -141,6 +141,10 @@ class SplitParams:
     orphan_climb_ratio: float = 2.5  # a vessel reached only through vessels this many times thinner is cut off
     orphan_min_radius_mm: float = 2.0  # ... from its own tree (a gap) when at least this thick: it roots itself,
     orphan_distance_ratio: float = 0.67  # ... in the tree whose root is nearer (this x the other's distance; else not)
+    intensity_root_min_radius_mm: float = 2.0  # a branch this thick whose own HU speaks for the other tree
+    intensity_root_log_odds: float = 3.0  # ... with log-odds at least this (0: off) roots itself there
+    intensity_root_cost: float = 0.0  # ... at this cost
+    intensity_root_min_length_mm: float = 5.0  # ... when this long (a stub at a junction mixes both trees' HU)
     subtree_flip_margin: float = 3.0  # a subtree changes tree when its HU evidence beats its attachment by this (0: off)
     subtree_flip_mean: float = 1.0  # ... and its branches' mean log-odds for the other tree reach this
     # confidence: a model of P(label right | evidence), fitted on synthetic livers (split_confidence)
@@ -629,10 +633,16 @@ def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings,
     tree_hu = _measure_tree_intensity(graph, ct, v, support.get("liver"), branch_label, radius, p)
     log_odds = np.zeros(nb)
     flips = 0
+    hu_roots: dict = {}
     if tree_hu.used:
         log_odds = branch_log_odds(graph, ct, radius, tree_hu, branch_label)
         branch_label, refused, parent = _grow_trees(nb, edges, seed_label, graph, p, radial, radius=radius,
                                                     log_odds=log_odds, soft_roots=soft_roots)
+        hu_roots = _intensity_roots(graph, branch_label, log_odds, radius, seed_label, p)
+        if hu_roots:
+            soft_roots = {**soft_roots, **hu_roots}
+            branch_label, refused, parent = _grow_trees(nb, edges, seed_label, graph, p, radial, radius=radius,
+                                                        log_odds=log_odds, soft_roots=soft_roots)
         if p.subtree_flip_margin > 0:
             branch_label, parent, flips = _flip_subtrees(branch_label, parent, edges, seed_label, log_odds, p)
     margin = _branch_margin(nb, edges, seed_label, branch_label, radial)
@@ -651,6 +661,7 @@ def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings,
             "hepatic_branches": int((branch_label == HEPATIC).sum()),
             "seed_conflict_branches": seed_conflicts,
             "subtrees_moved_by_intensity": int(flips),
+            "intensity_roots": len(hu_roots),
             "orphan_roots": len(orphans),
             "contacts_cut": int(refused)}
     info.update(_confidence_summary(graph, branch_label, conf, p))
@@ -931,6 +942,10 @@ def _nearest_in_box(feature_in, outer: tuple[slice, ...], pts: np.ndarray, spaci
         pad = np.ceil(reach_mm / sp).astype(np.int64) + 1
         lo = np.maximum(pts.min(axis=0) - pad, lo_c)
         hi = np.minimum(pts.max(axis=0) + 1 + pad, hi_c)
+    # the box always holds the points themselves, also those outside `outer` (a vessel voxel beyond
+    # the last centerline voxel); no feature lies beyond `outer`, so no face is cut there
+    lo = np.minimum(lo, pts.min(axis=0))
+    hi = np.maximum(hi, pts.max(axis=0) + 1)
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
     feature = feature_in(box)
     if not feature.any():
@@ -1552,6 +1567,24 @@ def _orphan_roots(graph: VesselGraph, label: np.ndarray, parent: np.ndarray, see
         if d[near] < p.orphan_distance_ratio * d[far]:
             out[b] = (near, p.root_cost_weight)
     return out
+
+
+def _intensity_roots(graph: VesselGraph, label: np.ndarray, log_odds: np.ndarray, radius: np.ndarray,
+                     seed_label: np.ndarray, p: SplitParams) -> dict[int, tuple[int, float]]:
+    """{branch: (label, cost)} for thick branches whose own HU clearly belongs to the other tree.
+
+    A lobar or segmental vessel is as thick as the vessels the trees' HU difference was measured
+    on, so its HU needs no partial-volume model: where it speaks clearly for the other tree
+    (log-odds beyond intensity_root_log_odds), the growth reached it through a contact, not
+    through its own tree - the failure seen on real livers, where the hepatic veins took most of
+    a left lobe's portal tree at a touching point. It roots itself in the tree its HU names."""
+    if p.intensity_root_log_odds <= 0:
+        return {}
+    toward_other = np.where(label == PORTAL, -log_odds, log_odds)
+    length = np.array([b.length_mm for b in graph.branches])
+    pick = ((label > 0) & (seed_label == 0) & (radius >= p.intensity_root_min_radius_mm)
+            & (length >= p.intensity_root_min_length_mm) & (toward_other >= p.intensity_root_log_odds))
+    return {int(b): (HEPATIC if label[b] == PORTAL else PORTAL, p.intensity_root_cost) for b in np.flatnonzero(pick)}
 
 
 def _path_risks(edges, parent: np.ndarray, radius: np.ndarray) -> dict[str, np.ndarray]:

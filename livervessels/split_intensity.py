@@ -130,6 +130,11 @@ def branch_log_odds(graph: VesselGraph, ct: np.ndarray, radius: np.ndarray, meas
     if branch_label is not None and (branch_label > 0).any():
         expected = np.where(branch_label == PORTAL, mu_p, mu_h)
         resid = np.where(branch_label > 0, contrast - expected, np.nan)
+        # Thick vessels: the spread around whichever tree's HU is nearer, so that a labelling which
+        # gave one tree's thick branches to the other (see below) does not widen it.
+        thick = (radius >= params.root_min_radius_mm) & (branch_label > 0)
+        nearer = np.where(np.abs(contrast - mu_p) < np.abs(contrast - mu_h), contrast - mu_p, contrast - mu_h)
+        resid = np.where(thick, nearer, resid)
         for k in np.unique(which):
             sel = (which == k) & np.isfinite(resid)
             if sel.sum() >= 10:
@@ -147,6 +152,11 @@ def branch_log_odds(graph: VesselGraph, ct: np.ndarray, radius: np.ndarray, meas
         # get the same log-odds and the evidence would only push subtrees across.
         for k in np.unique(which):
             sel = which == k
+            if np.median(radius[sel]) >= params.root_min_radius_mm:
+                # As thick as the vessels the difference was measured on: no partial volume to
+                # model, and this labelling may have lost most of one tree's thick branches (a
+                # lobar portal branch taken by the hepatic veins), so it cannot be the judge.
+                continue
             lp, lh = llr[sel & (branch_label == PORTAL)], llr[sel & (branch_label == HEPATIC)]
             if len(lp) < 3 or len(lh) < 3 or lp.mean() - lh.mean() < params.min_bin_separation:
                 llr[sel] = 0.0

@@ -462,13 +462,14 @@ def test_turning_back_towards_the_root_costs_more_than_spreading_out():
     assert _radial_costs(leaving, root, SplitParams(radial_weight=0.0)) == {}
 
 
-def test_a_lobar_portal_branch_cut_from_its_trunk_roots_itself_in_the_portal_tree():
-    # The failure seen on real livers: a large portal subtree whose join to the trunk the mask lost
-    # goes to the hepatic tree wherever it touches a hepatic vein. Equal HU: geometry only.
+def _lobar_portal_branch_cut_from_its_trunk(portal_hu: float, hepatic_hu: float):
+    """Tuning phantom 1005 with the first segment of its largest first-order portal branch removed:
+    (phantom, vessel mask, the cut subtree's remaining voxels)."""
     from livervessels.synthetic.realistic import ScanProtocol, make_realistic_phantom
 
     ph = make_realistic_phantom(1005, protocol=ScanProtocol(pixel_mm=0.8, slice_mm=1.5, noise_hu=12.0,
-                                                            parenchyma_hu=100.0, portal_hu=185.0, hepatic_hu=185.0))
+                                                            parenchyma_hu=100.0, portal_hu=portal_hu,
+                                                            hepatic_hu=hepatic_hu))
     kids = [[] for _ in ph.branch_parent]
     for b, a in enumerate(ph.branch_parent):
         if a >= 0:
@@ -490,14 +491,38 @@ def test_a_lobar_portal_branch_cut_from_its_trunk_roots_itself_in_the_portal_tre
     inside = np.isin(ph.branch_map, np.array(members(lobar)) + 1)
     assert voxels[members(lobar)].sum() > 0.2 * voxels[ph.branch_tree == PORTAL].sum()
     vessels = ph.vessel_mask & (ph.branch_map != lobar + 1)  # its first segment lost: no join to the trunk
-    inside &= vessels
+    return ph, vessels, inside & vessels
+
+
+def test_a_lobar_portal_branch_cut_from_its_trunk_roots_itself_in_the_portal_tree():
+    # The failure seen on real livers: a large portal subtree whose join to the trunk the mask lost
+    # goes to the hepatic tree wherever it touches a hepatic vein. Equal HU: geometry only.
+    ph, vessels, inside = _lobar_portal_branch_cut_from_its_trunk(185.0, 185.0)
     split = split_portal_hepatic(vessels, ph.ct, ph.spacing, affine=ph.affine, **ph.support())
     assert split.qc["orphan_roots"] >= 1
+    assert split.qc["intensity_roots"] == 0 and not split.qc["intensity"]["used"]
     assert (split.labels[inside] == PORTAL).mean() > 0.8
     # without orphan roots (the behaviour before): the hepatic tree takes it
     before = split_portal_hepatic(vessels, ph.ct, ph.spacing, affine=ph.affine, **ph.support(),
                                   params=SplitParams(orphan_min_radius_mm=np.inf))
     assert (before.labels[inside] == PORTAL).mean() < 0.5
+
+
+def test_thick_vessels_whose_hu_names_the_other_tree_root_themselves_there():
+    # The same cut in the portal venous phase (portal 30 HU brighter), with the geometric rescue
+    # (orphan roots) switched off: the lobar branch's own HU, as thick as the vessels the
+    # difference was measured on, keeps its subtree portal; without that rule it goes hepatic.
+    ph, vessels, inside = _lobar_portal_branch_cut_from_its_trunk(200.0, 170.0)
+    geometry_off = dict(orphan_min_radius_mm=np.inf)
+    split = split_portal_hepatic(vessels, ph.ct, ph.spacing, affine=ph.affine, **ph.support(),
+                                 params=SplitParams(**geometry_off))
+    assert split.qc["intensity"]["used"]
+    assert split.qc["intensity_roots"] >= 1
+    assert (split.labels[inside] == PORTAL).mean() > 0.8
+    off = split_portal_hepatic(vessels, ph.ct, ph.spacing, affine=ph.affine, **ph.support(),
+                               params=SplitParams(intensity_root_log_odds=0.0, **geometry_off))
+    assert off.qc["intensity_roots"] == 0
+    assert (off.labels[inside] == PORTAL).mean() < 0.5
 
 
 @pytest.mark.parametrize("flipped", [False, True])
@@ -516,3 +541,25 @@ def test_hepatic_seeds_are_where_veins_join_the_ivc_at_the_dome(flipped):
     seeds = find_seeds(vessels, (1.0, 1.0, 1.0), ivc=ivc, affine=affine)
     seeded_heights = np.unique(world_z[seeds[HEPATIC]])
     assert seeded_heights.size and seeded_heights.min() >= 80, seeded_heights
+
+
+@pytest.mark.parametrize("point", [(5, 5, 9), (5, 5, 0), (9, 5, 2)])
+def test_nearest_centerline_voxel_for_points_outside_the_centerlines_box(point):
+    # Four centerline voxels equally near a vessel voxel beyond the centerline's bounding box: the
+    # exact fallback must search a box holding that voxel (it once indexed outside its box and
+    # crashed the split on a first-family phantom, seed 300).
+    from scipy import ndimage
+
+    from livervessels.portal_hepatic import _nearest_feature
+
+    feature = np.zeros((10, 10, 10), bool)
+    for v in [(4, 5, 5), (6, 5, 5), (5, 4, 5), (5, 6, 5), (3, 3, 3)]:
+        feature[v] = True
+    if point[2] == 0:
+        feature[3, 3, 3] = False
+        feature[5, 5, 8] = True
+    spacing = (0.8, 0.8, 1.5)
+    pts = np.array([point])
+    _, ind = ndimage.distance_transform_edt(~feature, sampling=spacing, return_indices=True)
+    expected = np.array([[ind[a][point] for a in range(3)]])
+    np.testing.assert_array_equal(_nearest_feature(feature, pts, spacing), expected)

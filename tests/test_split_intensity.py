@@ -79,3 +79,26 @@ def test_evidence_that_does_not_tell_the_first_labelling_apart_is_not_used(split
     shuffled = np.random.default_rng(0).permutation(truth)
     # (a small bin may separate a random labelling by chance)
     assert np.count_nonzero(branch_log_odds(graph, ph.ct, radius, measured, shuffled)) < 0.2 * np.count_nonzero(right)
+
+
+def test_thick_vessels_keep_their_evidence_when_the_first_labelling_lost_one_tree_there(splits):
+    # The failure on real livers: the geometry-only labelling gave a lobar portal branch and all it
+    # feeds to the hepatic veins. The thick radius bins then hold (almost) no portal branches, and
+    # judging the evidence by that labelling would switch it off exactly where it is clearest.
+    from livervessels.split_intensity import IntensityParams
+    from livervessels.vessel_graph import build_vessel_graph
+
+    ph, split = splits[30.0]
+    measured = TreeIntensity(**split.qc["intensity"])
+    graph = build_vessel_graph(ph.vessel_mask, ph.spacing, ph.ct)
+    truth = np.array([np.argmax(np.bincount(ph.vessel_tree[tuple(b.voxels.T)], minlength=3)[1:]) + 1
+                      for b in graph.branches]).astype(np.uint8)
+    radius = np.array([b.mean_radius_mm for b in graph.branches])
+    thick = radius >= IntensityParams().root_min_radius_mm + 0.3  # clear of the bin holding the threshold
+    lost = np.where(thick, 2, truth).astype(np.uint8)  # every thick branch labelled hepatic
+    llr = branch_log_odds(graph, ph.ct, radius, measured, lost)
+    # the same evidence as under the true labelling, and it still tells the trees apart
+    right = branch_log_odds(graph, ph.ct, radius, measured, truth)
+    np.testing.assert_allclose(llr[thick], right[thick], atol=1e-6)
+    assert np.mean(llr[thick & (truth == 1)] > 0.0) > 0.9
+    assert np.mean(llr[thick & (truth == 2)] < 0.0) > 0.9
