@@ -5,7 +5,8 @@
     totalsegmentator("dicom_folder", "out", task="liver_vessels")  # one mask per class in out/
     masks = enhance_liver_vessels("ct.nii.gz", "out", split_portal_hepatic=True)
 
-Both accept a NIfTI path, a nibabel image, a DICOM folder or a zip holding one study. Nothing is
+Both accept a NIfTI path, a nibabel image, a DICOM folder or a zip holding one study (or what
+livervessels.inputs.load_input read from one). Nothing is
 sent anywhere: no usage statistics, no network access except `weights` downloads.
 """
 from __future__ import annotations
@@ -68,7 +69,7 @@ def _configure_logging(quiet: bool, verbose: bool) -> None:
 
 
 def totalsegmentator(
-    input: str | Path | nib.Nifti1Image,
+    input: str | Path | nib.Nifti1Image | LoadedInput,
     output: str | Path | None = None,
     task: str = "total",
     fast: bool = False,
@@ -167,7 +168,7 @@ def _output_paths(output: str | Path | None, ml: bool) -> tuple[Path | None, Pat
 
 
 def enhance_liver_vessels(
-    input: str | Path | nib.Nifti1Image,
+    input: str | Path | nib.Nifti1Image | LoadedInput,
     output: str | Path | None = None,
     *,
     split_portal_hepatic: bool = False,
@@ -231,8 +232,85 @@ def enhance_liver_vessels(
                 write_study_outputs(staging, loaded.study, result, **artifacts)
             else:
                 seg = SegResult(None, skipped_reason="NIfTI input: a DICOM SEG needs DICOM source images")
-                source = "<nibabel image>" if isinstance(input, nib.spatialimages.SpatialImage) else input
+                source = loaded.source or "<nibabel image>"
                 write_masks(result.masks, volume.affine, staging)
                 write_study_artifacts(staging, volume, result, **artifacts)
                 write_reports(staging, nifti_input_report(source, volume), volume.spacing, result, seg)
         return images
+
+
+COHORT_MODES = ("enhanced", "totalsegmentator")
+# options that decide where or how fast a result is made, not what it holds: a change re-runs nothing
+_NOT_RESULT_OPTIONS = ("device", "quiet", "verbose", "nr_thr_resamp", "nr_thr_saving")
+
+
+def run_cohort(
+    input: str | Path,
+    output: str | Path,
+    mode: str = "enhanced",
+    *,
+    progress: bool | None = None,
+    prefetch: bool = True,
+    **options,
+):
+    """Many studies in one process: every entry of a folder (NIfTI files, DICOM folders, zips) or of a
+    CSV manifest (study_id,path) runs as enhance_liver_vessels(...) (mode "enhanced") or
+    totalsegmentator(...) (mode "totalsegmentator") with `options`, into OUTPUT/<study_id>/.
+
+    Models load once; a re-run skips studies whose outputs are complete and whose input and
+    options have not changed; one bad study never stops the cohort. Returns a
+    livervessels.cohort.CohortResult (one row per study; also OUTPUT/cohort.csv and, with pyarrow,
+    cohort.parquet). progress: a bar on a terminal, log lines otherwise (default: unless quiet).
+
+    Raises:
+        InputError: bad cohort input, output folder, mode or options (before any study runs).
+        interrupts.Interrupted / KeyboardInterrupt: Ctrl-C or SIGTERM, after the rows so far are written.
+    """
+    from livervessels import cohort
+
+    if mode not in COHORT_MODES:
+        raise InputError(f"unknown cohort mode '{mode}'; use one of {', '.join(COHORT_MODES)}")
+    _check_cohort_options(mode, options)
+    studies, problems = cohort.find_studies(input)
+    check_output_folder(output)
+    quiet, verbose = options.get("quiet", False), options.get("verbose", False)
+    _configure_logging(quiet, verbose)
+    per_study = {**options, "quiet": not verbose}  # one progress line per study, not per stage
+    if mode == "enhanced":
+        def run_study(loaded: LoadedInput, folder: Path) -> None:
+            enhance_liver_vessels(loaded, folder, **per_study)
+    else:
+        ml = options.get("ml", False)
+
+        def run_study(loaded: LoadedInput, folder: Path) -> None:
+            totalsegmentator(loaded, folder / "segmentations.nii.gz" if ml else folder, **per_study)
+    result_options = {"mode": mode, **{k: v for k, v in options.items() if k not in _NOT_RESULT_OPTIONS}}
+    show = cohort.ProgressReport(len(studies) + len(problems), bar=None) if (progress if progress is not None
+                                                                             else not quiet) else None
+    try:
+        return cohort.run_cohort(studies, output, run_study, result_options, summarize=cohort.summarize_outputs,
+                                 problems=problems, progress=show, prefetch=prefetch)
+    finally:
+        if show is not None:
+            show.close()
+
+
+def _check_cohort_options(mode: str, options: dict) -> None:
+    """The checks a single run makes before any work, made once for the whole cohort."""
+    import inspect
+
+    fn = enhance_liver_vessels if mode == "enhanced" else totalsegmentator
+    accepted = set(inspect.signature(fn).parameters) - {"input", "output"}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise InputError(f"option(s) {', '.join(unknown)} do not apply to cohort mode '{mode}'")
+    resolve(options.get("device"), options.get("precision"))
+    if mode == "totalsegmentator":
+        if options.get("output_type", "nifti") not in OUTPUT_TYPES:
+            raise InputError(f"unknown output type '{options['output_type']}'; use one of {', '.join(OUTPUT_TYPES)}")
+        task_obj = get_task(resolve_task_name(options.get("task", "total"), options.get("fast", False),
+                                              options.get("fastest", False)))
+        check_roi_subset(task_obj, options.get("roi_subset"))
+        model_store.check_model_dirs(options.get("model_dirs"), task_obj)
+    elif options.get("split_support_dir") is None:
+        choose_model_plan(options.get("model_dirs"))

@@ -1,8 +1,8 @@
 """Command lines: `TotalSegmentator` (drop-in for TotalSegmentator's), `TotalSegmentatorEnhanced`,
-and `TotalSegmentator weights` to install official weights.
+`TotalSegmentatorBatch` (cohorts) and `TotalSegmentator weights` to install official weights.
 
 Exit codes: 0 success, 2 bad usage or input (one `error:` line), 1 internal failure, 130 / 143
-interrupted by Ctrl-C / SIGTERM (nothing written).
+interrupted by Ctrl-C / SIGTERM (nothing written); TotalSegmentatorBatch: 3 when some studies failed.
 No usage statistics are collected or sent.
 """
 from __future__ import annotations
@@ -175,6 +175,52 @@ def _enhance(args) -> None:
 
 def enhanced_main(argv: list[str] | None = None) -> int:
     return _run(_enhance, sys.argv[1:] if argv is None else list(argv), enhanced_parser())
+
+
+COHORT_INPUT_HELP = ("a folder whose entries are studies (a NIfTI file, a DICOM folder or a zip each; the id is the "
+                     "name without extension) or a CSV manifest with the columns study_id,path")
+
+
+def batch_parser(enhanced: bool) -> argparse.ArgumentParser:
+    """TotalSegmentatorEnhanced's options (with --mode) or TotalSegmentator's, for a cohort."""
+    p = enhanced_parser() if enhanced else totalsegmentator_parser()
+    p.prog = "TotalSegmentatorBatch"
+    p.description = ("Run a cohort in one process: each study of INPUT into OUT_DIR/<study_id>/ with exactly the files "
+                     "a single run writes, and one row per study in OUT_DIR/cohort.csv (and cohort.parquet). Takes "
+                     "TotalSegmentatorEnhanced's options when --mode is given, else TotalSegmentator's. Re-running "
+                     "skips studies already done whose input and options have not changed. Exit 0: all studies "
+                     "succeeded; 3: some failed (their rows say why); 2: bad usage. Research use only.")
+    for action in p._actions:
+        if action.dest == "input":
+            action.help = COHORT_INPUT_HELP
+        elif action.dest == "output":
+            action.help = "output folder: one folder per study, cohort.csv, cohort.parquet"
+    p.add_argument("--no_progress", action="store_true", help="no progress bar or per-study lines")
+    return p
+
+
+def _batch(args) -> int:
+    from livervessels.api import run_cohort
+
+    enhanced = getattr(args, "mode", None) is not None
+    skip = {"input", "output", "no_progress", "mode", "model_dir", "split_portal_hepatic"}
+    options = {k: v for k, v in vars(args).items() if k not in skip}
+    options["model_dirs"] = args.model_dir
+    if enhanced:
+        options["split_portal_hepatic"] = args.split_portal_hepatic
+    result = run_cohort(args.input, args.output, "enhanced" if enhanced else "totalsegmentator",
+                        progress=False if args.no_progress else None, **options)
+    ok = len(result.rows) - result.failed
+    print(f"{ok} of {len(result.rows)} studies succeeded; rows in {result.files[0]}")
+    return 3 if result.failed else 0
+
+
+def batch_main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    enhanced = any(a == "--mode" or a.startswith("--mode=") for a in argv)
+    status: list[int] = []
+    code = _run(lambda args: status.append(_batch(args)), argv, batch_parser(enhanced))
+    return code if code or not status else status[0]
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ class LoadedInput:
     # a zip's unpacked study: its files stay until close() (DICOM elements are read lazily, and the
     # SEG references them), then go, on success, failure and interruption alike
     temporary_dir: Path | None = None
+    source: str = ""  # the path it was read from ("" for an in-memory image)
 
     def close(self) -> None:
         """Remove the temporary folder of an unpacked zip (nothing for other inputs)."""
@@ -86,8 +87,9 @@ def _refuse_unset_voxel_size(path: Path, img: nib.spatialimages.SpatialImage) ->
                          "(reconvert it with its voxel size and orientation)")
 
 
-def load_input(path: str | Path | nib.Nifti1Image, workdir: str | Path | None = None) -> LoadedInput:
-    """The volume to segment from any supported input.
+def load_input(path: str | Path | nib.Nifti1Image | LoadedInput, workdir: str | Path | None = None) -> LoadedInput:
+    """The volume to segment from any supported input (an input already read, e.g. by a cohort's
+    read-ahead, is returned as it is).
 
     A zip is unpacked into workdir, or into a temporary folder that LoadedInput.close() (or leaving
     its `with` block) removes; it is removed at once when reading fails.
@@ -95,6 +97,8 @@ def load_input(path: str | Path | nib.Nifti1Image, workdir: str | Path | None = 
     Raises:
         InputError: what is wrong with the input and what was expected.
     """
+    if isinstance(path, LoadedInput):
+        return path
     if isinstance(path, nib.spatialimages.SpatialImage):
         volume, img = load_nifti(path)
         return LoadedInput(volume, None, "nifti", img)
@@ -103,10 +107,10 @@ def load_input(path: str | Path | nib.Nifti1Image, workdir: str | Path | None = 
         raise InputError(f"input {path} does not exist; {EXPECTED}")
     if path.is_dir():
         study = load_ct_study(path)
-        return LoadedInput(study.volume, study, "dicom")
+        return LoadedInput(study.volume, study, "dicom", source=str(path))
     if is_nifti(path):
         volume, img = load_nifti(path)
-        return LoadedInput(volume, None, "nifti", img)
+        return LoadedInput(volume, None, "nifti", img, source=str(path))
     if zipfile.is_zipfile(path) or path.suffix.lower() == ".zip":
         owned = workdir is None
         target = Path(workdir or tempfile.mkdtemp(prefix="livervessels-zip-"))
@@ -150,12 +154,12 @@ def _load_zip(path: Path, target: Path, owned: bool) -> LoadedInput:
     if len(niftis) == 1 and not any(p.suffix.lower() == ".dcm" for p in target.rglob("*")):
         volume, img = load_nifti(niftis[0])
         img = nib.Nifti1Image(np.asanyarray(img.dataobj), img.affine, img.header)  # in memory: the file goes
-        return LoadedInput(volume, None, "zip", img, temporary_dir=target if owned else None)
+        return LoadedInput(volume, None, "zip", img, temporary_dir=target if owned else None, source=str(path))
     try:
         study = load_ct_study(target)
     except InputError as exc:  # name the archive, not the temporary folder it was unpacked into
         raise InputError(str(exc).replace(str(target), f"{path} (unpacked)")) from exc
-    return LoadedInput(study.volume, study, "zip", temporary_dir=target if owned else None)
+    return LoadedInput(study.volume, study, "zip", temporary_dir=target if owned else None, source=str(path))
 
 
 def _safe_extract(zf: zipfile.ZipFile, target: Path) -> None:
