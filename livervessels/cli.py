@@ -203,11 +203,9 @@ def _batch(args) -> int:
     from livervessels.api import run_cohort
 
     enhanced = getattr(args, "mode", None) is not None
-    skip = {"input", "output", "no_progress", "mode", "model_dir", "split_portal_hepatic"}
+    skip = {"input", "output", "no_progress", "mode", "model_dir"}
     options = {k: v for k, v in vars(args).items() if k not in skip}
     options["model_dirs"] = args.model_dir
-    if enhanced:
-        options["split_portal_hepatic"] = args.split_portal_hepatic
     result = run_cohort(args.input, args.output, "enhanced" if enhanced else "totalsegmentator",
                         progress=False if args.no_progress else None, **options)
     ok = len(result.rows) - result.failed

@@ -184,31 +184,35 @@ def run_cohort(studies: list[Study], out_dir: str | Path, run_study: RunStudy, o
     rows: dict[str, dict] = {}
     for p in problems:
         rows[p.study_id + "\0" + p.input] = _row(p.study_id, p.input, "failed", p.error)
-    todo: list[tuple[Study, str]] = []
-    for study in studies:
-        digest = content_hash(study.path)
-        previous = _read_state(state_dir / f"{study.study_id}.json")
-        if (previous and previous.get("status") == "ok" and previous.get("input_sha256") == digest
-                and previous.get("options") == options_key and (out_dir / study.study_id).is_dir()):
-            rows[study.study_id] = {**previous["row"], "reused": True}
-        else:
-            todo.append((study, digest))
-    total, done, failed = len(studies) + len(problems), len(rows), sum(r["status"] == "failed" for r in rows.values())
+    def to_run():
+        """(study, input hash) of each study that is not done yet. Lazily: a cohort of thousands
+        starts at once instead of reading every study before the first runs."""
+        for study in studies:
+            digest = content_hash(study.path)
+            previous = _read_state(state_dir / f"{study.study_id}.json")
+            if (previous and previous.get("status") == "ok" and previous.get("input_sha256") == digest
+                    and previous.get("options") == options_key and (out_dir / study.study_id).is_dir()):
+                rows[study.study_id] = {**previous["row"], "reused": True}
+            else:
+                yield study, digest
+
+    total = len(studies) + len(problems)
     order = [s.study_id for s in studies]
+    queue = to_run()
+    following = next(queue, None)
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="cohort-read") if prefetch else None
-    pending = _submit(pool, todo[0][0]) if pool and todo else None
+    pending = _submit(pool, following[0]) if pool and following else None
     try:
-        for k, (study, digest) in enumerate(todo):
-            current = pending
-            pending = _submit(pool, todo[k + 1][0]) if pool and k + 1 < len(todo) else None
+        while following is not None:
+            (study, digest), current = following, pending
+            following = next(queue, None)  # the next study is read while this one runs
+            pending = _submit(pool, following[0]) if pool and following else None
             row = _run_one(study, digest, current, out_dir, run_study, summarize)
             rows[study.study_id] = row
             _write_state(state_dir / f"{study.study_id}.json",
                          {"input_sha256": digest, "options": options_key, "status": row["status"], "row": row})
-            done += 1
-            failed += row["status"] == "failed"
             if progress:
-                progress(done, total, failed, row)
+                progress(len(rows), total, sum(r["status"] == "failed" for r in rows.values()), row)
     except BaseException:
         if pool is not None:  # the read-ahead finishes its study; a zip it unpacked is removed
             pool.shutdown(wait=True, cancel_futures=True)
@@ -299,8 +303,8 @@ def _row(study_id: str, input: str, status: str, error: str, digest: str = "") -
 
 
 def _ordered(rows: dict[str, dict], order: list[str]) -> list[dict]:
-    first = [rows[s] for s in order if s in rows]
-    return first + [r for k, r in rows.items() if k not in set(order)]
+    listed = set(order)
+    return [rows[s] for s in order if s in rows] + [r for k, r in rows.items() if k not in listed]
 
 
 def _read_state(path: Path) -> dict | None:
