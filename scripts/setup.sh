@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip "setuptools>=77"  # SPDX licence string (pyproject)
-.venv/bin/python -m pip install -q -r requirements.txt pytest psutil pyarrow  # psutil: benchmarks; pyarrow: cohort.parquet
+.venv/bin/python -m pip install -q -r requirements.txt pytest psutil pyarrow trimesh  # psutil: benchmarks; pyarrow: cohort.parquet; trimesh: mesh checks in the tests
 .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
 # dciodvfy (Debian dicom3tools) validates the DICOM SEG in the tests.
 if ! command -v dciodvfy >/dev/null 2>&1; then

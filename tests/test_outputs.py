@@ -142,14 +142,17 @@ def test_dciodvfy_reports_no_error_on_the_app_seg(demo_app_output, dciodvfy):
 def test_seg_segments_carry_codes_colours_and_algorithm(demo_app_output):
     seg = hd.seg.segread(demo_app_output / "segmentations.dcm")
     described = {d.tracking_id: d for d in (seg.get_segment_description(n) for n in seg.get_segment_numbers())}
-    # SNOMED CT concept IDs as published (DICOM PS3.16 CID 7166/4031), written out here, not imported
+    # SNOMED CT concept IDs as published (DICOM PS3.16 CID 7166/4031/12114), written out here, not
+    # imported; the trunk's combined concept is the one TotalSegmentator's SNOMED mapping uses
     expected = {"liver": ("10200004", "Liver"), "enhanced_liver_vessels": ("59820001", "Blood vessel"),
                 "portal_vein_branches": ("32764006", "Portal vein"), "hepatic_veins": ("8993003", "Hepatic vein"),
                 "inferior_vena_cava": ("64131007", "Inferior vena cava"),
-                "portal_vein_and_splenic_vein": ("32764006", "Portal vein")}
+                "portal_vein_and_splenic_vein": ("110765007", "Portal vein and splenic vein")}
     found = {name: (d.segmented_property_type.value, d.segmented_property_type.meaning)
              for name, d in described.items()}
     assert found == expected
+    # a viewer that looks segments up by code must tell every segment apart
+    assert len({d.segmented_property_type.value for d in described.values()}) == len(described)
     assert all(d.segmented_property_type.scheme_designator == "SCT" for d in described.values())
     vessels = described["enhanced_liver_vessels"]
     for name in ("enhanced_liver_vessels", "portal_vein_branches", "hepatic_veins"):

@@ -26,8 +26,10 @@ SEG_STRUCTURES: tuple[Structure, ...] = (
     Structure("portal_vein_branches", "Portal vein branches", ("32764006", "SCT", "Portal vein"), (170, 60, 200), True),
     Structure("hepatic_veins", "Hepatic veins", ("8993003", "SCT", "Hepatic vein"), (30, 144, 255), True),
     Structure("inferior_vena_cava", "Inferior vena cava", ("64131007", "SCT", "Inferior vena cava"), (0, 60, 160)),
+    # Its own concept (as TotalSegmentator codes this class), so a viewer that looks segments up by
+    # code does not take the trunk outside the liver for the intrahepatic portal branches.
     Structure("portal_vein_and_splenic_vein", "Portal vein and splenic vein trunk",
-              ("32764006", "SCT", "Portal vein"), (120, 40, 150)),
+              ("110765007", "SCT", "Portal vein and splenic vein"), (120, 40, 150)),
 )
 SEG_BY_NAME = {s.name: s for s in SEG_STRUCTURES}
 
