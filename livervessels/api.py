@@ -145,7 +145,7 @@ def totalsegmentator(
                 else:
                     write_masks(masks, loaded.volume.affine, staging, threads=nr_thr_saving)
                 if statistics:
-                    from livervessels.outputs.statistics import structure_statistics
+                    from livervessels.outputs.measurements import structure_statistics
 
                     qc_report.write_json(structure_statistics(masks, loaded.volume), staging / "statistics.json")
                 if preview:

@@ -38,6 +38,30 @@ def model_roots(explicit: list[str | Path] | None = None) -> list[Path]:
     return unique
 
 
+# Clinical mode: the bundled demo model (trained on synthetic phantoms) must never segment a patient.
+CLINICAL_ENV = "LIVERVESSELS_CLINICAL"
+ALLOW_DEMO_ENV = "LIVERVESSELS_ALLOW_DEMO_MODEL"
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def demo_model_policy() -> tuple[bool, str]:
+    """(allowed, why) for running on the bundled demo model.
+
+    Refused inside a MAP (its package manifest, HOLOSCAN_PKG_MANIFEST_PATH, exists: a MAP is what a
+    hospital deploys, and demo-model SEGs of real patients must not reach a PACS) and wherever
+    LIVERVESSELS_CLINICAL=1 asks for clinical mode; LIVERVESSELS_ALLOW_DEMO_MODEL=1 allows it
+    anyway (trying a MAP on the demo study), and wins over both.
+    """
+    if os.environ.get(ALLOW_DEMO_ENV, "").strip().lower() in _TRUE:
+        return True, f"{ALLOW_DEMO_ENV}=1"
+    if os.environ.get(CLINICAL_ENV, "").strip().lower() in _TRUE:
+        return False, f"clinical mode ({CLINICAL_ENV}=1)"
+    manifest = os.environ.get("HOLOSCAN_PKG_MANIFEST_PATH")
+    if manifest and Path(manifest).is_file():
+        return False, "running as a MONAI Application Package"
+    return True, "research mode"
+
+
 def checkpoint_path(model_folder: Path, part: ModelPart) -> Path:
     return model_folder / f"fold_{part.fold}" / "checkpoint_final.pth"
 

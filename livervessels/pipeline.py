@@ -80,11 +80,16 @@ class ModelPlan:
     note: str = ""
 
 
-def choose_model_plan(model_dirs: list | None = None, prefer: str | None = None) -> ModelPlan:
+def choose_model_plan(model_dirs: list | None = None, prefer: str | None = None,
+                      allow_demo: bool | None = None) -> ModelPlan:
     """Official TotalSegmentator weights when installed, else the bundled demo model.
 
+    allow_demo: whether the demo model may be used; None asks model_store.demo_model_policy
+    (refused in a MAP and in clinical mode).
+
     Raises:
-        InputError: a folder named in model_dirs is missing or holds no model.
+        InputError: a folder named in model_dirs is missing or holds no model; or the official
+            weights are missing where the demo model is not allowed.
     """
     model_store.check_model_dirs(model_dirs)
     roots = model_store.model_roots(model_dirs)
@@ -92,8 +97,12 @@ def choose_model_plan(model_dirs: list | None = None, prefer: str | None = None)
     demo = ModelPlan("demo", "demo_liver", "demo_liver",
                      "demo model trained on synthetic phantoms: not meaningful on real anatomy; empty or "
                      "wrong segments are expected on real CT")
+    why = "allowed by the caller"
+    if allow_demo is None:
+        allow_demo, why = model_store.demo_model_policy()
 
-    def available(plan: ModelPlan) -> bool:
+    def missing(plan: ModelPlan) -> str | None:
+        """The first missing model's message, or None when the plan can run."""
         try:
             for task in {plan.support_task, plan.vessel_task}:
                 t = TASKS[task]
@@ -102,17 +111,38 @@ def choose_model_plan(model_dirs: list | None = None, prefer: str | None = None)
             if plan.vessel_task == "liver_vessels":
                 crop = TASKS[TASKS["liver_vessels"].crop_task]
                 model_store.find_model_folder(crop.parts[0], roots, crop.name)
-            return True
-        except ModelNotFoundError:
-            return False
+            return None
+        except ModelNotFoundError as exc:
+            return str(exc)
 
+    official_missing = missing(official) if prefer != "official" else None
+    if not allow_demo and (prefer == "demo" or official_missing):
+        needed = ", ".join(dict.fromkeys(t.parts[i].folder.split("/")[0] for t, i in plan_model_parts(official)))
+        raise InputError(
+            f"the demo model may not be used here ({why}): it was trained on synthetic phantoms only; "
+            f"install TotalSegmentator's official weights ({needed}) in {roots[0]}, or bake them into the "
+            f"MAP with scripts/package_map.sh --weights DIR" + (f"; {official_missing}" if official_missing else ""))
     if prefer == "demo":
         return demo
-    if prefer == "official" or available(official):
+    if prefer == "official" or official_missing is None:
         return official
-    if available(demo):
+    if missing(demo) is None:
         return demo
     return official  # segment() then raises the error naming the folder the official weights belong in
+
+
+def check_official_weights(folder: str | Path) -> list[Path]:
+    """The trainer folders of every official model the liver-vessel run needs, all found in folder
+    itself (no other location searched): what a MAP must carry.
+
+    Raises:
+        InputError: folder is missing, or a model is not in it in TotalSegmentator's layout.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"weights folder not found: {folder}")
+    parts = plan_model_parts(ModelPlan("official", "total", "liver_vessels"))
+    return list(dict.fromkeys(model_store.find_model_folder(t.parts[i], [folder], t.name) for t, i in parts))
 
 
 def plan_model_parts(plan: ModelPlan) -> list[tuple[Task, int]]:
@@ -375,7 +405,7 @@ def write_study_artifacts(out_dir: Path, volume: Volume, result: LiverVesselResu
     """statistics.json, the preview PNG and meshes/<structure>.stl."""
     from livervessels.outputs.meshes import export_meshes
     from livervessels.outputs.preview import render_preview
-    from livervessels.outputs.statistics import structure_statistics
+    from livervessels.outputs.measurements import structure_statistics
 
     out_dir = Path(out_dir)
     masks = {k: v for k, v in result.masks.items() if k not in LABEL_MAPS}

@@ -96,3 +96,16 @@ def test_liver_vessels_runs_inside_the_crop_to_the_liver(volume, standin, demo):
     box = _bounding_box(crop_liver, _crop_margin(20.0, volume.spacing))
     assert _outside(box, volume.shape).any() and not vessels.array[_outside(box, volume.shape)].any()
     assert dice(vessels.array == 1, demo.mask("liver_vessels")) > 0.7
+
+
+def test_the_map_weights_check_wants_every_official_model_in_the_folder_itself(standin, standin_without_crop_model):
+    from livervessels.errors import InputError
+    from livervessels.pipeline import check_official_weights
+
+    folders = check_official_weights(standin[0])
+    assert sorted(f.parent.name.split("_")[0] for f in folders) == ["Dataset008", "Dataset291", "Dataset293",
+                                                                    "Dataset298"]
+    with pytest.raises(InputError, match="Dataset298"):
+        check_official_weights(standin_without_crop_model[0])
+    with pytest.raises(InputError, match="not found"):
+        check_official_weights(Path(standin[0]) / "missing")

@@ -113,3 +113,44 @@ def test_without_a_liver_no_vessel_analysis_is_made_and_the_outputs_say_so(small
     liver = np.zeros(volume.shape, np.uint8)
     liver[20:70, 20:70, 10:30] = 1  # 1250 ml: analysed as usual
     assert "skipped" not in add_enhanced_vessels(volume, {"liver": liver, "liver_vessels": vessels})[1]
+
+
+@pytest.mark.parametrize("env, refused", [
+    ({}, False),
+    ({"LIVERVESSELS_CLINICAL": "1"}, True),
+    ({"MAP_MANIFEST": "1"}, True),  # a MAP: its package manifest exists
+    ({"MAP_MANIFEST": "1", "LIVERVESSELS_ALLOW_DEMO_MODEL": "1"}, False),
+    ({"LIVERVESSELS_CLINICAL": "1", "LIVERVESSELS_ALLOW_DEMO_MODEL": "true"}, False),
+])
+def test_the_demo_model_is_refused_in_a_map_and_in_clinical_mode(monkeypatch, tmp_path, env, refused):
+    for key in ("LIVERVESSELS_CLINICAL", "LIVERVESSELS_ALLOW_DEMO_MODEL", "HOLOSCAN_PKG_MANIFEST_PATH"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("TOTALSEG_HOME_DIR", str(tmp_path / "no_official_weights"))
+    for key, value in env.items():
+        if key == "MAP_MANIFEST":
+            (tmp_path / "pkg.json").write_text("{}")
+            monkeypatch.setenv("HOLOSCAN_PKG_MANIFEST_PATH", str(tmp_path / "pkg.json"))
+        else:
+            monkeypatch.setenv(key, value)
+    if refused:
+        with pytest.raises(InputError, match="demo model may not be used here") as err:
+            choose_model_plan([MODELS])
+        # the message names the official models needed and how to bake them in
+        assert "Dataset008_HepaticVessel" in str(err.value) and "package_map.sh --weights" in str(err.value)
+        with pytest.raises(InputError):
+            choose_model_plan([MODELS], prefer="demo")  # asking for the demo by name does not get round it
+    else:
+        assert choose_model_plan([MODELS]).name == "demo"
+    # a caller's explicit decision wins over the environment
+    assert choose_model_plan([MODELS], allow_demo=True).name == "demo"
+    with pytest.raises(InputError):
+        choose_model_plan([MODELS], allow_demo=False)
+
+
+def test_a_pkg_manifest_path_that_does_not_exist_is_not_a_map(monkeypatch, tmp_path):
+    monkeypatch.delenv("LIVERVESSELS_CLINICAL", raising=False)
+    monkeypatch.delenv("LIVERVESSELS_ALLOW_DEMO_MODEL", raising=False)
+    monkeypatch.setenv("HOLOSCAN_PKG_MANIFEST_PATH", str(tmp_path / "missing.json"))
+    from livervessels.model_store import demo_model_policy
+
+    assert demo_model_policy() == (True, "research mode")

@@ -1,4 +1,8 @@
-"""statistics.json: per structure volume and HU; per vessel tree its centerline graph measures."""
+"""statistics.json: per structure volume and HU; per vessel tree its centerline graph measures.
+
+Not named statistics.py: the MAP puts every folder of the package on PYTHONPATH, where that name
+would hide the standard library's statistics module (tests/test_map_layout.py).
+"""
 from __future__ import annotations
 
 import numpy as np
