@@ -1,8 +1,8 @@
 """The application graph.
 
 StudyLoader -> CTSeriesSelector -> CTSeriesToVolume -> NnUNetSegmentation -> VesselEnhancement
--> PortalHepaticSplit -> {DicomSegWriter -> QcReportWriter, NiftiWriter, StudyArtifactsWriter}
--> OutputCommit
+-> PortalHepaticSplit -> {DicomSegWriter, NiftiWriter, StudyArtifactsWriter}; DicomSegWriter and
+StudyArtifactsWriter -> DicomReportWriter (SR, SC) -> QcReportWriter -> OutputCommit
 
 Writers write into a staging folder beside the outputs; OutputCommit moves everything into the
 output folder at the end, so a failed run leaves nothing half-written.
@@ -22,6 +22,7 @@ from livervessels.outputs import staging
 from operators import (
     CTSeriesSelectorOperator,
     CTSeriesToVolumeOperator,
+    DicomReportWriterOperator,
     DicomSegWriterOperator,
     NiftiWriterOperator,
     NnUNetSegmentationOperator,
@@ -77,6 +78,7 @@ class LiverVesselsApp(Application):
         nifti_writer = NiftiWriterOperator(self, name="nifti_writer")
         qc_writer = QcReportWriterOperator(self, name="qc_report_writer")
         artifacts_writer = StudyArtifactsWriterOperator(self, name="study_artifacts_writer")
+        report_writer = DicomReportWriterOperator(self, name="dicom_report_writer")
         commit = OutputCommitOperator(self, name="output_commit")
 
         self.add_flow(loader, selector, {("dicom_study_list", "dicom_study_list")})
@@ -86,10 +88,13 @@ class LiverVesselsApp(Application):
         self.add_flow(inference, enhance, {("masks", "masks")})
         self.add_flow(to_volume, split, {("image", "image")})
         self.add_flow(enhance, split, {("masks", "masks")})
-        for writer in (seg_writer, nifti_writer, qc_writer, artifacts_writer):
+        for writer in (seg_writer, nifti_writer, qc_writer, artifacts_writer, report_writer):
             self.add_flow(to_volume, writer, {("image", "image")})
             self.add_flow(split, writer, {("result", "result")})
         self.add_flow(seg_writer, qc_writer, {("seg", "seg")})
+        self.add_flow(seg_writer, report_writer, {("seg", "seg")})
+        self.add_flow(artifacts_writer, report_writer, {("files", "artifacts")})
+        self.add_flow(report_writer, qc_writer, {("reports", "reports")})
         self.add_flow(qc_writer, commit, {("report", "report")})
         self.add_flow(nifti_writer, commit, {("files", "files")})
         self.add_flow(artifacts_writer, commit, {("files", "artifacts")})

@@ -5,6 +5,7 @@ portal/hepatic split -> outputs (DICOM SEG, NIfTI, QC JSON).
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -24,6 +25,7 @@ from livervessels.errors import InputError, ModelNotFoundError
 from livervessels.geometry import Volume, reorient_to_grid
 from livervessels.inference import segment
 from livervessels.outputs import qc as qc_report
+from livervessels.outputs.dicom_reports import SC_FILE, SR_FILE, DicomObject, write_measurement_report, write_preview_capture
 from livervessels.outputs.dicom_seg import SEG_FILE, SegResult, write_dicom_seg
 from livervessels.outputs.nifti import write_masks
 from livervessels.plausibility import WARNINGS_KEY
@@ -387,17 +389,51 @@ def write_study_seg(out_dir: Path, study: CtStudy, result: LiverVesselResult) ->
     )
 
 
-def write_reports(out_dir: Path, input_report: dict, spacing, result: LiverVesselResult, seg: SegResult) -> dict:
+@dataclass
+class DicomReports:
+    """The SR measurement report and the preview secondary capture written into the study."""
+
+    sr: DicomObject
+    sc: DicomObject
+
+
+def write_dicom_reports(out_dir: Path, study: CtStudy, result: LiverVesselResult, seg: SegResult) -> DicomReports:
+    """SR from out_dir/statistics.json and SC from the preview PNG, beside the SEG; each is skipped
+    (with the reason) when what it is made of was not written."""
+    out_dir = Path(out_dir)
+    plan = result.plan
+    datasets = study.series_volume.sorted_datasets
+    stats_path, preview_path = out_dir / STATISTICS_FILE, out_dir / PREVIEW_FILE
+    if seg.path is None:
+        sr = DicomObject(None, skipped_reason=f"no DICOM SEG to reference ({seg.skipped_reason})")
+    elif not stats_path.is_file():
+        sr = DicomObject(None, skipped_reason="statistics were not computed (--statistics)")
+    else:
+        sr = write_measurement_report(
+            json.loads(stats_path.read_text()), result.split_qc, seg.path, datasets, out_dir / SR_FILE,
+            algorithm_name=f"livervessels {plan.name} ({plan.support_task}+{plan.vessel_task})")
+    if seg.path is None:  # the same reason: sources whose UIDs had to be invented cannot be referenced
+        sc = DicomObject(None, skipped_reason=f"not written without a SEG ({seg.skipped_reason})")
+    elif not preview_path.is_file():
+        sc = DicomObject(None, skipped_reason="no preview was rendered (--preview)")
+    else:
+        sc = write_preview_capture(preview_path, datasets, out_dir / SC_FILE)
+    return DicomReports(sr, sc)
+
+
+def write_reports(out_dir: Path, input_report: dict, spacing, result: LiverVesselResult, seg: SegResult,
+                  dicom_reports: DicomReports | None = None) -> dict:
     """qc.json and enhanced_liver_vessels_metadata.json; returns the QC report."""
     out_dir = Path(out_dir)
     qc_report.write_json({**result.enhancement, "portal_hepatic_split_qc": result.split_qc},
                          out_dir / "enhanced_liver_vessels_metadata.json")
-    report = build_qc(input_report, spacing, result, seg)
+    report = build_qc(input_report, spacing, result, seg, dicom_reports)
     qc_report.write_json(report, out_dir / qc_report.QC_FILE)
     return report
 
 
 PREVIEW_FILE = "preview_liver_vessels.png"
+STATISTICS_FILE = "statistics.json"
 
 
 def write_study_artifacts(out_dir: Path, volume: Volume, result: LiverVesselResult, *, statistics: bool = True,
@@ -411,7 +447,7 @@ def write_study_artifacts(out_dir: Path, volume: Volume, result: LiverVesselResu
     masks = {k: v for k, v in result.masks.items() if k not in LABEL_MAPS}
     written = []
     if statistics:
-        written.append(qc_report.write_json(structure_statistics(masks, volume), out_dir / "statistics.json"))
+        written.append(qc_report.write_json(structure_statistics(masks, volume), out_dir / STATISTICS_FILE))
     if preview:
         written.append(render_preview(volume, masks, out_dir / PREVIEW_FILE, title="Liver vessels",
                                       split_qc=result.split_qc))
@@ -427,7 +463,8 @@ def write_study_outputs(out_dir: Path, study: CtStudy, result: LiverVesselResult
     seg = write_study_seg(out_dir, study, result)
     write_masks(result.masks, study.volume.affine, out_dir)
     write_study_artifacts(out_dir, study.volume, result, statistics=statistics, preview=preview, meshes=meshes)
-    return write_reports(out_dir, study.input_report(), study.volume.spacing, result, seg)
+    reports = write_dicom_reports(out_dir, study, result, seg)
+    return write_reports(out_dir, study.input_report(), study.volume.spacing, result, seg, reports)
 
 
 def nifti_input_report(path, volume: Volume) -> dict:
@@ -484,7 +521,8 @@ def field_of_view_warnings(masks: dict[str, np.ndarray], spacing) -> list[str]:
     return warnings
 
 
-def build_qc(input_report: dict, spacing, result: LiverVesselResult, seg: SegResult) -> dict:
+def build_qc(input_report: dict, spacing, result: LiverVesselResult, seg: SegResult,
+             dicom_reports: DicomReports | None = None) -> dict:
     structures = qc_report.structure_summary(
         {k: v for k, v in result.masks.items() if k not in LABEL_MAPS}, spacing)
     warnings = []
@@ -518,6 +556,9 @@ def build_qc(input_report: dict, spacing, result: LiverVesselResult, seg: SegRes
         "dicom_seg": {"file": seg.path.name if seg.path else None, "segments": seg.segments,
                       "empty_segments_omitted": seg.empty_segments, "skipped_reason": seg.skipped_reason,
                       "sop_instance_uid": seg.sop_instance_uid},
+        **({f"dicom_{kind}": {"file": obj.path.name if obj.path else None, "skipped_reason": obj.skipped_reason,
+                              "sop_instance_uid": obj.sop_instance_uid, "series_instance_uid": obj.series_instance_uid}
+            for kind, obj in (("sr", dicom_reports.sr), ("sc", dicom_reports.sc))} if dicom_reports else {}),
         "enhancement": {k: result.enhancement[k] for k in ("method", "voxels", "fallbacks_used", "skipped",
                                                              "raw_vessel_voxels_not_written") if k in result.enhancement},
         "portal_hepatic_split": result.split_qc,

@@ -4,6 +4,7 @@ They import holoscan (through the MONAI Deploy App SDK); the algorithms they cal
 """
 from operators.ct_series_selector import CTSeriesSelectorOperator
 from operators.ct_series_to_volume import CTSeriesToVolumeOperator
+from operators.dicom_report_writer import DicomReportWriterOperator
 from operators.dicom_seg_writer import DicomSegWriterOperator
 from operators.nifti_writer import NiftiWriterOperator
 from operators.nnunet_segmentation import NnUNetSegmentationOperator
@@ -22,6 +23,7 @@ __all__ = [
     "VesselEnhancementOperator",
     "PortalHepaticSplitOperator",
     "DicomSegWriterOperator",
+    "DicomReportWriterOperator",
     "NiftiWriterOperator",
     "QcReportWriterOperator",
     "StudyArtifactsWriterOperator",

@@ -9,17 +9,18 @@ from operators.refusal import refuses_cleanly
 
 
 class QcReportWriterOperator(Operator):
-    """Inputs image, result, seg; output report: the QC dict."""
+    """Inputs image, result, seg, reports (SR and SC); output report: the QC dict."""
 
     def setup(self, spec: OperatorSpec):
         spec.input("image")
         spec.input("result")
         spec.input("seg")
+        spec.input("reports")
         spec.output("report")
 
     @refuses_cleanly
     def compute(self, op_input, op_output, context):
         study = op_input.receive("image").metadata()[CT_STUDY_KEY]
         report = write_reports(self.fragment.staging_dir, study.input_report(), study.volume.spacing,
-                               op_input.receive("result"), op_input.receive("seg"))
+                               op_input.receive("result"), op_input.receive("seg"), op_input.receive("reports"))
         op_output.emit(report, "report")

@@ -71,6 +71,25 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="session")
+def dciodvfy() -> str:
+    """dicom3tools' DICOM validator; missing fails under CI (the setup installs it) and skips elsewhere."""
+    import shutil
+
+    tool = shutil.which("dciodvfy")
+    if tool is None:
+        if os.environ.get("CI"):
+            pytest.fail("dciodvfy (Debian dicom3tools) is not installed; scripts/setup.sh installs it")
+        pytest.skip("dciodvfy not installed (apt-get install dicom3tools)")
+    return tool
+
+
+def dciodvfy_errors(tool: str, path) -> list[str]:
+    """The error lines dciodvfy reports for a file (warnings aside)."""
+    result = subprocess.run([tool, str(path)], capture_output=True, text=True)
+    return [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Error")]
+
+
+@pytest.fixture(scope="session")
 def demo_app_output(tmp_path_factory) -> Path:
     """The app's outputs for the bundled demo study (run once per test session)."""
     out = tmp_path_factory.mktemp("demo_app") / "out"

@@ -1,7 +1,6 @@
 """Outputs: DICOM SEG geometry and round trip, dciodvfy, statistics, preview, meshes."""
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 
@@ -119,16 +118,6 @@ def test_seg_is_written_when_the_source_lacks_type2_patient_and_study_attributes
     assert np.array_equal(rebuilt["liver"], truth == LABELS["liver"])
     report = subprocess.run([dciodvfy, str(result.path)], capture_output=True, text=True)
     assert "Error" not in report.stdout + report.stderr, (report.stdout + report.stderr)[-2000:]
-
-
-@pytest.fixture(scope="module")
-def dciodvfy():
-    tool = shutil.which("dciodvfy")
-    if tool is None:
-        if os.environ.get("CI"):
-            pytest.fail("dciodvfy (Debian dicom3tools) is not installed; scripts/setup.sh installs it")
-        pytest.skip("dciodvfy not installed (apt-get install dicom3tools)")
-    return tool
 
 
 def test_dciodvfy_reports_no_error_on_the_app_seg(demo_app_output, dciodvfy):

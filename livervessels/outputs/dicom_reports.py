@@ -1,0 +1,203 @@
+"""What a PACS shows besides the SEG: a DICOM SR measurement report and a secondary capture.
+
+- The SR (Comprehensive 3D SR, TID 1500 Measurement Report, highdicom) holds statistics.json's
+  numbers: per SEG segment its volume and mean HU, per vessel tree its centerline length, branch
+  and terminal-branch counts and radii, the portal and hepatic fractions; one image-level group
+  holds the split's confidence and QC flags. Each segment's group references the segment (SEG
+  instance and segment number) and the source CT series.
+- The secondary capture is the preview PNG with the research-use line in its pixels.
+
+Both go into the source study as new series, so a viewer lists them beside the SEG.
+Standard concepts where DICOM has them (SNOMED CT volume, length, mean; DICOM attenuation
+coefficient; UCUM units); the pipeline's own measures (branch counts, radii, fractions, split
+confidence, flags) carry codes of a private coding scheme, as PS3.16 allows ("99" prefix).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+from highdicom.sr.coding import CodedConcept
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
+from pydicom.uid import generate_uid
+
+from livervessels import __version__
+
+SR_FILE = "measurements_sr.dcm"
+SC_FILE = "preview_sc.dcm"
+SR_SERIES_NUMBER = 902
+SC_SERIES_NUMBER = 903
+PRIVATE_SCHEME = "99LIVERVESSELS"
+
+
+def _private(value: str, meaning: str) -> CodedConcept:
+    return CodedConcept(value=value, scheme_designator=PRIVATE_SCHEME, meaning=meaning)
+
+
+ML = CodedConcept("ml", "UCUM", "milliliter")
+MM = CodedConcept("mm", "UCUM", "millimeter")
+HU = CodedConcept("[hnsf'U]", "UCUM", "Hounsfield unit")
+NO_UNITS = CodedConcept("1", "UCUM", "no units")
+
+# statistics.json key -> (concept, unit); the vessel-tree measures of vessel_graph.summarize_tree
+TREE_MEASURES = {
+    "total_length_mm": (CodedConcept("410668003", "SCT", "Length"), MM),
+    "branches": (_private("LV001", "Number of centerline branches"), NO_UNITS),
+    "terminal_branches": (_private("LV002", "Number of terminal branches"), NO_UNITS),
+    "mean_radius_mm": (_private("LV003", "Mean vessel radius"), MM),
+    "max_radius_mm": (_private("LV004", "Maximum vessel radius"), MM),
+}
+FRACTION = _private("LV005", "Fraction of liver vessel volume")
+SPLIT_CONFIDENCE = _private("LV006", "Portal/hepatic split confidence")
+SPLIT_FLAG = _private("LV007", "Portal/hepatic split QC flag")
+NO_FLAG = _private("LV008", "No QC flag raised")
+SPLIT_GROUP = "portal/hepatic split"
+
+
+def _private_scheme_identification() -> Dataset:
+    """Declares the private coding scheme, so a receiver can tell whose codes these are."""
+    item = Dataset()
+    item.CodingSchemeDesignator = PRIVATE_SCHEME
+    item.CodingSchemeName = "livervessels measures"
+    item.CodingSchemeResponsibleOrganization = "livervessels project"
+    return item
+
+
+@dataclass
+class DicomObject:
+    """One DICOM object written into the study (or why it was not)."""
+
+    path: Path | None
+    sop_instance_uid: str | None = None
+    series_instance_uid: str | None = None
+    skipped_reason: str | None = None
+
+
+def _algorithm(name: str) -> hd.sr.AlgorithmIdentification:
+    return hd.sr.AlgorithmIdentification(name=name, version=__version__)
+
+
+def _device_context(algorithm_name: str) -> hd.sr.ObservationContext:
+    return hd.sr.ObservationContext(observer_device_context=hd.sr.ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=generate_uid(), name=algorithm_name, manufacturer_name="livervessels",
+            model_name=f"livervessels {__version__}")))
+
+
+def _segment_group(seg: Dataset, number: int, source_series_uid: str, stats: dict, tree: dict | None,
+                   fraction: float | None, algorithm: hd.sr.AlgorithmIdentification) -> \
+        hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations:
+    description = next(d for d in seg.SegmentSequence if int(d.SegmentNumber) == number)
+    measurements = [hd.sr.Measurement(name=codes.SCT.Volume, value=float(stats["volume_ml"]), unit=ML,
+                                      algorithm_id=algorithm)]
+    if stats.get("mean_hu") is not None:
+        measurements.append(hd.sr.Measurement(name=codes.DCM.AttenuationCoefficient, value=float(stats["mean_hu"]),
+                                              unit=HU, derivation=codes.SCT.Mean, algorithm_id=algorithm))
+    for key, (concept, unit) in TREE_MEASURES.items():
+        if tree and tree.get(key) is not None:
+            measurements.append(hd.sr.Measurement(name=concept, value=float(tree[key]), unit=unit,
+                                                  algorithm_id=algorithm))
+    if fraction is not None:
+        measurements.append(hd.sr.Measurement(name=FRACTION, value=float(fraction), unit=NO_UNITS,
+                                              algorithm_id=algorithm))
+    return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=description.SegmentLabel),
+        referenced_segment=hd.sr.ReferencedSegment(
+            sop_class_uid=seg.SOPClassUID, sop_instance_uid=seg.SOPInstanceUID, segment_number=number,
+            source_series=hd.sr.SourceSeriesForSegmentation(source_series_uid)),
+        finding_type=CodedConcept(*_property_type(description)),
+        measurements=measurements,
+    )
+
+
+def _property_type(description: Dataset) -> tuple[str, str, str]:
+    code = description.SegmentedPropertyTypeCodeSequence[0]
+    return code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning
+
+
+def write_measurement_report(statistics: dict, split_qc: dict | None, seg_path: str | Path,
+                             source_datasets: list[Dataset], out_path: str | Path, *,
+                             algorithm_name: str) -> DicomObject:
+    """The TID 1500 SR of statistics.json for the segments of the SEG at seg_path.
+
+    Segments are matched by the SEG's tracking IDs (the structure names of statistics.json).
+
+    Raises:
+        ValueError: the SEG is not of the source series.
+    """
+    seg = hd.seg.segread(seg_path)
+    source_series_uid = str(source_datasets[0].SeriesInstanceUID)
+    referenced = {str(item.SeriesInstanceUID) for item in seg.ReferencedSeriesSequence}
+    if source_series_uid not in referenced:
+        raise ValueError(f"{seg_path} does not reference the source series {source_series_uid}")
+    algorithm = _algorithm(algorithm_name)
+    split_qc = split_qc or {}
+    fractions = {"portal_vein_branches": split_qc.get("portal_fraction"),
+                 "hepatic_veins": split_qc.get("hepatic_fraction")}
+    groups: list = []
+    for number in seg.get_segment_numbers():
+        name = seg.get_segment_description(number).tracking_id
+        stats = statistics.get("structures", {}).get(name)
+        if not stats or not stats.get("voxels"):
+            continue
+        groups.append(_segment_group(seg, number, source_series_uid, stats,
+                                     statistics.get("vessel_trees", {}).get(name), fractions.get(name), algorithm))
+    confidence = split_qc.get("confidence")
+    if isinstance(confidence, dict):
+        confidence = confidence.get("overall")
+    if split_qc.get("total_vessel_voxels"):
+        flags = [str(f) for f in split_qc.get("flags") or []]
+        evaluations = [hd.sr.QualitativeEvaluation(SPLIT_FLAG, _private(f"F-{f}"[:16], f.replace("_", " ")))
+                       for f in flags] or [hd.sr.QualitativeEvaluation(SPLIT_FLAG, NO_FLAG)]
+        groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=SPLIT_GROUP),
+            measurements=[hd.sr.Measurement(name=SPLIT_CONFIDENCE, value=float(confidence), unit=NO_UNITS,
+                                            algorithm_id=algorithm)] if isinstance(confidence, (int, float)) else None,
+            qualitative_evaluations=evaluations,
+        ))
+    report = hd.sr.MeasurementReport(
+        observation_context=_device_context(algorithm_name),
+        procedure_reported=codes.LN.CTUnspecifiedBodyRegion,
+        imaging_measurements=groups,
+    )
+    sop_uid, series_uid = generate_uid(), generate_uid()
+    sr = hd.sr.Comprehensive3DSR(
+        evidence=[seg, *source_datasets], content=report, series_instance_uid=series_uid,
+        series_number=SR_SERIES_NUMBER, sop_instance_uid=sop_uid, instance_number=1, manufacturer="livervessels",
+        series_description="Liver vessel measurements RUO", is_complete=True, is_final=False, is_verified=False,
+    )
+    sr.CodingSchemeIdentificationSequence = [_private_scheme_identification()]
+    out_path = Path(out_path)
+    sr.save_as(out_path)
+    return DicomObject(out_path, sop_uid, series_uid)
+
+
+def write_preview_capture(preview_png: str | Path, source_datasets: list[Dataset], out_path: str | Path) -> DicomObject:
+    """The preview PNG as a DICOM secondary capture (RGB) in the source study.
+
+    The preview must carry the research-use line in its pixels (preview.render_preview draws it).
+    """
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(preview_png).convert("RGB"), np.uint8)
+    sop_uid, series_uid = generate_uid(), generate_uid()
+    sc = hd.sc.SCImage.from_ref_dataset(
+        ref_dataset=source_datasets[0], pixel_array=rgb, photometric_interpretation="RGB", bits_allocated=8,
+        coordinate_system="PATIENT", series_instance_uid=series_uid, series_number=SC_SERIES_NUMBER,
+        sop_instance_uid=sop_uid, instance_number=1, manufacturer="livervessels",
+        patient_orientation=("L", "F"), series_description="Liver vessels preview RUO",
+    )
+    # Two views side by side (coronal and axial) share no single orientation; Patient Orientation is
+    # Type 2C here, so it is left empty rather than half wrong.
+    sc.PatientOrientation = ""
+    sc.BurnedInAnnotation = "YES"
+    # Laterality (Type 2C) is for paired body parts; saying which part this is lets a validator see
+    # that it is not one
+    sc.BodyPartExamined = str(getattr(source_datasets[0], "BodyPartExamined", "") or "ABDOMEN")
+    out_path = Path(out_path)
+    sc.save_as(out_path)
+    return DicomObject(out_path, sop_uid, series_uid)
