@@ -20,13 +20,14 @@ import numpy as np
 
 from livervessels import model_store
 from livervessels.compute import resolve
-from livervessels.errors import InputError
+from livervessels.errors import InputError, PacsError
 from livervessels.geometry import nifti_image
 from livervessels.inference import check_roi_subset, segment
 from livervessels.inputs import LoadedInput, load_input
 from livervessels.outputs import qc as qc_report
 from livervessels.outputs.dicom_seg import SEG_FILE, SegResult, write_dicom_seg
 from livervessels.outputs.nifti import LabelMasks, write_masks, write_multilabel
+from livervessels.outputs.dicomweb import send_outputs
 from livervessels.outputs.staging import OutputLock, check_output_folder, staged_output
 from livervessels.outputs.structures import structures_for
 from livervessels.pipeline import (
@@ -187,18 +188,24 @@ def enhance_liver_vessels(
     quiet: bool = False,
     verbose: bool = False,
     model_dirs: list | None = None,
+    send_to: str | None = None,
 ) -> dict[str, nib.Nifti1Image]:
     """The enhanced liver vessel pipeline; returns every output mask as a nibabel image.
 
     With output, writes the masks as NIfTI, enhanced_liver_vessels_metadata.json and qc.json, and
     for DICOM input a DICOM SEG: on a DICOM study, the same files the MONAI Deploy app writes.
     device / precision: as totalsegmentator(); the device also runs the repair's vesselness.
+    send_to: a DICOMweb base URL; once the outputs are in place, the SEG, SR and SC are sent there
+    (STOW-RS).
 
     Raises:
         InputError: bad input, options, device or precision.
         ModelNotFoundError: no usable models.
+        PacsError: send_to could not be reached or refused an object (the outputs stay on disk).
     """
     _configure_logging(quiet, verbose)
+    if send_to is not None and output is None:
+        raise InputError("--send_to needs an output folder: the objects are sent from there")
     compute = resolve(device, precision)
     if output is not None:
         check_output_folder(output)  # before any work
@@ -236,6 +243,12 @@ def enhance_liver_vessels(
                 write_masks(result.masks, volume.affine, staging)
                 write_study_artifacts(staging, volume, result, **artifacts)
                 write_reports(staging, nifti_input_report(source, volume), volume.spacing, result, seg)
+        if send_to is not None:
+            if loaded.study is None:
+                raise PacsError(f"NIfTI input: there are no DICOM outputs to send to {send_to}; the outputs are "
+                                f"in {output}")
+            with progress.stage("send to PACS"):
+                send_outputs(output, send_to)
         return images
 
 

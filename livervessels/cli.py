@@ -14,7 +14,7 @@ import traceback
 
 from livervessels import interrupts
 from livervessels.compute import PRECISIONS
-from livervessels.errors import InputError
+from livervessels.errors import InputError, PacsError
 from livervessels.tasks import TASKS
 
 INPUT_HELP = "input: a NIfTI file (.nii/.nii.gz), a folder of DICOM slices, or a .zip holding one DICOM study"
@@ -34,6 +34,9 @@ def _run(fn, argv, parser: argparse.ArgumentParser) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except PacsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except (interrupts.Interrupted, KeyboardInterrupt) as exc:
         return interrupts.report(exc.signum if isinstance(exc, interrupts.Interrupted) else signal.SIGINT)
     except Exception as exc:  # an internal failure: say so, the traceback only with --verbose
@@ -156,6 +159,10 @@ def enhanced_parser() -> argparse.ArgumentParser:
     p.add_argument("--min_split_component_size", type=int, default=0,
                    help="leave vessel components smaller than this many voxels unlabelled in the split")
     p.add_argument("--export_meshes", action="store_true", help="write smoothed STL surfaces (LPS mm) per structure")
+    p.add_argument("--send_to", default=None, metavar="URL",
+                   help="DICOMweb base URL of a PACS (e.g. http://pacs:8042/dicom-web): once written, the SEG, SR "
+                        "and SC are sent there (STOW-RS); if it is unreachable or refuses one, the outputs stay on "
+                        "disk and the exit code is 4")
     return p
 
 
@@ -169,7 +176,7 @@ def _enhance(args) -> None:
         min_component_size=args.min_component_size, no_skeleton=args.no_skeleton,
         min_split_component_size=args.min_split_component_size, device=args.device, precision=args.precision,
         export_meshes=args.export_meshes, preview=args.preview, statistics=args.statistics, quiet=args.quiet,
-        verbose=args.verbose, model_dirs=args.model_dir,
+        verbose=args.verbose, model_dirs=args.model_dir, send_to=args.send_to,
     )
 
 

@@ -13,3 +13,9 @@ class InputError(Exception):
 
 class ModelNotFoundError(InputError):
     """Weights for a task are not installed where we looked."""
+
+
+class PacsError(Exception):
+    """A PACS could not be reached or refused an object; the outputs stay on disk (exit code 4)."""
+
+    exit_code = 4

@@ -8,12 +8,18 @@ python=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip "setuptools>=77"  # SPDX licence string (pyproject)
 .venv/bin/python -m pip install -q -r requirements.txt pytest psutil pyarrow trimesh  # psutil: benchmarks; pyarrow: cohort.parquet; trimesh: mesh checks in the tests
 .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
-# dciodvfy (Debian dicom3tools) validates the DICOM SEG in the tests.
-if ! command -v dciodvfy >/dev/null 2>&1; then
+# Debian tools the tests use: dciodvfy (dicom3tools) validates the DICOM objects; Orthanc with its
+# DICOMweb plugin is the PACS of the round-trip test (started by the test itself, stopped by PID).
+missing=()
+command -v dciodvfy >/dev/null 2>&1 || missing+=(dicom3tools)
+command -v Orthanc >/dev/null 2>&1 || missing+=(orthanc)
+[ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || missing+=(orthanc-dicomweb)
+if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dicom3tools) >/dev/null \
-      || echo "warning: could not install dicom3tools; the DICOM SEG validation test will be skipped" >&2
+    # the tests start their own Orthanc on free ports with its own configuration and storage
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}") >/dev/null \
+      || echo "warning: could not install ${missing[*]}; the tests that need them fail under CI" >&2
   else
-    echo "note: install dicom3tools (dciodvfy) to run the DICOM SEG validation test" >&2
+    echo "note: install ${missing[*]} (Debian) to run the DICOM validation and PACS tests" >&2
   fi
 fi
