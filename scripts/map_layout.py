@@ -63,6 +63,10 @@ def _under_root(value: str, root: Path) -> str:
     return ":".join(p for p in parts if p)
 
 
+def _version() -> str:
+    return re.search(r'__version__ = "(.+)"', (REPO / "livervessels" / "__init__.py").read_text())[1]
+
+
 def build_layout(root: Path, models: Path) -> dict:
     """Lay out the MAP under root; returns the run description also written to root/map_run.json."""
     from holoscan_cli.__main__ import parse_args
@@ -81,7 +85,7 @@ def build_layout(root: Path, models: Path) -> dict:
         sys.argv[0] = "monai-deploy"  # the packager picks its SDK flavour from the program name
         try:
             args = parse_args(["monai-deploy", "package", str(build / "app"), "-c", str(REPO / "app.yaml"),
-                               "-t", "livervessels:layout", "--platform", "x86_64", "-m", str(models),
+                               "-t", f"livervessels:{_version()}", "--platform", "x86_64", "-m", str(models),
                                "--add", str(build / "lib"), "--source", str(_offline_artifact_manifest(tmp))])
             context = tmp / "context"
             context.mkdir()
@@ -91,6 +95,7 @@ def build_layout(root: Path, models: Path) -> dict:
             builder = PythonAppBuilder(packaging.build_parameters, str(context))
             builder._copy_supporting_files(packaging.platforms[0])
             dockerfile = Path(builder._write_dockerfile(packaging.platforms[0])).read_text()
+            image = packaging.platforms[0].tag  # the image name the build would give
         finally:
             sys.argv[0] = argv0
 
@@ -110,7 +115,8 @@ def build_layout(root: Path, models: Path) -> dict:
     for sub in ("input", "output", "logs"):
         (workdir / sub).mkdir(parents=True, exist_ok=True)
     run_env = {k: _under_root(v, root) for k, v in env.items() if k.startswith("HOLOSCAN_") or k == "PYTHONPATH"}
-    run = {"command": json.loads(app_manifest["command"]), "workdir": str(workdir), "env": run_env,
+    run = {"image": image, "container_env": {k: v for k, v in env.items() if k.startswith("HOLOSCAN_")},
+           "command": json.loads(app_manifest["command"]), "workdir": str(workdir), "env": run_env,
            "pythonpath": [p for p in run_env["PYTHONPATH"].split(":") if p]}
     run["command"] = [_under_root(c, root) for c in run["command"]]
     (root / "map_run.json").write_text(json.dumps(run, indent=2))
