@@ -10,6 +10,7 @@ output folder at the end, so a failed run leaves nothing half-written.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from monai.deploy.conditions import CountCondition
@@ -49,6 +50,8 @@ class LiverVesselsApp(Application):
         self.output_lock: staging.OutputLock | None = None
         self.output_dir: Path | None = None
         self.committed = False
+        self.stage_timings: dict[str, float] = {}  # node name -> seconds (operators/refusal.py)
+        self.run_started = time.perf_counter()
         super().__init__(*args, **kwargs)
 
     def compose(self):

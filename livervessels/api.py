@@ -236,13 +236,14 @@ def enhance_liver_vessels(
         with progress.stage("write outputs"), staged_output(output) as staging:
             artifacts = {"statistics": statistics, "preview": preview, "meshes": export_meshes}
             if loaded.study is not None:  # the app's outputs, written by the same function
-                write_study_outputs(staging, loaded.study, result, **artifacts)
+                write_study_outputs(staging, loaded.study, result, **artifacts, run_timings=progress.run_timings())
             else:
                 seg = SegResult(None, skipped_reason="NIfTI input: a DICOM SEG needs DICOM source images")
                 source = loaded.source or "<nibabel image>"
                 write_masks(result.masks, volume.affine, staging)
                 write_study_artifacts(staging, volume, result, **artifacts)
-                write_reports(staging, nifti_input_report(source, volume), volume.spacing, result, seg)
+                write_reports(staging, nifti_input_report(source, volume), volume.spacing, result, seg,
+                              run_timings=progress.run_timings())
         if send_to is not None:
             if loaded.study is None:
                 raise PacsError(f"NIfTI input: there are no DICOM outputs to send to {send_to}; the outputs are "

@@ -26,7 +26,6 @@ Research use only; not a medical device.
 """
 from __future__ import annotations
 
-import importlib.metadata
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -38,7 +37,7 @@ from scipy import ndimage
 from skimage.graph import MCP_Geometric
 from skimage.morphology import skeletonize
 
-from livervessels import __version__
+from livervessels.versions import software_versions
 from livervessels.compute import resolve_device
 from livervessels.errors import InputError
 from livervessels.vesselness import TUBE_PEAK_FRACTION, sigma_for_radius, vesselness
@@ -82,16 +81,6 @@ class EnhancementParams:
     fallback_margin_mm: float = 30.0  # whole-volume fallback: computed within the raw mask's box + this
     max_noise_growth_ratio: float = 0.15  # no growth where noise alone (mirrored image) grows this x as much
     growth_backoff_factors: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0)  # growth thresholds (x the usual) tried in turn
-
-
-def _versions() -> dict:
-    out = {"livervessels": __version__, "numpy": np.__version__}
-    for dist in ("scipy", "scikit-image", "torch", "connected-components-3d"):
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
 
 
 def _count(mask: np.ndarray) -> int:
@@ -652,7 +641,7 @@ def enhance_liver_vessels(
         "image_statistics": extra.pop("stats", {}),
         "steps": extra,
         "timings": {k: round(v, 3) for k, v in timings.items()},
-        "software_versions": _versions(),
+        "software_versions": software_versions(),
     }
     return out, metadata
 

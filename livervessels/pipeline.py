@@ -31,6 +31,7 @@ from livervessels.outputs.nifti import write_masks
 from livervessels.plausibility import WARNINGS_KEY
 from livervessels.portal_hepatic import HEPATIC, PORTAL, split_portal_hepatic
 from livervessels.tasks import TASKS, Task
+from livervessels.versions import software_versions
 
 log = logging.getLogger(__name__)
 
@@ -422,12 +423,26 @@ def write_dicom_reports(out_dir: Path, study: CtStudy, result: LiverVesselResult
 
 
 def write_reports(out_dir: Path, input_report: dict, spacing, result: LiverVesselResult, seg: SegResult,
-                  dicom_reports: DicomReports | None = None) -> dict:
-    """qc.json and enhanced_liver_vessels_metadata.json; returns the QC report."""
+                  dicom_reports: DicomReports | None = None, run_timings: dict | None = None) -> dict:
+    """qc.json and enhanced_liver_vessels_metadata.json, and the provenance stamped on statistics.json
+    (written before the DICOM objects' UIDs were known); returns the QC report.
+
+    run_timings: the caller's stage timings ({"stages": {name: s}, "total": s}), for qc.json.
+    """
     out_dir = Path(out_dir)
-    qc_report.write_json({**result.enhancement, "portal_hepatic_split_qc": result.split_qc},
+    uids = {"seg": seg.sop_instance_uid,
+            "sr": dicom_reports.sr.sop_instance_uid if dicom_reports else None,
+            "sc": dicom_reports.sc.sop_instance_uid if dicom_reports else None}
+    prov = qc_report.provenance(input_report, uids)
+    qc_report.write_json(qc_report.stamp({**result.enhancement, "portal_hepatic_split_qc": result.split_qc}, prov),
                          out_dir / "enhanced_liver_vessels_metadata.json")
-    report = build_qc(input_report, spacing, result, seg, dicom_reports)
+    stats_path = out_dir / STATISTICS_FILE
+    if stats_path.is_file():
+        stats = json.loads(stats_path.read_text())
+        for key in ("schema_version", "provenance"):
+            stats.pop(key, None)
+        qc_report.write_json(qc_report.stamp(stats, prov), stats_path)
+    report = qc_report.stamp(build_qc(input_report, spacing, result, seg, dicom_reports, run_timings), prov)
     qc_report.write_json(report, out_dir / qc_report.QC_FILE)
     return report
 
@@ -458,13 +473,14 @@ def write_study_artifacts(out_dir: Path, volume: Volume, result: LiverVesselResu
 
 
 def write_study_outputs(out_dir: Path, study: CtStudy, result: LiverVesselResult, *,
-                        statistics: bool = True, preview: bool = True, meshes: bool = True) -> dict:
+                        statistics: bool = True, preview: bool = True, meshes: bool = True,
+                        run_timings: dict | None = None) -> dict:
     """Everything the app writes: SEG, NIfTI masks, metadata, QC, statistics, preview, meshes."""
     seg = write_study_seg(out_dir, study, result)
     write_masks(result.masks, study.volume.affine, out_dir)
     write_study_artifacts(out_dir, study.volume, result, statistics=statistics, preview=preview, meshes=meshes)
     reports = write_dicom_reports(out_dir, study, result, seg)
-    return write_reports(out_dir, study.input_report(), study.volume.spacing, result, seg, reports)
+    return write_reports(out_dir, study.input_report(), study.volume.spacing, result, seg, reports, run_timings)
 
 
 def nifti_input_report(path, volume: Volume) -> dict:
@@ -522,7 +538,7 @@ def field_of_view_warnings(masks: dict[str, np.ndarray], spacing) -> list[str]:
 
 
 def build_qc(input_report: dict, spacing, result: LiverVesselResult, seg: SegResult,
-             dicom_reports: DicomReports | None = None) -> dict:
+             dicom_reports: DicomReports | None = None, run_timings: dict | None = None) -> dict:
     structures = qc_report.structure_summary(
         {k: v for k, v in result.masks.items() if k not in LABEL_MAPS}, spacing)
     warnings = []
@@ -544,7 +560,7 @@ def build_qc(input_report: dict, spacing, result: LiverVesselResult, seg: SegRes
     if empty:
         warnings.append(f"empty structures: {', '.join(empty)}")
     return {
-        "software": qc_report.software_versions(),
+        "software": software_versions(),
         "research_use_only": True,
         "input": input_report,
         "models": {"plan": result.plan.name, "support_task": result.plan.support_task,
@@ -562,6 +578,7 @@ def build_qc(input_report: dict, spacing, result: LiverVesselResult, seg: SegRes
         "enhancement": {k: result.enhancement[k] for k in ("method", "voxels", "fallbacks_used", "skipped",
                                                              "raw_vessel_voxels_not_written") if k in result.enhancement},
         "portal_hepatic_split": result.split_qc,
-        "timings_s": result.timings,
+        # the analysis steps, and the run's stages up to this report as the caller timed them
+        "timings_s": {"analysis": result.timings, **(run_timings or {})},
         "warnings": warnings,
     }

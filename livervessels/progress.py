@@ -15,6 +15,13 @@ class Progress:
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.timings: dict[str, float] = {}
+        self.started = time.perf_counter()
+
+    def run_timings(self) -> dict:
+        """{"stages": {stage: s} of the stages finished so far (snake_case keys), "total": s since this
+        Progress was made}: what qc.json records of a run."""
+        stages = {name.replace(", ", "_").replace(" ", "_"): s for name, s in self.timings.items()}
+        return {"stages": stages, "total": round(time.perf_counter() - self.started, 3)}
 
     @contextlib.contextmanager
     def stage(self, name: str, total: int = 1) -> Iterator[callable]:

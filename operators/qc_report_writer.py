@@ -1,6 +1,8 @@
 """QC report writer node: qc.json and enhanced_liver_vessels_metadata.json."""
 from __future__ import annotations
 
+import time
+
 from monai.deploy.core import Operator, OperatorSpec
 
 from livervessels.pipeline import write_reports
@@ -21,6 +23,9 @@ class QcReportWriterOperator(Operator):
     @refuses_cleanly
     def compute(self, op_input, op_output, context):
         study = op_input.receive("image").metadata()[CT_STUDY_KEY]
+        result, seg, reports = op_input.receive("result"), op_input.receive("seg"), op_input.receive("reports")
+        timings = {"stages": dict(self.fragment.stage_timings),
+                   "total": round(time.perf_counter() - self.fragment.run_started, 3)}
         report = write_reports(self.fragment.staging_dir, study.input_report(), study.volume.spacing,
-                               op_input.receive("result"), op_input.receive("seg"), op_input.receive("reports"))
+                               result, seg, reports, timings)
         op_output.emit(report, "report")

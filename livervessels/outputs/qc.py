@@ -2,14 +2,33 @@
 from __future__ import annotations
 
 import json
-import platform
 from pathlib import Path
 
 import numpy as np
 
-from livervessels import __version__
-
 QC_FILE = "qc.json"
+# Version of the layout of qc.json, statistics.json and enhanced_liver_vessels_metadata.json (JSON
+# Schemas in docs/schemas/): a reader checks it before trusting a key. Bump the major part when a key
+# is removed or changes meaning, the minor part when keys are added.
+SCHEMA_VERSION = "1.1"
+
+
+def provenance(input_report: dict, dicom_uids: dict[str, str | None] | None = None) -> dict:
+    """Where a run's results come from and which DICOM objects carry them: the study and the source
+    series (DICOM input) or the source file (NIfTI), and the SOP Instance UIDs of the SEG, SR and SC
+    written (None when one was not)."""
+    series = input_report.get("selected_series") or {}
+    out = {"study_instance_uid": series.get("study_instance_uid"),
+           "source_series_instance_uid": series.get("series_instance_uid"),
+           "source_file": input_report.get("file")}
+    for kind in ("seg", "sr", "sc"):
+        out[f"{kind}_sop_instance_uid"] = (dicom_uids or {}).get(kind)
+    return out
+
+
+def stamp(data: dict, prov: dict) -> dict:
+    """data with schema_version and provenance first."""
+    return {"schema_version": SCHEMA_VERSION, "provenance": prov, **data}
 
 
 def structure_summary(masks: dict[str, np.ndarray], spacing: tuple[float, float, float]) -> dict:
@@ -19,24 +38,6 @@ def structure_summary(masks: dict[str, np.ndarray], spacing: tuple[float, float,
         n = int(np.count_nonzero(m))
         out[name] = {"voxels": n, "volume_ml": round(n * voxel_ml, 3), "empty": n == 0}
     return out
-
-
-def software_versions() -> dict:
-    import highdicom
-    import nibabel
-    import pydicom
-    import torch
-
-    versions = {"livervessels": __version__, "python": platform.python_version(), "numpy": np.__version__,
-                "torch": torch.__version__, "pydicom": pydicom.__version__, "highdicom": highdicom.__version__,
-                "nibabel": nibabel.__version__}
-    try:
-        from importlib.metadata import version
-
-        versions["nnunetv2"] = version("nnunetv2")
-    except Exception:
-        pass
-    return versions
 
 
 def write_json(data: dict, path: str | Path) -> Path:
