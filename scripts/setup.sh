@@ -6,14 +6,16 @@ cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip "setuptools>=77"  # SPDX licence string (pyproject)
-.venv/bin/python -m pip install -q -r requirements.txt pytest psutil pyarrow trimesh jsonschema  # psutil: benchmarks; pyarrow: cohort.parquet; trimesh, jsonschema: checks in the tests
+.venv/bin/python -m pip install -q -r requirements.txt pytest psutil pyarrow trimesh jsonschema playwright  # psutil: benchmarks; pyarrow: cohort.parquet; the rest: tests (playwright drives Debian's chromium, no browser download)
 .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
 # Debian tools the tests use: dciodvfy (dicom3tools) validates the DICOM objects; Orthanc with its
-# DICOMweb plugin is the PACS of the round-trip test (started by the test itself, stopped by PID).
+# DICOMweb plugin is the PACS of the round-trip and viewer tests (started by the tests, stopped by
+# PID); chromium runs the OHIF viewer headless.
 missing=()
 command -v dciodvfy >/dev/null 2>&1 || missing+=(dicom3tools)
 command -v Orthanc >/dev/null 2>&1 || missing+=(orthanc)
 [ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || missing+=(orthanc-dicomweb)
+[ -x /usr/bin/chromium ] || missing+=(chromium)  # the viewer test (OHIF itself is fetched with npm pack)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     # the tests start their own Orthanc on free ports with its own configuration and storage
