@@ -14,7 +14,6 @@ import copy
 import io
 import json
 import os
-import shutil
 import sys
 import time
 import urllib.request
