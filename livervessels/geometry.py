@@ -46,6 +46,19 @@ def to_canonical(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.
     return np.ascontiguousarray(out), new_affine, original
 
 
+def is_canonical(affine: np.ndarray) -> bool:
+    """True when the voxel axes already run along R, A, S (to_canonical would change nothing)."""
+    return bool(np.array_equal(ornt.io_orientation(affine), _RAS))
+
+
+def canonical_spacing(spacing, original: np.ndarray) -> tuple[float, float, float]:
+    """A spacing given per input axis, reordered as to_canonical reorders the axes."""
+    out = [0.0, 0.0, 0.0]
+    for axis, (target, _) in enumerate(original):
+        out[int(target)] = float(spacing[axis])
+    return tuple(out)
+
+
 def from_canonical(array: np.ndarray, original: np.ndarray) -> np.ndarray:
     """Undo to_canonical for an array on the canonical grid."""
     return np.ascontiguousarray(ornt.apply_orientation(array, ornt.ornt_transform(_RAS, original)))
