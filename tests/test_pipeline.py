@@ -186,3 +186,26 @@ def test_repair_and_split_do_not_depend_on_how_the_slices_were_stored(phantom):
         assert np.array_equal(a[name], b[name][::-1, ::-1]), name
     assert a["portal_vein_branches"].any() and a["hepatic_veins"].any()
     assert qc_a["confidence"] == qc_b["confidence"]
+
+
+@pytest.mark.slow
+def test_the_demo_study_gives_the_same_outputs_stored_either_way(tmp_path):
+    """demo/study is stored as a scanner writes it (IOP 1,0,0, 0,1,0); the same CT re-stored in RAS
+    order (as the demo study was before) gives the same masks, voxel for voxel in patient space."""
+    from livervessels.dicom.write_series import write_image_series
+    from livervessels.geometry import to_canonical
+    from livervessels.pipeline import load_ct_study
+
+    study = load_ct_study(MODELS.parent / "demo" / "study")
+    iop = [float(v) for v in study.series_volume.sorted_datasets[0].ImageOrientationPatient]
+    assert iop == [1, 0, 0, 0, 1, 0]
+    ras, ras_affine, original = to_canonical(np.asarray(study.volume.array), study.volume.affine)
+    assert not np.allclose(ras_affine, study.volume.affine)  # a different storage, the same patient
+    write_image_series(ras.astype(np.int16), ras_affine, tmp_path / "ras" / "ct", series_description="ras")
+    other = load_ct_study(tmp_path / "ras")
+    a = run_liver_vessels(study.volume, model_dirs=[MODELS], device="cpu").masks
+    b = run_liver_vessels(other.volume, model_dirs=[MODELS], device="cpu").masks
+    assert set(a) == set(b)
+    for name in a:
+        back = to_canonical(np.asarray(a[name]), study.volume.affine)[0]
+        assert np.array_equal(back, np.asarray(b[name])), name

@@ -2,7 +2,8 @@
 Orthanc over DICOMweb, all on 127.0.0.1 (scripts/pacs_viewer.py starts them, as view.sh does).
 
 Checked on the demo study's SEG: it loads; every segment is listed with its label and exactly the
-SEG's recommended colour; on the slice where the masks change most between neighbouring slices the
+SEG's recommended colour; the axial view's orientation markers put anterior at the top and the
+patient's right on the screen's left; on the slice where the masks change most between neighbouring slices the
 overlay drawn on the screen covers the SEG's own frame for that slice (mapped to the screen through
 the viewport's own world-to-canvas transform) better than the neighbouring slices' frames; the SR
 and the SC are series of the same study; no request leaves 127.0.0.1. Negative controls: a SEG whose
@@ -139,6 +140,15 @@ class ViewerCheck:
                 found[label[-1].strip()] = rgb
         return found
 
+    def orientation_markers(self) -> dict[str, str]:
+        """{"top": letter, "left": letter} of the viewport's orientation markers."""
+        return self.page.evaluate("""() => { const out = {};
+            for (const el of document.querySelectorAll('.orientation-marker')) {
+              const where = el.classList.contains('top-mid') ? 'top' : el.classList.contains('left-mid') ? 'left' : null;
+              const value = el.querySelector('.orientation-marker-value');
+              if (where && value) out[where] = value.innerText.trim(); }
+            return out; }""")
+
     def current_sop_instance_uid(self) -> str:
         image_id = self.page.evaluate("() => window.cornerstone.getEnabledElements()[0].viewport.getCurrentImageId()")
         return image_id.split("/instances/")[1].split("/")[0]
@@ -242,6 +252,10 @@ def check_seg_in_viewer(browser, base: str, study_uid: str, seg_series_uid: str,
         if check.current_sop_instance_uid() != order[k]:
             problems.append("could not show the chosen slice")
             return problems
+        markers = check.orientation_markers()
+        if markers != {"top": "A", "left": "R"}:  # radiological convention for an axial slice
+            problems.append(f"orientation markers {markers}: anterior should be at the top, the patient's "
+                            "right on the screen's left")
         origin, dx, dy, box = check.canvas_to_world()
         drawn = check.overlay_mask()
         check.page.screenshot(path=str(shot))
