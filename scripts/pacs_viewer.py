@@ -138,7 +138,10 @@ def ohif_dist(cache: Path = OHIF_CACHE) -> Path:
                        capture_output=True, timeout=900)
         (tarball,) = Path(tmp).glob("*.tgz")
         with tarfile.open(tarball) as tar:
-            tar.extractall(tmp, filter="data")
+            try:
+                tar.extractall(tmp, filter="data")  # no links or paths outside tmp
+            except TypeError:  # Python before 3.10.12 / 3.11.4 has no extraction filters
+                tar.extractall(tmp)
         shutil.rmtree(target / "package", ignore_errors=True)
         shutil.move(str(Path(tmp) / "package"), target / "package")
     return dist
