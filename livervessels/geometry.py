@@ -46,17 +46,32 @@ def to_canonical(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.
     return np.ascontiguousarray(out), new_affine, original
 
 
-def is_canonical(affine: np.ndarray) -> bool:
-    """True when the voxel axes already run along R, A, S (to_canonical would change nothing)."""
-    return bool(np.array_equal(ornt.io_orientation(affine), _RAS))
+class CanonicalFrame:
+    """A grid seen in its closest RAS orientation (as to_canonical), for steps whose answer must not
+    depend on how the scanner stored rows, columns and slices: `to` brings arrays of the grid there,
+    `back` returns results; both pass None through and copy nothing when the grid already is RAS."""
 
+    def __init__(self, affine: np.ndarray, shape: tuple[int, ...], spacing=None):
+        original = ornt.io_orientation(affine)
+        self.is_identity = bool(np.array_equal(original, _RAS))
+        self._to = ornt.ornt_transform(original, _RAS)
+        self._back = ornt.ornt_transform(_RAS, original)
+        self.affine = affine @ ornt.inv_ornt_aff(self._to, shape)
+        given = voxel_spacing(affine) if spacing is None else spacing
+        out = [0.0, 0.0, 0.0]
+        for axis, (target, _) in enumerate(original):  # the spacing reordered as the axes are
+            out[int(target)] = float(given[axis])
+        self.spacing: tuple[float, float, float] = tuple(out)
 
-def canonical_spacing(spacing, original: np.ndarray) -> tuple[float, float, float]:
-    """A spacing given per input axis, reordered as to_canonical reorders the axes."""
-    out = [0.0, 0.0, 0.0]
-    for axis, (target, _) in enumerate(original):
-        out[int(target)] = float(spacing[axis])
-    return tuple(out)
+    def to(self, array):
+        if array is None or self.is_identity:
+            return array
+        return np.ascontiguousarray(ornt.apply_orientation(np.asarray(array), self._to))
+
+    def back(self, array):
+        if array is None or self.is_identity:
+            return array
+        return np.ascontiguousarray(ornt.apply_orientation(np.asarray(array), self._back))
 
 
 def from_canonical(array: np.ndarray, original: np.ndarray) -> np.ndarray:

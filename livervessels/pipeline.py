@@ -22,8 +22,7 @@ from livervessels.dicom.volume import SeriesVolume, build_volume
 from livervessels.enhancement import METHOD as ENHANCEMENT_METHOD
 from livervessels.enhancement import enhance_liver_vessels
 from livervessels.errors import InputError, ModelNotFoundError
-from livervessels.geometry import (Volume, canonical_spacing, from_canonical, is_canonical, reorient_to_grid,
-                                   to_canonical)
+from livervessels.geometry import CanonicalFrame, Volume, reorient_to_grid
 from livervessels.inference import segment
 from livervessels.outputs import qc as qc_report
 from livervessels.outputs.dicom_reports import SC_FILE, SR_FILE, DicomObject, write_measurement_report, write_preview_capture
@@ -298,14 +297,11 @@ def add_enhanced_vessels(volume: Volume, masks: dict[str, np.ndarray], **options
     trunks = [masks[k] > 0 for k in ("inferior_vena_cava", "portal_vein_and_splenic_vein") if k in masks]
     exclude = np.logical_or.reduce(trunks) if trunks else None
     # in the closest RAS orientation, as the split: the same repair however the slices were stored
-    canon = (lambda m: m) if is_canonical(volume.affine) else \
-        (lambda m: None if m is None else to_canonical(np.asarray(m), volume.affine)[0])
-    original = to_canonical(np.zeros((1, 1, 1), np.uint8), volume.affine)[2]
-    enhanced, metadata = enhance_liver_vessels(canon(masks["liver_vessels"]), canon(masks.get("liver")),
-                                               canon(volume.array), canonical_spacing(volume.spacing, original),
-                                               exclude=canon(exclude), **options)
-    if not is_canonical(volume.affine):
-        enhanced = from_canonical(enhanced, original)
+    frame = CanonicalFrame(volume.affine, volume.shape, volume.spacing)
+    enhanced, metadata = enhance_liver_vessels(frame.to(masks["liver_vessels"]), frame.to(masks.get("liver")),
+                                               frame.to(volume.array), frame.spacing, exclude=frame.to(exclude),
+                                               **options)
+    enhanced = frame.back(enhanced)
     return {**masks, "enhanced_liver_vessels": enhanced}, metadata
 
 

@@ -61,7 +61,7 @@ from scipy import ndimage, sparse, spatial
 from scipy.sparse import csgraph
 
 from livervessels.enhancement import _dilate_ball  # exact, fast ball dilation (shared with the repair)
-from livervessels.geometry import canonical_spacing, from_canonical, is_canonical, to_canonical
+from livervessels.geometry import CanonicalFrame
 from livervessels.split_confidence import DEFAULT_MODEL, ConfidenceModel
 from livervessels.split_intensity import TreeIntensity, branch_log_odds, measure_tree_intensity
 from livervessels.vessel_graph import (VesselGraph, attach_image_axes, bounding_box, build_vessel_graph,
@@ -177,20 +177,15 @@ def split_portal_hepatic(
     components smaller than `min_component_size` voxels are left 0.
     """
     p = params or SplitParams()
-    if affine is not None and not is_canonical(affine):
+    frame = None if affine is None else CanonicalFrame(affine, np.shape(vessels), spacing)
+    if frame is not None and not frame.is_identity:
         # The graph search breaks ties in voxel order: working in the closest RAS orientation gives
         # the same split however the scanner stored rows, columns and slices (a scanner's supine
         # series, IOP (1,0,0, 0,1,0), is stored flipped in x and y against RAS).
-        v_c, affine_c, original = to_canonical(np.asarray(vessels), affine)
-
-        def canon(m):
-            return None if m is None else to_canonical(np.asarray(m), affine)[0]
-
-        split = split_portal_hepatic(v_c, canon(ct), canonical_spacing(spacing, original), liver=canon(liver),
-                                     portal_vein=canon(portal_vein), ivc=canon(ivc), use_skeleton=use_skeleton,
-                                     min_component_size=min_component_size, affine=affine_c, params=p)
-        skeleton = None if split.skeleton_labels is None else from_canonical(split.skeleton_labels, original)
-        return PortalHepaticSplit(from_canonical(split.labels, original), skeleton, split.qc)
+        split = split_portal_hepatic(frame.to(vessels), frame.to(ct), frame.spacing, liver=frame.to(liver),
+                                     portal_vein=frame.to(portal_vein), ivc=frame.to(ivc), use_skeleton=use_skeleton,
+                                     min_component_size=min_component_size, affine=frame.affine, params=p)
+        return PortalHepaticSplit(frame.back(split.labels), frame.back(split.skeleton_labels), split.qc)
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     vessels = np.asarray(vessels, bool)
