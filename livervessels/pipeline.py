@@ -25,7 +25,8 @@ from livervessels.errors import InputError, ModelNotFoundError
 from livervessels.geometry import CanonicalFrame, Volume, reorient_to_grid
 from livervessels.inference import segment
 from livervessels.outputs import qc as qc_report
-from livervessels.outputs.dicom_reports import SC_FILE, SR_FILE, DicomObject, write_measurement_report, write_preview_capture
+from livervessels.outputs.dicom_reports import (KEY_SR_FILE, SC_FILE, SR_FILE, DicomObject, write_key_measurements,
+                                                write_measurement_report, write_preview_capture)
 from livervessels.outputs.dicom_seg import SEG_FILE, SegResult, write_dicom_seg
 from livervessels.outputs.nifti import write_masks
 from livervessels.plausibility import WARNINGS_KEY
@@ -396,34 +397,39 @@ def write_study_seg(out_dir: Path, study: CtStudy, result: LiverVesselResult) ->
 
 @dataclass
 class DicomReports:
-    """The SR measurement report and the preview secondary capture written into the study."""
+    """The SR measurement report, its image-anchored key measurements and the preview secondary capture
+    written into the study."""
 
     sr: DicomObject
     sc: DicomObject
+    key_sr: DicomObject
 
 
 def write_dicom_reports(out_dir: Path, study: CtStudy, result: LiverVesselResult, seg: SegResult) -> DicomReports:
-    """SR from out_dir/statistics.json and SC from the preview PNG, beside the SEG; each is skipped
-    (with the reason) when what it is made of was not written."""
+    """The SRs from out_dir/statistics.json and the SC from the preview PNG, beside the SEG; each is
+    skipped (with the reason) when what it is made of was not written."""
     out_dir = Path(out_dir)
     plan = result.plan
     datasets = study.series_volume.sorted_datasets
     stats_path, preview_path = out_dir / STATISTICS_FILE, out_dir / PREVIEW_FILE
+    algorithm_name = f"livervessels {plan.name} ({plan.support_task}+{plan.vessel_task})"
     if seg.path is None:
-        sr = DicomObject(None, skipped_reason=f"no DICOM SEG to reference ({seg.skipped_reason})")
+        sr = key_sr = DicomObject(None, skipped_reason=f"no DICOM SEG to reference ({seg.skipped_reason})")
     elif not stats_path.is_file():
-        sr = DicomObject(None, skipped_reason="statistics were not computed (--statistics)")
+        sr = key_sr = DicomObject(None, skipped_reason="statistics were not computed (--statistics)")
     else:
-        sr = write_measurement_report(
-            json.loads(stats_path.read_text()), result.split_qc, seg.path, datasets, out_dir / SR_FILE,
-            algorithm_name=f"livervessels {plan.name} ({plan.support_task}+{plan.vessel_task})")
+        statistics = json.loads(stats_path.read_text())
+        sr = write_measurement_report(statistics, result.split_qc, seg.path, datasets, out_dir / SR_FILE,
+                                      algorithm_name=algorithm_name)
+        key_sr = write_key_measurements(statistics, seg.path, datasets, out_dir / KEY_SR_FILE,
+                                        algorithm_name=algorithm_name)
     if seg.path is None:  # the same reason: sources whose UIDs had to be invented cannot be referenced
         sc = DicomObject(None, skipped_reason=f"not written without a SEG ({seg.skipped_reason})")
     elif not preview_path.is_file():
         sc = DicomObject(None, skipped_reason="no preview was rendered (--preview)")
     else:
         sc = write_preview_capture(preview_path, datasets, out_dir / SC_FILE)
-    return DicomReports(sr, sc)
+    return DicomReports(sr, sc, key_sr)
 
 
 def write_reports(out_dir: Path, input_report: dict, spacing, result: LiverVesselResult, seg: SegResult,
@@ -436,7 +442,8 @@ def write_reports(out_dir: Path, input_report: dict, spacing, result: LiverVesse
     out_dir = Path(out_dir)
     uids = {"seg": seg.sop_instance_uid,
             "sr": dicom_reports.sr.sop_instance_uid if dicom_reports else None,
-            "sc": dicom_reports.sc.sop_instance_uid if dicom_reports else None}
+            "sc": dicom_reports.sc.sop_instance_uid if dicom_reports else None,
+            "key_sr": dicom_reports.key_sr.sop_instance_uid if dicom_reports else None}
     prov = qc_report.provenance(input_report, uids)
     qc_report.write_json(qc_report.stamp({**result.enhancement, "portal_hepatic_split_qc": result.split_qc}, prov),
                          out_dir / "enhanced_liver_vessels_metadata.json")
@@ -578,7 +585,8 @@ def build_qc(input_report: dict, spacing, result: LiverVesselResult, seg: SegRes
                       "sop_instance_uid": seg.sop_instance_uid},
         **({f"dicom_{kind}": {"file": obj.path.name if obj.path else None, "skipped_reason": obj.skipped_reason,
                               "sop_instance_uid": obj.sop_instance_uid, "series_instance_uid": obj.series_instance_uid}
-            for kind, obj in (("sr", dicom_reports.sr), ("sc", dicom_reports.sc))} if dicom_reports else {}),
+            for kind, obj in (("sr", dicom_reports.sr), ("key_sr", dicom_reports.key_sr), ("sc", dicom_reports.sc))}
+           if dicom_reports else {}),
         "enhancement": {k: result.enhancement[k] for k in ("method", "voxels", "fallbacks_used", "skipped",
                                                              "raw_vessel_voxels_not_written") if k in result.enhancement},
         "portal_hepatic_split": result.split_qc,

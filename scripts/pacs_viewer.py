@@ -34,12 +34,13 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from livervessels.outputs.dicomweb import DICOM_OUTPUTS  # what the app sends to a PACS, the viewer loads
+
 REPO = Path(__file__).resolve().parent.parent
 OHIF_PACKAGE = "@ohif/app"
 OHIF_VERSION = "3.13.2"
 OHIF_CACHE = Path(os.environ.get("LIVERVESSELS_CACHE", Path.home() / ".cache" / "livervessels")) / "ohif"
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
-DICOM_OUTPUTS = ("segmentations.dcm", "measurements_sr.dcm", "preview_sc.dcm")
 
 
 class ToolMissing(RuntimeError):

@@ -1,4 +1,5 @@
-"""DICOM SR measurement report and preview secondary capture (livervessels/outputs/dicom_reports.py)."""
+"""DICOM SR measurement report, its image-anchored key measurements and the preview secondary capture
+(livervessels/outputs/dicom_reports.py)."""
 from __future__ import annotations
 
 import json
@@ -11,7 +12,7 @@ from PIL import Image
 
 from conftest import dciodvfy_errors
 from livervessels.outputs.dicom_reports import (FRACTION, SPLIT_CONFIDENCE, SPLIT_FLAG, SPLIT_GROUP, TREE_MEASURES,
-                                                write_measurement_report)
+                                                write_key_measurements, write_measurement_report)
 
 
 def _groups(sr) -> dict[str, list]:
@@ -62,14 +63,50 @@ def test_the_sr_holds_every_number_of_statistics_json_for_its_segment(demo_app_o
     assert dciodvfy_errors(dciodvfy, demo_app_output / "measurements_sr.dcm") == []
 
 
+def test_the_key_measurements_sit_inside_each_segment_on_a_large_slice(demo_app_output, dciodvfy):
+    sr = hd.sr.srread(demo_app_output / "key_measurements_sr.dcm")
+    seg = hd.seg.segread(demo_app_output / "segmentations.dcm")
+    stats = json.loads((demo_app_output / "statistics.json").read_text())
+    sources = [uid for _, _, uid in seg.get_source_image_uids()]
+    groups = {g.tracking_identifier: g for g in sr.content.get_planar_roi_measurement_groups()}
+    # only image-anchored groups: a viewer that needs them all planar shows the report
+    assert not sr.content.get_volumetric_roi_measurement_groups() and not sr.content.get_image_measurement_groups()
+    labels = {seg.get_segment_description(n).segment_label: n for n in seg.get_segment_numbers()}
+    assert set(groups) == set(labels)
+    images_used: list[str] = []
+    for label in sorted(groups, key=labels.get):  # the order the points were placed in
+        group = groups[label]
+        number = labels[label]
+        name = seg.get_segment_description(number).tracking_id
+        values = {m.name.meaning: (m.value, m.unit.value) for m in group.get_measurements()}
+        assert values["Volume"] == (pytest.approx(stats["structures"][name]["volume_ml"]), "ml")
+        assert values["Attenuation Coefficient"] == (pytest.approx(stats["structures"][name]["mean_hu"]), "[hnsf'U]")
+        region = group.roi
+        assert region.graphic_type.value == "POINT"
+        frames = seg.get_pixels_by_source_instance(sources, segment_numbers=[number],
+                                                   assert_missing_frames_are_empty=True)[..., 0] > 0
+        image_uid = region.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID
+        index = sources.index(image_uid)
+        # the largest slice, or one at least half as large when another point is on that one
+        area = frames.sum(axis=(1, 2))
+        assert area[index] == area.max() or (2 * area[index] >= area.max() and images_used.count(image_uid) == 0)
+        images_used.append(image_uid)
+        column, row = region.value[0]
+        assert frames[index][int(row), int(column)], label  # SCOORD (column, row), pixel centre at +0.5
+        (site,) = group.finding_sites
+        assert site.value.value == seg.get_segment_description(number).segmented_property_type.value
+    assert dciodvfy_errors(dciodvfy, demo_app_output / "key_measurements_sr.dcm") == []
+
+
 def test_sr_sc_and_seg_are_new_series_of_the_source_study(demo_app_output):
-    seg, sr, sc = (pydicom.dcmread(demo_app_output / f, stop_before_pixels=True)
-                   for f in ("segmentations.dcm", "measurements_sr.dcm", "preview_sc.dcm"))
-    assert seg.StudyInstanceUID == sr.StudyInstanceUID == sc.StudyInstanceUID
-    assert len({seg.SeriesInstanceUID, sr.SeriesInstanceUID, sc.SeriesInstanceUID}) == 3
-    assert sr.Modality == "SR" and sc.Modality in ("OT", "CT") and sc.BurnedInAnnotation == "YES"
+    seg, sr, key_sr, sc = (pydicom.dcmread(demo_app_output / f, stop_before_pixels=True) for f in (
+        "segmentations.dcm", "measurements_sr.dcm", "key_measurements_sr.dcm", "preview_sc.dcm"))
+    assert seg.StudyInstanceUID == sr.StudyInstanceUID == key_sr.StudyInstanceUID == sc.StudyInstanceUID
+    assert len({seg.SeriesInstanceUID, sr.SeriesInstanceUID, key_sr.SeriesInstanceUID, sc.SeriesInstanceUID}) == 4
+    assert sr.Modality == key_sr.Modality == "SR" and sc.Modality in ("OT", "CT") and sc.BurnedInAnnotation == "YES"
     qc = json.loads((demo_app_output / "qc.json").read_text())
     assert qc["dicom_sr"]["sop_instance_uid"] == sr.SOPInstanceUID
+    assert qc["dicom_key_sr"]["sop_instance_uid"] == key_sr.SOPInstanceUID
     assert qc["dicom_sc"]["sop_instance_uid"] == sc.SOPInstanceUID
     # the SR's evidence names the SEG it measures
     evidence = {item.ReferencedSOPInstanceUID for series in sr.CurrentRequestedProcedureEvidenceSequence
@@ -95,3 +132,6 @@ def test_an_sr_is_refused_for_a_seg_of_another_series(demo_app_output, tmp_path)
     with pytest.raises(ValueError, match="does not reference the source series"):
         write_measurement_report(stats, {}, demo_app_output / "segmentations.dcm", [other], tmp_path / "sr.dcm",
                                  algorithm_name="test")
+    with pytest.raises(ValueError, match="does not reference the source series"):
+        write_key_measurements(stats, demo_app_output / "segmentations.dcm", [other], tmp_path / "key.dcm",
+                               algorithm_name="test")

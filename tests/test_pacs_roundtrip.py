@@ -59,13 +59,15 @@ def test_the_app_round_trip_through_a_pacs(pacs, tmp_path):
     result = run_app(tmp_path / "ct", out)
     assert result.returncode == 0, result.stderr[-3000:]
     sent = send_outputs(out, pacs + "/dicom-web")
-    assert [s.file for s in sent] == ["segmentations.dcm", "measurements_sr.dcm", "preview_sc.dcm"]
+    assert [s.file for s in sent] == ["segmentations.dcm", "measurements_sr.dcm", "key_measurements_sr.dcm",
+                                      "preview_sc.dcm"]
 
-    # Orthanc files all three under the source study, as new series
+    # Orthanc files all four under the source study, as new series
     by_modality = {}
     for s in client.search_for_series(study_uid):
         by_modality.setdefault(s["00080060"]["Value"][0], []).append(s["0020000E"]["Value"][0])
     assert {"SEG", "SR"} <= set(by_modality) and len(by_modality) >= 4  # CT, SEG, SR, SC (OT), localizer
+    assert len(by_modality["SR"]) == 2
     assert len(client.search_for_studies()) == 1
     for item in sent:
         instance = client.search_for_instances(study_uid, search_filters={"SOPInstanceUID": item.sop_instance_uid})

@@ -55,12 +55,13 @@ def test_the_schemas_reject_a_report_without_provenance_or_with_a_wrong_type(dem
 
 
 def test_provenance_names_the_study_the_series_and_every_dicom_object(demo_app_output):
-    seg, sr, sc = (pydicom.dcmread(demo_app_output / f, stop_before_pixels=True)
-                   for f in ("segmentations.dcm", "measurements_sr.dcm", "preview_sc.dcm"))
+    seg, sr, key_sr, sc = (pydicom.dcmread(demo_app_output / f, stop_before_pixels=True) for f in (
+        "segmentations.dcm", "measurements_sr.dcm", "key_measurements_sr.dcm", "preview_sc.dcm"))
     expected = {"study_instance_uid": seg.StudyInstanceUID,
                 "source_series_instance_uid": seg.ReferencedSeriesSequence[0].SeriesInstanceUID,
                 "source_file": None, "seg_sop_instance_uid": seg.SOPInstanceUID,
-                "sr_sop_instance_uid": sr.SOPInstanceUID, "sc_sop_instance_uid": sc.SOPInstanceUID}
+                "sr_sop_instance_uid": sr.SOPInstanceUID, "key_sr_sop_instance_uid": key_sr.SOPInstanceUID,
+                "sc_sop_instance_uid": sc.SOPInstanceUID}
     for file in REPORTS:
         assert json.loads((demo_app_output / file).read_text())["provenance"] == expected, file
 

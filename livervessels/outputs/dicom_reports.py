@@ -5,6 +5,10 @@
   and terminal-branch counts and radii, the portal and hepatic fractions; one image-level group
   holds the split's confidence and QC flags. Each segment's group references the segment (SEG
   instance and segment number) and the source CT series.
+- A second SR, the key measurements, holds each segment's volume and mean HU once more, anchored
+  to one image: a point inside the segment on a slice where it is large. Viewers that list SR
+  measurements only when they are image-anchored (OHIF 3 shows an SR only if every group is a planar
+  region on an image) show these; the full report above stays the reference, tied to the segments.
 - The secondary capture is the preview PNG with the research-use line in its pixels.
 
 Both go into the source study as new series, so a viewer lists them beside the SEG.
@@ -23,13 +27,16 @@ from highdicom.sr.coding import CodedConcept
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
+from scipy import ndimage
 
 from livervessels import __version__
 
 SR_FILE = "measurements_sr.dcm"
 SC_FILE = "preview_sc.dcm"
+KEY_SR_FILE = "key_measurements_sr.dcm"
 SR_SERIES_NUMBER = 902
 SC_SERIES_NUMBER = 903
+KEY_SR_SERIES_NUMBER = 904
 PRIVATE_SCHEME = "99LIVERVESSELS"
 
 
@@ -91,7 +98,7 @@ def _device_context(algorithm_name: str) -> hd.sr.ObservationContext:
 def _segment_group(seg: Dataset, number: int, source_series_uid: str, stats: dict, tree: dict | None,
                    fraction: float | None, algorithm: hd.sr.AlgorithmIdentification) -> \
         hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations:
-    description = next(d for d in seg.SegmentSequence if int(d.SegmentNumber) == number)
+    description = _segment_item(seg, number)
     measurements = [hd.sr.Measurement(name=codes.SCT.Volume, value=float(stats["volume_ml"]), unit=ML,
                                       algorithm_id=algorithm)]
     if stats.get("mean_hu") is not None:
@@ -112,6 +119,10 @@ def _segment_group(seg: Dataset, number: int, source_series_uid: str, stats: dic
         finding_type=CodedConcept(*_property_type(description)),
         measurements=measurements,
     )
+
+
+def _segment_item(seg: Dataset, number: int) -> Dataset:
+    return next(d for d in seg.SegmentSequence if int(d.SegmentNumber) == number)
 
 
 def _property_type(description: Dataset) -> tuple[str, str, str]:
@@ -139,11 +150,7 @@ def write_measurement_report(statistics: dict, split_qc: dict | None, seg_path: 
     fractions = {"portal_vein_branches": split_qc.get("portal_fraction"),
                  "hepatic_veins": split_qc.get("hepatic_fraction")}
     groups: list = []
-    for number in seg.get_segment_numbers():
-        name = seg.get_segment_description(number).tracking_id
-        stats = statistics.get("structures", {}).get(name)
-        if not stats or not stats.get("voxels"):
-            continue
+    for number, name, stats in _measured_structures(seg, statistics):
         groups.append(_segment_group(seg, number, source_series_uid, stats,
                                      statistics.get("vessel_trees", {}).get(name), fractions.get(name), algorithm))
     confidence = split_qc.get("confidence")
@@ -171,6 +178,105 @@ def write_measurement_report(statistics: dict, split_qc: dict | None, seg_path: 
         series_description="Liver vessel measurements RUO", is_complete=True, is_final=False, is_verified=False,
     )
     sr.CodingSchemeIdentificationSequence = [_private_scheme_identification()]
+    out_path = Path(out_path)
+    sr.save_as(out_path)
+    return DicomObject(out_path, sop_uid, series_uid)
+
+
+def _measured_structures(seg: Dataset, statistics: dict) -> list[tuple[int, str, dict]]:
+    """(segment number, statistics.json name, its statistics) of each SEG segment that has voxels."""
+    out = []
+    for number in seg.get_segment_numbers():
+        name = seg.get_segment_description(number).tracking_id
+        stats = statistics.get("structures", {}).get(name)
+        if stats and stats.get("voxels"):
+            out.append((number, name, stats))
+    return out
+
+
+def _key_points(seg: hd.seg.Segmentation) -> dict[int, tuple[str, float, float]]:
+    """{segment number: (source SOP Instance UID, column, row)}: for each segment a source image where
+    it is large, and on it the segment's pixel farthest from its edge (in mm): a point inside the
+    segment, which a curved vessel tree's centroid need not be.
+
+    The image is the one where the segment covers the most pixels, unless another segment's point is
+    already there and a free image holds at least half as many: a viewer draws the labels of points
+    on one image on top of each other.
+    """
+    spacing = [float(v) for v in seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing]
+    frames = seg.pixel_array
+    frames = (frames if frames.ndim == 3 else frames[None]) > 0
+    candidates: dict[int, list[tuple[int, int, str]]] = {}  # segment -> [(pixels, frame index, source uid)]
+    for index, frame in enumerate(seg.PerFrameFunctionalGroupsSequence):
+        number = int(frame.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+        source = str(frame.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID)
+        pixels = int(np.count_nonzero(frames[index]))
+        if pixels:
+            candidates.setdefault(number, []).append((pixels, index, source))
+    points: dict[int, tuple[str, float, float]] = {}
+    for number in sorted(candidates):
+        ranked = sorted(candidates[number], key=lambda c: -c[0])
+        used = {p[0] for p in points.values()}
+        free = [c for c in ranked if c[2] not in used and 2 * c[0] >= ranked[0][0]]
+        _, index, source = (free or ranked)[0]
+        depth = ndimage.distance_transform_edt(np.pad(frames[index], 1), sampling=spacing)[1:-1, 1:-1]
+        row, column = np.unravel_index(int(np.argmax(depth)), depth.shape)
+        points[number] = (source, float(column), float(row))
+    return points
+
+
+def write_key_measurements(statistics: dict, seg_path: str | Path, source_datasets: list[Dataset],
+                           out_path: str | Path, *, algorithm_name: str) -> DicomObject:
+    """A TID 1500 SR with each segment's volume and mean HU as a planar group: a point inside the
+    segment on a source image where it is large (_key_points), the structure as finding site (see the
+    module's note on viewers).
+
+    Raises:
+        ValueError: the SEG is not of the source series.
+    """
+    seg = hd.seg.segread(seg_path)
+    source_series_uid = str(source_datasets[0].SeriesInstanceUID)
+    if source_series_uid not in {str(item.SeriesInstanceUID) for item in seg.ReferencedSeriesSequence}:
+        raise ValueError(f"{seg_path} does not reference the source series {source_series_uid}")
+    algorithm = _algorithm(algorithm_name)
+    by_uid = {str(ds.SOPInstanceUID): ds for ds in source_datasets}
+    points = _key_points(seg)
+    groups = []
+    for number, _name, stats in _measured_structures(seg, statistics):
+        if number not in points:
+            continue
+        source, column, row = points[number]
+        image = by_uid[source]
+        measurements = [hd.sr.Measurement(name=codes.SCT.Volume, value=float(stats["volume_ml"]), unit=ML,
+                                          algorithm_id=algorithm)]
+        if stats.get("mean_hu") is not None:
+            measurements.append(hd.sr.Measurement(
+                name=codes.DCM.AttenuationCoefficient, value=float(stats["mean_hu"]), unit=HU,
+                derivation=codes.SCT.Mean, algorithm_id=algorithm))
+        groups.append(hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(
+                uid=generate_uid(), identifier=seg.get_segment_description(number).segment_label),
+            # SCOORD pixel coordinates start at the outer corner of the first pixel: +0.5 is its centre
+            referenced_region=hd.sr.ImageRegion(
+                graphic_type=hd.sr.GraphicTypeValues.POINT, graphic_data=np.array([[column + 0.5, row + 0.5]]),
+                source_image=hd.sr.SourceImageForRegion(str(image.SOPClassUID), source)),
+            finding_type=CodedConcept(*_property_type(_segment_item(seg, number))),
+            # what the structure is, in words a viewer shows beside the numbers (OHIF lists finding sites)
+            finding_sites=[hd.sr.FindingSite(CodedConcept(*_property_type(_segment_item(seg, number))))],
+            measurements=measurements,
+        ))
+    report = hd.sr.MeasurementReport(
+        observation_context=_device_context(algorithm_name),
+        procedure_reported=codes.LN.CTUnspecifiedBodyRegion,
+        imaging_measurements=groups,
+    )
+    sop_uid, series_uid = generate_uid(), generate_uid()
+    sr = hd.sr.Comprehensive3DSR(
+        evidence=[seg, *source_datasets], content=report, series_instance_uid=series_uid,
+        series_number=KEY_SR_SERIES_NUMBER, sop_instance_uid=sop_uid, instance_number=1, manufacturer="livervessels",
+        series_description="Liver vessel key measurements RUO", is_complete=True, is_final=False,
+        is_verified=False,
+    )
     out_path = Path(out_path)
     sr.save_as(out_path)
     return DicomObject(out_path, sop_uid, series_uid)

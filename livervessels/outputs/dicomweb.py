@@ -12,10 +12,10 @@ from pathlib import Path
 import pydicom
 
 from livervessels.errors import PacsError
-from livervessels.outputs.dicom_reports import SC_FILE, SR_FILE
+from livervessels.outputs.dicom_reports import KEY_SR_FILE, SC_FILE, SR_FILE
 from livervessels.outputs.dicom_seg import SEG_FILE
 
-DICOM_OUTPUTS = (SEG_FILE, SR_FILE, SC_FILE)
+DICOM_OUTPUTS = (SEG_FILE, SR_FILE, KEY_SR_FILE, SC_FILE)
 
 
 @dataclass

@@ -15,13 +15,13 @@ SCHEMA_VERSION = "1.1"
 
 def provenance(input_report: dict, dicom_uids: dict[str, str | None] | None = None) -> dict:
     """Where a run's results come from and which DICOM objects carry them: the study and the source
-    series (DICOM input) or the source file (NIfTI), and the SOP Instance UIDs of the SEG, SR and SC
-    written (None when one was not)."""
+    series (DICOM input) or the source file (NIfTI), and the SOP Instance UIDs of the SEG, the SRs and
+    the SC written (None when one was not)."""
     series = input_report.get("selected_series") or {}
     out = {"study_instance_uid": series.get("study_instance_uid"),
            "source_series_instance_uid": series.get("series_instance_uid"),
            "source_file": input_report.get("file")}
-    for kind in ("seg", "sr", "sc"):
+    for kind in ("seg", "sr", "key_sr", "sc"):
         out[f"{kind}_sop_instance_uid"] = (dicom_uids or {}).get(kind)
     return out
 

@@ -5,8 +5,10 @@ Checked on the demo study's SEG: it loads; every segment is listed with its labe
 SEG's recommended colour; the axial view's orientation markers put anterior at the top and the
 patient's right on the screen's left; on the slice where the masks change most between neighbouring slices the
 overlay drawn on the screen covers the SEG's own frame for that slice (mapped to the screen through
-the viewport's own world-to-canvas transform) better than the neighbouring slices' frames; the SR
-and the SC are series of the same study; no request leaves 127.0.0.1. Negative controls: a SEG whose
+the viewport's own world-to-canvas transform) better than the neighbouring slices' frames; the SRs
+and the SC are series of the same study; stepping through the key-measurement SR in OHIF's SR display
+shows each structure's volume and mean HU (statistics.json's numbers) and its name on the image the SR
+anchors it to; no request leaves 127.0.0.1. Negative controls: a SEG whose
 referenced CT series is not in the PACS, and a SEG shifted by one slice, must fail those checks.
 """
 from __future__ import annotations
@@ -15,6 +17,7 @@ import copy
 import io
 import json
 import os
+import re
 import sys
 import time
 import urllib.request
@@ -271,6 +274,58 @@ def check_seg_in_viewer(browser, base: str, study_uid: str, seg_series_uid: str,
         check.close()
 
 
+def sr_display(browser, base: str, study_uid: str, sr_series_uid: str, steps: int,
+               timeout_s: float = 90) -> dict[str, set[str]]:
+    """{SOP Instance UID of the image shown: annotation texts drawn on it}, stepping through the SR's
+    measurements with the SR viewport's arrows (steps + 1 views, so a full cycle shows every one)."""
+    check = ViewerCheck(browser, base)
+    seen: dict[str, set[str]] = {}
+    try:
+        check.page.goto(pv.viewer_url(base, study_uid, sr_series_uid))
+        texts: list[str] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not texts:
+            time.sleep(1)
+            if check.page.get_by_text("Skip all").count():
+                check.page.get_by_text("Skip all").first.click()
+            texts = check.page.evaluate("() => [...document.querySelectorAll('svg text')].map(t => t.textContent)")
+        for _ in range(steps + 1):
+            uid, texts = _settled(check)
+            seen.setdefault(uid, set()).update(t for t in texts if t)
+            check.page.locator('[data-cy="viewport-action-arrows-right"]').first.click()
+        check.page.screenshot(path=str(ARTIFACTS / "demo_key_measurements_sr.png"))
+        assert not check.external, check.external[:3]
+        return seen
+    finally:
+        check.close()
+
+
+def _settled(check: ViewerCheck, timeout_s: float = 15) -> tuple[str, tuple[str, ...]]:
+    """The image shown and the annotation texts drawn, once two readings 0.5 s apart agree (the image
+    changes before the annotations are redrawn)."""
+    last = None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = (check.current_sop_instance_uid(), tuple(check.page.evaluate(
+            "() => [...document.querySelectorAll('svg text')].map(t => t.textContent)")))
+        if now == last:
+            return now
+        last = now
+    return last
+
+
+def _shown_measurements(texts: set[str]) -> set[tuple[float, float, str]]:
+    """(ml, HU, finding site) of OHIF's annotation texts ("Volume: 11.21 mlAttenuation Coefficient:
+    158.50 [hnsf'U]363698007: Portal vein"; the finding site is listed under its SNOMED code)."""
+    out = set()
+    for text in texts:
+        match = re.search(r"Volume: ([-0-9.]+) ml.*?Attenuation Coefficient: ([-0-9.]+).*?363698007: (.+)$", text)
+        if match:
+            out.add((round(float(match.group(1)), 2), round(float(match.group(2)), 2), match.group(3).strip()))
+    return out
+
+
 @pytest.fixture(scope="module")
 def ct_datasets():
     return sorted((pydicom.dcmread(p, stop_before_pixels=True) for p in (DEMO_STUDY / "ct").iterdir()),
@@ -297,6 +352,22 @@ def test_the_demo_seg_shows_in_ohif_as_written(browser, dist, pacs, demo_app_out
             labels = check.page.locator('[data-cy="series-modality-label"]').all_inner_texts()
         check.close()
         assert {"CT", "SEG", "SR", "OT"} <= set(labels)
+        # the key measurements, as OHIF's SR display shows them: each on the image the SR anchors it to
+        key_sr = hd.sr.srread(demo_app_output / "key_measurements_sr.dcm")
+        stats = json.loads((demo_app_output / "statistics.json").read_text())["structures"]
+        segments = {str(d.SegmentLabel): d for d in seg.SegmentSequence}
+        # statistics.json's numbers and the SEG's structure, where the SR anchors them
+        expected: dict[str, set[tuple[float, float, str]]] = {}
+        for group in key_sr.content.get_planar_roi_measurement_groups():
+            image = group.roi.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID
+            segment = segments[group.tracking_identifier]
+            numbers = stats[str(segment.TrackingID)]
+            expected.setdefault(image, set()).add((round(numbers["volume_ml"], 2), round(numbers["mean_hu"], 2),
+                                                   str(segment.SegmentedPropertyTypeCodeSequence[0].CodeMeaning)))
+        assert sum(len(v) for v in expected.values()) == len(seg.SegmentSequence)
+        shown = sr_display(browser, base, study_uid, key_sr.SeriesInstanceUID,
+                           steps=len(seg.SegmentSequence))
+        assert {uid: _shown_measurements(texts) for uid, texts in shown.items()} == expected
 
 
 def test_negative_controls_fail_the_check(browser, dist, pacs, demo_app_output, ct_datasets, tmp_path):
