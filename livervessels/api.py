@@ -265,6 +265,9 @@ def run_cohort(
     *,
     progress: bool | None = None,
     prefetch: bool = True,
+    ray: str | None = None,
+    ray_workers: int | None = None,
+    ray_cpus_per_worker: int = 4,
     **options,
 ):
     """Many studies in one process: every entry of a folder (NIfTI files, DICOM folders, zips) or of a
@@ -275,6 +278,9 @@ def run_cohort(
     options have not changed; one bad study never stops the cohort. Returns a
     livervessels.cohort.CohortResult (one row per study; also OUTPUT/cohort.csv and, with pyarrow,
     cohort.parquet). progress: a bar on a terminal, log lines otherwise (default: unless quiet).
+    ray: run the studies on a pool of Ray actors instead of in this process: "auto" (this machine's
+    cluster, else a local Ray instance) or a cluster address; ray_workers actors (default one per
+    GPU, else one per ray_cpus_per_worker CPUs). See livervessels.cohort_ray.
 
     Raises:
         InputError: bad cohort input, output folder, mode or options (before any study runs).
@@ -290,6 +296,12 @@ def run_cohort(
     quiet, verbose = options.get("quiet", False), options.get("verbose", False)
     _configure_logging(quiet, verbose)
     per_study = {**options, "quiet": not verbose}  # one progress line per study, not per stage
+    if ray:  # Ray's workers do not start in this folder
+        for key in ("model_dirs", "split_support_dir"):
+            if isinstance(per_study.get(key), (list, tuple)):
+                per_study[key] = [str(Path(d).resolve()) for d in per_study[key]]
+            elif per_study.get(key):
+                per_study[key] = str(Path(per_study[key]).resolve())
     if mode == "enhanced":
         def run_study(loaded: LoadedInput, folder: Path) -> None:
             enhance_liver_vessels(loaded, folder, **per_study)
@@ -301,12 +313,39 @@ def run_cohort(
     result_options = {"mode": mode, **{k: v for k, v in options.items() if k not in _NOT_RESULT_OPTIONS}}
     show = cohort.ProgressReport(len(studies) + len(problems), bar=None) if (progress if progress is not None
                                                                              else not quiet) else None
+    dispatch = None
+    if not ray and _gpus_for_cohort(options.get("device")) > 1:
+        ray = "auto"  # one worker per GPU; Ray keeps each worker on its own GPU
+    if ray:
+        from livervessels.cohort_ray import RayPool, check_address, ray_dispatch
+
+        if (ray_workers is not None and ray_workers < 1) or ray_cpus_per_worker < 1:
+            raise InputError("ray_workers and ray_cpus_per_worker must be at least 1")
+        check_address(ray)  # before the output folder is made
+        dispatch = ray_dispatch(RayPool(ray, ray_workers, ray_cpus_per_worker), run_study, cohort.summarize_outputs)
     try:
         return cohort.run_cohort(studies, output, run_study, result_options, summarize=cohort.summarize_outputs,
-                                 problems=problems, progress=show, prefetch=prefetch)
+                                 problems=problems, progress=show, prefetch=prefetch, dispatch=dispatch)
     finally:
         if show is not None:
             show.close()
+
+
+def _gpus_for_cohort(device: str | None) -> int:
+    """GPUs a local cohort can use, one worker each: all visible ones when the device allows a GPU
+    and Ray is installed (0 otherwise; a single worker then runs every study)."""
+    if str(device or "auto").lower() not in ("auto", "gpu", "cuda"):  # the CPU, or one GPU chosen by number
+        return 0
+    import importlib.util
+
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count > 1 and importlib.util.find_spec("ray") is None:
+        logging.getLogger(__name__).warning("%d GPUs but Ray is not installed: the cohort runs on one; "
+                                            "pip install 'ray==2.60.0' for one worker per GPU", count)
+        return 0
+    return count
 
 
 def _check_cohort_options(mode: str, options: dict) -> None:

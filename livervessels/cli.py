@@ -203,6 +203,13 @@ def batch_parser(enhanced: bool) -> argparse.ArgumentParser:
         elif action.dest == "output":
             action.help = "output folder: one folder per study, cohort.csv, cohort.parquet"
     p.add_argument("--no_progress", action="store_true", help="no progress bar or per-study lines")
+    p.add_argument("--ray", metavar="ADDRESS", help="run the studies on a pool of Ray actors: 'auto' (this machine's "
+                   "Ray cluster, else a local Ray instance) or a cluster address (HOST:6379, ray://HOST:10001); "
+                   "inputs and OUT_DIR must be on a path every node sees")
+    p.add_argument("--ray_workers", type=int, metavar="N", help="Ray actors (default: one per GPU, else one per "
+                   "--ray_cpus_per_worker CPUs of the cluster)")
+    p.add_argument("--ray_cpus_per_worker", type=int, default=4, metavar="C",
+                   help="CPUs each Ray actor reserves and uses (default 4)")
     return p
 
 
@@ -210,11 +217,12 @@ def _batch(args) -> int:
     from livervessels.api import run_cohort
 
     enhanced = getattr(args, "mode", None) is not None
-    skip = {"input", "output", "no_progress", "mode", "model_dir"}
+    skip = {"input", "output", "no_progress", "mode", "model_dir", "ray", "ray_workers", "ray_cpus_per_worker"}
     options = {k: v for k, v in vars(args).items() if k not in skip}
     options["model_dirs"] = args.model_dir
     result = run_cohort(args.input, args.output, "enhanced" if enhanced else "totalsegmentator",
-                        progress=False if args.no_progress else None, **options)
+                        progress=False if args.no_progress else None, ray=args.ray, ray_workers=args.ray_workers,
+                        ray_cpus_per_worker=args.ray_cpus_per_worker, **options)
     ok = len(result.rows) - result.failed
     print(f"{ok} of {len(result.rows)} studies succeeded; rows in {result.files[0]}")
     return 3 if result.failed else 0

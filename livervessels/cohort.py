@@ -16,6 +16,7 @@ Plain Python over files; no holoscan or MONAI Deploy import. Research use only.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import csv
 import errno
 import hashlib
@@ -26,7 +27,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -155,20 +156,26 @@ def content_hash(path: Path) -> str:
 
 RunStudy = Callable[[LoadedInput, Path], None]  # (the study read, its output folder to write)
 Summarize = Callable[[Path], dict]  # (a finished study's output folder) -> row columns
+# Runs the (study, input hash) pairs it is given into out_dir and yields each study's row as it
+# finishes (any order); a study's outputs are published (or not) before its row is yielded.
+Dispatch = Callable[[Iterator[tuple[Study, str]], Path], Iterator[dict]]
 
 
 def run_cohort(studies: list[Study], out_dir: str | Path, run_study: RunStudy, options: dict, *,
                summarize: Summarize | None = None, problems: Iterable[StudyProblem] = (),
                progress: Callable[[int, int, int, dict], None] | None = None,
-               prefetch: bool = True) -> CohortResult:
+               prefetch: bool = True, dispatch: Dispatch | None = None) -> CohortResult:
     """Run every study that is not already done; returns one row per study (and per problem), also
     written to OUT/cohort.csv (and cohort.parquet when pyarrow is installed).
 
     options: what makes a result (task, mode, flags) - a change redoes every study. run_study writes
     a study's outputs into the folder it is given (which does not exist yet); summarize reads the
     row's columns from the finished folder. progress(done, total, failed, row) after each study.
-    Ctrl-C / SIGTERM: the study in progress is dropped (nothing of it is published), the rows so
-    far are written, and Interrupted propagates (the next run resumes).
+    dispatch: where the studies run; by default one after the other in this process, the next one
+    read ahead on a thread (local_dispatch); cohort_ray.ray_dispatch runs them on Ray actors.
+    Ctrl-C / SIGTERM: the studies in progress are dropped (nothing of them is published), the rows
+    so far are written, and Interrupted propagates (the next run resumes). One cohort run per output
+    folder at a time: hidden partial folders left by a killed run are removed at the start.
 
     Raises:
         InputError: out_dir cannot be used.
@@ -179,11 +186,13 @@ def run_cohort(studies: list[Study], out_dir: str | Path, run_study: RunStudy, o
     out_dir = check_output_folder(out_dir)
     state_dir = out_dir / STATE_DIR
     state_dir.mkdir(parents=True, exist_ok=True)
+    remove_partial_outputs(out_dir)
     options_key = json.dumps(options, sort_keys=True, default=str)
     problems = list(problems)
     rows: dict[str, dict] = {}
     for p in problems:
         rows[p.study_id + "\0" + p.input] = _row(p.study_id, p.input, "failed", p.error)
+
     def to_run():
         """(study, input hash) of each study that is not done yet. Lazily: a cohort of thousands
         starts at once instead of reading every study before the first runs."""
@@ -198,35 +207,61 @@ def run_cohort(studies: list[Study], out_dir: str | Path, run_study: RunStudy, o
 
     total = len(studies) + len(problems)
     order = [s.study_id for s in studies]
-    queue = to_run()
-    following = next(queue, None)
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="cohort-read") if prefetch else None
-    pending = _submit(pool, following[0]) if pool and following else None
+    digests: dict[str, str] = {}
+
+    def hashed():
+        for study, digest in to_run():
+            digests[study.study_id] = digest
+            yield study, digest
+
+    dispatch = dispatch or local_dispatch(run_study, summarize, prefetch=prefetch)
     try:
-        while following is not None:
-            (study, digest), current = following, pending
-            following = next(queue, None)  # the next study is read while this one runs
-            pending = _submit(pool, following[0]) if pool and following else None
-            row = _run_one(study, digest, current, out_dir, run_study, summarize)
-            rows[study.study_id] = row
-            _write_state(state_dir / f"{study.study_id}.json",
-                         {"input_sha256": digest, "options": options_key, "status": row["status"], "row": row})
-            if progress:
-                progress(len(rows), total, sum(r["status"] == "failed" for r in rows.values()), row)
+        with contextlib.closing(dispatch(hashed(), out_dir)) as finished:
+            for row in finished:
+                rows[row["study_id"]] = row
+                _write_state(state_dir / f"{row['study_id']}.json",
+                             {"input_sha256": digests.get(row["study_id"], row.get("input_sha256", "")),
+                              "options": options_key, "status": row["status"], "row": row})
+                if progress:
+                    progress(len(rows), total, sum(r["status"] == "failed" for r in rows.values()), row)
     except BaseException:
-        if pool is not None:  # the read-ahead finishes its study; a zip it unpacked is removed
-            pool.shutdown(wait=True, cancel_futures=True)
-        if pending is not None:
-            _close_quietly(pending)
         result = CohortResult(_ordered(rows, order), interrupted=True)
         result.files = write_cohort_table(result.rows, out_dir)
         raise
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
     result = CohortResult(_ordered(rows, order))
     result.files = write_cohort_table(result.rows, out_dir)
     return result
+
+
+def local_dispatch(run_study: RunStudy, summarize: Summarize | None = None, *, prefetch: bool = True) -> Dispatch:
+    """Studies one after the other in this process (models stay loaded), the next one read and
+    decoded on a thread while the current one runs."""
+    def dispatch(queue: Iterator[tuple[Study, str]], out_dir: Path) -> Iterator[dict]:
+        following = next(queue, None)
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="cohort-read") \
+            if prefetch else None
+        pending = _submit(pool, following[0]) if pool and following else None
+        try:
+            while following is not None:
+                (study, digest), current = following, pending
+                following = next(queue, None)  # the next study is read while this one runs
+                pending = _submit(pool, following[0]) if pool and following else None
+                yield run_one(study, digest, out_dir, run_study, summarize, loading=current)
+        finally:
+            if pool is not None:  # the read-ahead finishes its study; a zip it unpacked is removed
+                pool.shutdown(wait=True, cancel_futures=True)
+            if pending is not None:
+                _close_quietly(pending)
+    return dispatch
+
+
+def remove_partial_outputs(out_dir: Path, study_id: str | None = None) -> None:
+    """Remove the hidden folders a study being written leaves when its process is killed (of one
+    study, or of all): its partial outputs and an old result renamed aside while publishing."""
+    pattern = f".{study_id}." if study_id else "."
+    for path in out_dir.glob(pattern + "*"):
+        if path.is_dir() and (".partial-" in path.name or ".old-" in path.name):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _submit(pool, study: Study):
@@ -241,9 +276,11 @@ def _close_quietly(future) -> None:
         pass
 
 
-def _run_one(study: Study, digest: str, loading, out_dir: Path, run_study: RunStudy,
-             summarize: Summarize | None) -> dict:
-    """Read (or take the prefetched read), run into a hidden folder, publish in one rename."""
+def run_one(study: Study, digest: str, out_dir: Path, run_study: RunStudy, summarize: Summarize | None,
+            loading: concurrent.futures.Future | None = None) -> dict:
+    """One study: read it (or take the read-ahead's result), run it into a hidden folder, publish it
+    in one rename; its row, also when it failed (every exception but an interrupt becomes the row's
+    error)."""
     t0 = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix=f".{study.study_id}.partial-", dir=out_dir))
     interrupts.register(work)
