@@ -202,3 +202,30 @@ def test_a_local_cohort_uses_every_gpu_only_when_the_device_allows(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     assert api._gpus_for_cohort(None) == api._gpus_for_cohort("gpu") == 4
     assert api._gpus_for_cohort("cpu") == api._gpus_for_cohort("gpu:1") == 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_actor_keeps_the_rows_so_far_and_leaves_nothing_half_written(studies, tmp_path):
+    psutil = pytest.importorskip("psutil")
+    out = tmp_path / "out"
+
+    def slow_run(loaded, folder):
+        import time as t
+
+        folder.mkdir(parents=True)
+        (folder / "first.txt").write_text("")
+        t.sleep(0.5 if folder.name == "a" else 30)  # the others are mid-study when Ctrl-C comes
+        (folder / "second.txt").write_text("")
+
+    def interrupt_after_first(done, total, failed, row):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cohort.run_cohort(studies, out, slow_run, {}, progress=interrupt_after_first,
+                          dispatch=ray_dispatch(POOL, slow_run))
+    assert list(_rows(out)) == ["a"]
+    assert sorted(p.name for p in (out / "a").iterdir()) == ["first.txt", "second.txt"]
+    assert _hidden_leftovers(out) == [] and not (out / "b").exists()
+    assert not ray.is_initialized()
+    assert not [p for p in psutil.process_iter(["cmdline"])
+                if "ray::StudyWorker" in " ".join(p.info["cmdline"] or [])]
