@@ -97,13 +97,14 @@ def reorient_to_grid(array: np.ndarray, affine: np.ndarray, target_shape: tuple[
     """array (on affine) brought onto the target grid when both are the same grid up to axis order
     and flips (e.g. a mask TotalSegmentator wrote in LAS for a DICOM series we read in LPS).
 
-    Raises InputError when the grids differ otherwise: resampling a mask would silently move it.
+    Raises:
+        InputError: the grids differ otherwise (resampling a mask would silently move it).
     """
     from livervessels.errors import InputError
 
     canon, canon_affine, _ = to_canonical(np.asarray(array), np.asarray(affine, float))
-    target_canon_shape = to_canonical(np.zeros(target_shape, np.uint8), target_affine)[0].shape
-    _, target_canon_affine, target_ornt = to_canonical(np.zeros(target_shape, np.uint8), target_affine)
+    target = to_canonical(np.zeros(target_shape, np.uint8), target_affine)
+    target_canon_shape, target_canon_affine, target_ornt = target[0].shape, target[1], target[2]
     if canon.shape != target_canon_shape or not np.allclose(canon_affine, target_canon_affine, atol=atol_mm):
         raise InputError(
             f"{what} is not on the input image's grid (shape {tuple(np.shape(array))} vs {tuple(target_shape)}, "

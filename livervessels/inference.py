@@ -107,7 +107,7 @@ def segment(
         organs = segment(Volume(image, affine), crop_task, model_dirs=model_dirs, device=compute)
         ids = [k for k, v in organs.classes.items() if v in crop_classes]
         crop = _bounding_box(np.isin(organs.array, ids),
-                             _crop_margin(task.crop_margin_voxels, voxel_spacing(affine)))
+                             _crop_margin(task.crop_margin_mm, voxel_spacing(affine)))
         timings["crop_model"] = time.perf_counter() - t
         used = organs.models + used
         if crop is None:  # TotalSegmentator returns an empty segmentation when the crop is empty
@@ -185,7 +185,7 @@ def _crop_plan(task: Task, roi_subset: list[str] | None, robust_crop: bool,
 
 def _crop_margin(margin_mm: float, spacing: tuple[float, float, float]) -> tuple[int, ...]:
     """Voxels per axis for a crop margin, as TotalSegmentator's crop_to_mask: its crop_addon
-    (20 for liver_vessels; Task.crop_margin_voxels holds that number) is in millimetres, turned
+    (20 for liver_vessels; Task.crop_margin_mm holds that number) is in millimetres, turned
     into voxels by int(addon / zoom) with the NIfTI header's float32 zooms: 20 mm at 0.8 mm gives
     24 voxels (float32(0.8) is a bit above 0.8), at 1.5 mm 13."""
     zooms = np.asarray(spacing, np.float32)

@@ -48,7 +48,7 @@ class Task:
     crop_to: str | None = None  # class whose bounding box the input is cropped to ("liver")
     crop_task: str | None = None  # task that provides that class
     robust_crop_task: str | None = None  # with --robust_crop
-    crop_margin_voxels: int = 20
+    crop_margin_mm: int = 20
     description: str = ""
     extra: dict = field(default_factory=dict)
 
