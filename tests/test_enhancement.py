@@ -1,137 +1,23 @@
-"""Vessel enhancement: vesselness filter, simulated network masks, metrics, the enhancement step, and a
-sanity check on the real example CT."""
+"""Vessel enhancement (livervessels/enhancement.py): the repair on phantoms and synthetic tubes, its
+back-off and limits, simulated network masks, metrics, and a sanity check on the real example CT.
+The vesselness filter has its own file, tests/test_vesselness.py."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 from conftest import dice
-from scipy import ndimage, special
+from scipy import ndimage
+from synthetic_ct import edge, grid
 
 from livervessels.enhancement import EnhancementParams, enhance_liver_vessels
 from livervessels.errors import InputError
 from livervessels.metrics import cldice, n_components
 from livervessels.phantom import LABELS
 from livervessels.phantom_degrade import simulate_network_mask
-from livervessels.vesselness import TUBE_PEAK_FRACTION, sigma_for_radius, vesselness
 
 METADATA_KEYS = {"method", "voxels", "volume_ml", "components_before", "components_after", "removed_voxels",
                  "added_voxels", "fallbacks_used", "parameters", "timings", "software_versions"}
-SIGMAS = [sigma_for_radius(r) for r in (1.0, 2.0, 3.0, 4.0)]
-
-
-# ---------------------------------------------------------------------------------------------
-# Synthetic images in world mm
-# ---------------------------------------------------------------------------------------------
-
-
-def _grid(spacing, size_mm):
-    """World coordinates (mm) of an odd-sized grid centred on 0, so the centre voxel sits at 0."""
-    n = [2 * int(round(s / sp / 2)) + 1 for s, sp in zip(size_mm, spacing)]
-    axes = [(np.arange(k) - k // 2) * sp for k, sp in zip(n, spacing)]
-    return np.stack(np.meshgrid(*axes, indexing="ij"), -1), tuple(k // 2 for k in n)
-
-
-def _edge(dist_mm, blur_mm=0.6):
-    """Partial-volume profile of a sharp edge at distance 0 seen through a Gaussian blur."""
-    return 0.5 * special.erfc(dist_mm / (np.sqrt(2) * blur_mm))
-
-
-def _tube(spacing, radius=2.5, direction=(1, 0, 0), size_mm=(40, 30, 30), contrast=100.0):
-    p, centre = _grid(spacing, size_mm)
-    d = np.asarray(direction, float) / np.linalg.norm(direction)
-    dist = np.linalg.norm(p - (p @ d)[..., None] * d, axis=-1)
-    return (contrast * _edge(dist - radius)).astype(np.float32), centre
-
-
-# ---------------------------------------------------------------------------------------------
-# Vesselness
-# ---------------------------------------------------------------------------------------------
-
-
-def test_vesselness_prefers_tubes_to_blobs_and_plates():
-    sp = (0.8, 0.8, 1.5)
-    p, centre = _grid(sp, (40, 40, 40))
-    tube = _edge(np.hypot(p[..., 1], p[..., 2]) - 2.5)
-    ball = _edge(np.linalg.norm(p, axis=-1) - 4.0)
-    plate = _edge(np.abs(p[..., 2]) - 2.5)
-    resp = {name: float(vesselness(100 * img.astype(np.float32), sp, SIGMAS)[centre])
-            for name, img in [("tube", tube), ("ball", ball), ("plate", plate)]}
-    assert resp["tube"] > 0.6 * 100 * TUBE_PEAK_FRACTION  # near the analytic C / e of a cylinder
-    assert resp["tube"] > 4 * resp["ball"], resp
-    assert resp["tube"] > 4 * resp["plate"], resp
-
-
-@pytest.mark.parametrize("direction", [(1, 0, 0), (0, 0, 1), (1, 1, 1)])
-def test_vesselness_is_in_mm_not_voxels(direction):
-    """The same physical tube sampled at 0.5 mm isotropic and at 1 x 1 x 2 mm responds alike."""
-    fine, c_fine = _tube((0.5, 0.5, 0.5), direction=direction)
-    coarse, c_coarse = _tube((1.0, 1.0, 2.0), direction=direction)
-    v_fine = vesselness(fine, (0.5, 0.5, 0.5), SIGMAS)[c_fine]
-    v_coarse = vesselness(coarse, (1.0, 1.0, 2.0), SIGMAS)[c_coarse]
-    assert v_fine > 0.8 * 100 * TUBE_PEAK_FRACTION
-    assert abs(v_coarse - v_fine) < 0.15 * v_fine, (v_fine, v_coarse)
-
-
-def _reference_tube_measure(img, spacing, sigma_mm, beta=0.5):
-    """float64 reference: scipy Gaussian derivatives, numpy eigvalsh, magnitude-sorted eigenvalues."""
-    sv = [sigma_mm / s for s in spacing]
-    h = np.empty(img.shape + (3, 3))
-    for a in range(3):
-        for b in range(a, 3):
-            order = [0, 0, 0]
-            order[a] += 1
-            order[b] += 1
-            d = ndimage.gaussian_filter(img.astype(np.float64), sv, order=order, mode="nearest", truncate=4.0)
-            h[..., a, b] = h[..., b, a] = d * sigma_mm**2 / (spacing[a] * spacing[b])
-    ev = np.linalg.eigvalsh(h)
-    ev = np.take_along_axis(ev, np.argsort(np.abs(ev), axis=-1), axis=-1)  # |l1| <= |l2| <= |l3|
-    l1, l2, l3 = ev[..., 0], ev[..., 1], ev[..., 2]
-    rb2 = l1**2 / np.maximum(np.abs(l2 * l3), 1e-20)
-    return np.where((l2 < 0) & (l3 < 0), -l2 * np.exp(-rb2 / (2 * beta**2)), 0.0)
-
-
-@pytest.mark.parametrize("sigma_mm", [1.0, 2.0])
-def test_torch_vesselness_matches_float64_reference(sigma_mm):
-    sp = (0.8, 0.8, 1.5)
-    rng = np.random.default_rng(0)
-    img, _ = _tube(sp, radius=2.0, direction=(1, 2, 0.5), size_mm=(40, 40, 40))
-    img = img + ndimage.gaussian_filter(rng.normal(size=img.shape), 1.5).astype(np.float32) * 40
-    ours = vesselness(img, sp, [sigma_mm], allow_stride=False)
-    ref = _reference_tube_measure(img, sp, sigma_mm)
-    scale = ref.max()
-    assert np.corrcoef(ours.ravel(), ref.ravel())[0, 1] > 0.99
-    assert np.percentile(np.abs(ours - ref), 99) < 0.05 * scale
-    assert abs(ours.max() - scale) < 0.08 * scale
-
-
-def test_vesselness_slabs_and_strides_agree_with_one_block():
-    sp = (0.8, 0.8, 1.5)
-    img, _ = _tube(sp, radius=3.0, direction=(1, 1, 0), size_mm=(48, 40, 30))
-    whole = vesselness(img, sp, SIGMAS, allow_stride=False)
-    slabs = vesselness(img, sp, SIGMAS, allow_stride=False, max_block_voxels=10_000)
-    strided = vesselness(img, sp, SIGMAS, allow_stride=True, max_block_voxels=10_000)
-    assert np.allclose(slabs, whole, atol=1e-3 * whole.max())
-    assert np.abs(strided - whole).max() < 0.1 * whole.max()
-    bright, dark = vesselness(img, sp, SIGMAS, polarity="both")
-    assert np.allclose(dark, vesselness(-img, sp, SIGMAS), atol=1e-3 * whole.max())
-    assert np.allclose(bright, vesselness(img, sp, SIGMAS), atol=1e-6)
-
-
-def test_vesselness_with_a_mask_gives_the_unmasked_values_there():
-    sp = (0.6, 0.6, 0.8)  # the largest scale is strided in-plane
-    rng = np.random.default_rng(1)
-    img, _ = _tube(sp, radius=2.5, direction=(1, 1, 0.3), size_mm=(40, 36, 30))
-    img = img + ndimage.gaussian_filter(rng.normal(size=img.shape), 1.0).astype(np.float32) * 20
-    p, _ = _grid(sp, (40, 36, 30))
-    mask = np.linalg.norm(p / [15.0, 12.0, 9.0], axis=-1) <= 1.0  # an off-centre ellipsoid
-    mask = np.roll(mask, 7, axis=0)
-    whole = vesselness(img, sp, SIGMAS, polarity="both")
-    for block in (8_000_000, 20_000):  # one slab, several
-        masked = vesselness(img, sp, SIGMAS, polarity="both", mask=mask, max_block_voxels=block)
-        for w, m in zip(whole, masked):
-            assert np.array_equal(m[mask], w[mask])  # the same arithmetic, voxel for voxel
-            assert not m[~mask].any()
 
 
 def test_enhancement_morphology_equals_scipy():
@@ -276,11 +162,11 @@ def test_rejects_mismatched_inputs(small_phantom):
 def _two_tubes(contrast=100.0):
     """A long main vessel and a short, separate, bright branch fragment; the whole box is 'liver'."""
     sp = (1.0, 1.0, 2.0)
-    p, _ = _grid(sp, (80, 60, 60))
+    p, _ = grid(sp, (80, 60, 60))
     d_main = np.hypot(p[..., 1] + 10, p[..., 2])
     d_frag = np.hypot(p[..., 1] - 15, p[..., 2] - 4)  # 25 mm from the main vessel: beyond any gap
     on_frag = np.abs(p[..., 0]) <= 6
-    ct = 100 + contrast * np.maximum(_edge(d_main - 3.0), _edge(d_frag - 1.8) * on_frag)
+    ct = 100 + contrast * np.maximum(edge(d_main - 3.0), edge(d_frag - 1.8) * on_frag)
     ct += np.random.default_rng(1).normal(0, 4, ct.shape)
     vessels = (d_main <= 3.0) | ((d_frag <= 1.8) & on_frag)
     frag = (d_frag <= 1.8) & on_frag
@@ -431,7 +317,7 @@ def test_a_cavity_enclosed_by_the_vessel_mask_is_filled():
     # A network mask with a hollow stretch of lumen (missed centre voxels, enclosed on every side):
     # a vessel lumen is solid, so the repair fills it, whatever the image shows there.
     ct, vessels, liver, sp, _ = _two_tubes()
-    p, _ = _grid(sp, (80, 60, 60))  # the grid _two_tubes builds on
+    p, _ = grid(sp, (80, 60, 60))  # the grid _two_tubes builds on
     cavity = (np.hypot(p[..., 1] + 10, p[..., 2]) <= 1.5) & (np.abs(p[..., 0]) <= 4)
     assert vessels[cavity].all() and cavity.sum() >= 20
     hollow = vessels.copy()
