@@ -14,7 +14,6 @@ from livervessels.geometry import Volume
 from livervessels.inference import _bounding_box, _crop_margin, segment
 from livervessels.model_store import find_model_folder
 from livervessels.phantom import LABELS
-from livervessels.resample import resample_to_shape, zoom_to_spacing
 from livervessels.tasks import TASKS, get_task
 
 
@@ -124,31 +123,6 @@ def test_cuda_out_of_memory_falls_back_to_lighter_mode_then_cpu(small_phantom, c
         assert model.predictor.perform_everything_on_device is False
 
 
-def test_torch_resampling_matches_scipys_mapping(small_phantom):
-    """The GPU path's arithmetic (run here on the CPU) maps voxels as the scipy path does."""
-    from livervessels.resample import resample_to_shape, resample_to_shape_torch
-
-    image = small_phantom.ct[:60, :50, :30].astype(np.float32)
-    labels = small_phantom.labels[:60, :50, :30]
-    for shape in ((37, 81, 45), (90, 31, 17)):
-        ref = resample_to_shape(image, shape, order=1)
-        ours = resample_to_shape_torch(image, shape, order=1, device="cpu")
-        assert np.abs(ours - ref).max() < 1e-2 * np.abs(ref).max()
-        ref_labels = resample_to_shape(labels, shape, order=0)
-        our_labels = resample_to_shape_torch(labels, shape, order=0, device="cpu")
-        assert np.array_equal(our_labels, ref_labels)
-
-
-def test_resampled_shape_rounds_to_nearest_and_keeps_the_corner_voxels():
-    # TotalSegmentator's change_spacing: scipy.ndimage.zoom by header zoom / target spacing, whose
-    # output shape is round(shape * zoom), with the first and last voxel centres kept in place.
-    ramp = np.arange(3, dtype=np.float32)[:, None, None] * np.ones((3, 5, 7), np.float32)
-    out, spacing = zoom_to_spacing(ramp, (1.9, 1.35, 0.9), 1.0)
-    assert out.shape == (6, 7, 6)  # 5.7, 6.75, 6.3 rounded (floor would give 5, 6, 6)
-    np.testing.assert_allclose(out[:, 0, 0], np.arange(6) * 2 / 5, atol=1e-5)  # corner-aligned linear map
-    np.testing.assert_allclose(spacing, (1.0, 1.0, 1.0), atol=1e-6)
-
-
 def test_crop_box_is_the_mask_extent_plus_the_margin_within_the_image():
     # TotalSegmentator's crop_to_mask: [first - addon, last + addon] inclusive, clipped to the image
     mask = np.zeros((20, 30, 40), bool)
@@ -159,11 +133,3 @@ def test_crop_box_is_the_mask_extent_plus_the_margin_within_the_image():
     assert _crop_margin(20.0, (0.8, 1.5, 3.0)) == (24, 13, 6)  # 20 mm in voxels, truncated
 
 
-def test_resampling_to_the_same_shape_copies_and_keeps_or_sets_the_dtype():
-    labels = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
-    same = resample_to_shape(labels, labels.shape, order=0)
-    assert same.dtype == np.uint8 and np.array_equal(same, labels) and same is not labels
-    assert resample_to_shape(labels, labels.shape, order=0, output=np.float32).dtype == np.float32
-    bigger = resample_to_shape(labels, (3, 5, 7), order=0)
-    assert bigger.shape == (3, 5, 7) and bigger.dtype == np.uint8
-    assert bigger[0, 0, 0] == labels[0, 0, 0] and bigger[-1, -1, -1] == labels[-1, -1, -1]  # corners kept
