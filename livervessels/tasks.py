@@ -170,7 +170,7 @@ TASKS: dict[str, Task] = {
         crop_to="liver",
         crop_task="total_fastest",
         robust_crop_task="total_fast",
-        description="liver vessels and tumour (MSD Task08), input cropped to the liver + 20 voxels",
+        description="liver vessels and tumour (MSD Task08), input cropped to the liver + 20 mm",
     ),
     "demo_liver": Task(
         name="demo_liver",
