@@ -50,7 +50,7 @@ BUGS = [
         "int(a.max()) + m + 1", "int(a.max()) + m", ("tests/test_inference.py",)),
     Bug("resampled shape rounded down", "livervessels/resample.py",
         "int(round(n * z))", "int(n * z)", ("tests/test_resample.py",)),
-    Bug("superior flipped when choosing hepatic seeds at the dome", "livervessels/portal_hepatic.py",
+    Bug("superior flipped when choosing hepatic seeds at the dome", "livervessels/split_seeds.py",
         "height = idx @ superior", "height = -(idx @ superior)", ("tests/test_portal_hepatic.py",)),
 ]
 

@@ -352,6 +352,16 @@ def feature_indices(background: np.ndarray, spacing) -> np.ndarray:
     return ndimage.distance_transform_edt(background, sampling=spacing, return_distances=False, return_indices=True)
 
 
+def values_in_box_at(values: np.ndarray, box: tuple[slice, ...], points: np.ndarray, fill) -> np.ndarray:
+    """values (given on `box` only) at points ((n, 3) voxel indices of the whole array); fill outside."""
+    lo = np.array([b.start for b in box])
+    local = points - lo
+    inside = np.all((local >= 0) & (local < values.shape), axis=1)
+    out = np.full(len(points), fill, values.dtype)
+    out[inside] = values[tuple(local[inside].T)]
+    return out
+
+
 def distances_at(ind: np.ndarray, points: tuple, spacing) -> np.ndarray:
     """distance_transform_edt's distances (mm) at `points` (np.nonzero style) from its feature indices,
     with scipy's own arithmetic and order of operations (the same floats)."""

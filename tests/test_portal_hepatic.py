@@ -440,7 +440,7 @@ def test_turning_back_towards_the_root_costs_more_than_spreading_out():
     """Trees spread out from their roots: a tree leaving a junction straight back towards its own
     root pays up to radial_weight, sideways a quarter of it, away from the root nothing; near
     the root, where "away" is ill-defined, less."""
-    from livervessels.portal_hepatic import _radial_costs
+    from livervessels.split_growth import radial_costs
 
     p = SplitParams()
     root = {PORTAL: np.zeros(3), HEPATIC: np.array([0.0, 100.0, 0.0])}
@@ -449,7 +449,7 @@ def test_turning_back_towards_the_root_costs_more_than_spreading_out():
                (0, 2): (np.array([0.0, 0.0, 1.0]), at),  # sideways
                (0, 3): (np.array([-1.0, 0.0, 0.0]), at),  # back towards it
                (4, 5): (np.array([-1.0, 0.0, 0.0]), np.array([5.0, 0.0, 0.0]))}  # back, near the root
-    cost = _radial_costs(leaving, root, p)
+    cost = radial_costs(leaving, root, p)
     far = 60.0 / (60.0 + p.radial_reach_mm)
     assert (0, 1, PORTAL) not in cost
     assert cost[(0, 2, PORTAL)] == pytest.approx(p.radial_weight * far / 4)
@@ -459,7 +459,7 @@ def test_turning_back_towards_the_root_costs_more_than_spreading_out():
     d = np.hypot(60.0, 100.0)
     cos = -60.0 / d
     assert cost[(0, 3, HEPATIC)] == pytest.approx(p.radial_weight * d / (d + p.radial_reach_mm) * ((1 - cos) / 2) ** 2)
-    assert _radial_costs(leaving, root, SplitParams(radial_weight=0.0)) == {}
+    assert radial_costs(leaving, root, SplitParams(radial_weight=0.0)) == {}
 
 
 def _lobar_portal_branch_cut_from_its_trunk(portal_hu: float, hepatic_hu: float):
