@@ -192,26 +192,34 @@ def split_portal_hepatic(
     qc["unreached_voxels"] = unreached["voxels"]
     if unreached["components"]:
         flags.append("unreached_components")
-    for lab in (PORTAL, HEPATIC):
-        if qc[f"{TREE_NAMES[lab]}_fraction"] < p.seed_failure_fraction:
-            flags.append(f"{TREE_NAMES[lab]}_seed_failure")
     qc.update(info)
     # Voxels of unreached components count with a low confidence in the overall figure.
     if unreached["voxels"] and "confidence" in qc:
         n_lab = qc["portal_voxels"] + qc["hepatic_voxels"]
         w = unreached["voxels"] / max(n_lab, 1)
         qc["confidence"] = round((1 - w) * qc["confidence"] + w * UNREACHED_CONFIDENCE, 3)
-    if any(f.endswith("seed_failure") for f in flags):
-        qc["confidence"] = round(min(qc.get("confidence", 0.0), 0.25), 3)
-    if qc.get("confidence", 0.0) < p.low_confidence:
-        flags.append("low_confidence")
-    qc["flags"] = flags
+    qc["flags"] = _case_flags(qc, flags, p)
     qc["parameters"] = asdict(p)
     timings["total"] = time.perf_counter() - t0
     qc["timings_s"] = {k: round(val, 3) for k, val in timings.items()}
     seed_map = np.zeros(vessels.shape, np.uint8)
     seed_map[box] = np.where(seeds[PORTAL], PORTAL, np.where(seeds[HEPATIC], HEPATIC, 0))
     return PortalHepaticSplit(labels, skeleton_labels, qc, branches, seed_map)
+
+
+def _case_flags(qc: dict, flags: list[str], p: SplitParams) -> list[str]:
+    """flags plus those that follow from the labelled voxels in qc: <tree>_seed_failure for a tree
+    under seed_failure_fraction of the vessel voxels (its confidence then capped at
+    seed_failure_confidence, in qc), then low_confidence."""
+    flags = list(flags)
+    for lab in (PORTAL, HEPATIC):
+        if qc[f"{TREE_NAMES[lab]}_fraction"] < p.seed_failure_fraction:
+            flags.append(f"{TREE_NAMES[lab]}_seed_failure")
+    if any(f.endswith("seed_failure") for f in flags):
+        qc["confidence"] = round(min(qc.get("confidence", 0.0), p.seed_failure_confidence), 3)
+    if qc.get("confidence", 0.0) < p.low_confidence:
+        flags.append("low_confidence")
+    return flags
 
 
 def _split_on_finer_grid(vessels, v, box, scale, ct, spacing, liver, portal_vein, ivc, affine, p: SplitParams,
@@ -249,16 +257,9 @@ def _split_on_finer_grid(vessels, v, box, scale, ct, spacing, liver, portal_vein
     # every vessel, label and seed voxel lies in the box
     out.update(_counts(labels[box], vessels[box], int((seed_map[box] == PORTAL).sum()),
                        int((seed_map[box] == HEPATIC).sum())))
+    # the case-level flags follow from the labels on the input grid, not the fine grid's
     inner_flags = [f for f in inner.qc["flags"] if not f.endswith("seed_failure") and f != "low_confidence"]
-    out_flags = list(dict.fromkeys(flags + inner_flags))
-    for lab in (PORTAL, HEPATIC):
-        if out[f"{TREE_NAMES[lab]}_fraction"] < p.seed_failure_fraction:
-            out_flags.append(f"{TREE_NAMES[lab]}_seed_failure")
-    if any(f.endswith("seed_failure") for f in out_flags):
-        out["confidence"] = round(min(out.get("confidence", 0.0), 0.25), 3)
-    if out.get("confidence", 0.0) < p.low_confidence:
-        out_flags.append("low_confidence")
-    out["flags"] = out_flags
+    out["flags"] = _case_flags(out, list(dict.fromkeys(flags + inner_flags)), p)
     out["working_spacing_mm"] = [round(s, 4) for s in fine_spacing]
     timings = dict(inner.qc.get("timings_s", {}))
     timings["resample"] = round(resample_s, 3)

@@ -101,4 +101,5 @@ class SplitParams:
     # QC
     low_confidence: float = 0.6  # branches below this confidence are counted as low confidence
     seed_failure_fraction: float = 0.05  # a class with a smaller share of the vessel voxels failed
+    seed_failure_confidence: float = 0.25  # the case's confidence is at most this when a class failed
     least_confident_listed: int = 5  # branches listed in the QC, least confident first

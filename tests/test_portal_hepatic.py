@@ -310,6 +310,9 @@ def test_seed_failure_is_flagged_when_a_support_label_is_missing_or_empty(small_
         assert split.qc[f"{failed}_seed_voxels"] == 0
         assert split.qc["confidence"] <= 0.25
         assert np.all(split.labels[_vessels(small_phantom)] > 0)  # still labelled, by the other seed
+    capped = split_portal_hepatic(_vessels(small_phantom), small_phantom.ct, small_phantom.spacing,
+                                  params=SplitParams(seed_failure_confidence=0.1), **{**support, missing: None})
+    assert capped.qc["confidence"] <= 0.1 and "low_confidence" in capped.qc["flags"]
 
 
 def test_missing_liver_and_empty_vessels_are_handled(small_phantom):
