@@ -71,7 +71,7 @@ from livervessels.split_growth import (branch_core_radius, branch_margin, confid
 from livervessels.split_intensity import TreeIntensity, branch_log_odds, measure_tree_intensity
 from livervessels.split_junctions import junction_affinities
 from livervessels.split_seeds import crop_to_box, find_seeds, padded_box, seed_contacts, superior_height
-from livervessels.split_types import (HEPATIC, PORTAL, TREE_NAMES, UNREACHED_CONFIDENCE, PortalHepaticSplit,
+from livervessels.split_types import (HEPATIC, PORTAL, TREE_NAMES, UNREACHED_CONFIDENCE, Labelling, PortalHepaticSplit,
                                       SplitBranches, SplitParams)
 from livervessels.vessel_graph import (VesselGraph, attach_image_axes, bounding_box, build_vessel_graph, distances_at,
                                        feature_indices, summarize_tree, values_in_box_at)
@@ -164,19 +164,19 @@ def split_portal_hepatic(
     ct_c = np.asarray(ct)[box] if ct is not None else None
     branches = None
     if use_skeleton:
-        lab_c, skel_c, info = _split_on_graph(v, comps, ct_c, spacing, seeds, p, timings,
-                                              support={"portal_vein": pv_c, "ivc": ivc_c, "liver": crop_to_box(liver, box)})
-        graph, branch_label, conf, parent, evidence = info.pop("graph")
-        branches = SplitBranches(graph, np.array([b.start for b in box]), branch_label, conf, parent, evidence=evidence)
+        labelling = _split_on_graph(v, comps, ct_c, spacing, seeds, p, timings,
+                                    support={"portal_vein": pv_c, "ivc": ivc_c, "liver": crop_to_box(liver, box)})
+        branches = labelling.branches
+        branches.offset = np.array([b.start for b in box])
     else:
-        lab_c, info = split_geodesic(v, spacing, seeds, p, timings)
-        skel_c = None
+        labelling = split_geodesic(v, spacing, seeds, p, timings)
+    lab_c, skel_c, info = labelling.labels, labelling.skeleton_labels, labelling.qc
     for lab in (PORTAL, HEPATIC):
         if not seeds[lab].any():
             flags.append(f"no_{TREE_NAMES[lab]}_seeds")
     # Components no seed reaches: label them by the best evidence left, with low confidence.
     t = time.perf_counter()
-    unreached = _label_unreached(lab_c, v, comps, info.pop("unreached_mask"), pv_c, ivc_c, spacing)
+    unreached = _label_unreached(lab_c, v, comps, labelling.unreached, pv_c, ivc_c, spacing)
     timings["unreached"] = time.perf_counter() - t
     if branches is not None and unreached["components"]:
         for b in branches.graph.branches:  # their branches take the fallback label too
@@ -289,7 +289,7 @@ def _fill_cavities(v: np.ndarray) -> np.ndarray:
 
 
 def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings, support: dict | None = None
-                    ) -> tuple:
+                    ) -> Labelling:
     t = time.perf_counter()
     v = _fill_cavities(v_in)
     comps = comps_in
@@ -305,9 +305,10 @@ def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings,
     lab = np.zeros(v.shape, np.uint8)
     skel_lab = np.zeros(v.shape, np.uint8)
     if nb == 0:
-        return lab, skel_lab, {"branches": 0, "confidence": 0.0, "low_confidence_branches": 0,
-                               "least_confident_branches": [], "unreached_mask": v_in.copy(),
-                               "graph": (graph, np.zeros(0, np.uint8), np.zeros(0), np.zeros(0, np.int64), {})}
+        return Labelling(lab, v_in.copy(), {"branches": 0, "confidence": 0.0, "low_confidence_branches": 0,
+                                            "least_confident_branches": []}, skel_lab,
+                         SplitBranches(graph, np.zeros(3, np.int64), np.zeros(0, np.uint8), np.zeros(0),
+                                       np.zeros(0, np.int64), evidence={}))
     t = time.perf_counter()
     nearest = _nearest_branch(graph, v, comps)
     # Roots are chosen per contact patch among the branches near it (not by each contact voxel's
@@ -372,10 +373,8 @@ def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings,
     info.update(confidence_summary(graph, branch_label, conf, p))
     info["portal_tree"] = summarize_tree(graph, np.flatnonzero(branch_label == PORTAL))
     info["hepatic_tree"] = summarize_tree(graph, np.flatnonzero(branch_label == HEPATIC))
-    info["unreached_mask"] = v_in & (lab == 0)
-    info["graph"] = (graph, branch_label, conf, parent, evidence)  # popped by the caller: not part of the QC
-
-    return lab, skel_lab, info
+    return Labelling(lab, v_in & (lab == 0), info, skel_lab,
+                     SplitBranches(graph, np.zeros(3, np.int64), branch_label, conf, parent, evidence=evidence))
 
 
 def _seed_branches(graph: VesselGraph, seeds: dict, comps: np.ndarray, p: SplitParams

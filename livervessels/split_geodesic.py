@@ -9,10 +9,10 @@ import numpy as np
 from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 
-from livervessels.split_types import HEPATIC, PORTAL, SplitParams
+from livervessels.split_types import HEPATIC, PORTAL, Labelling, SplitParams
 
 
-def split_geodesic(v, spacing, seeds, p: SplitParams, timings) -> tuple[np.ndarray, dict]:
+def split_geodesic(v, spacing, seeds, p: SplitParams, timings) -> Labelling:
     """Nearest seed along geodesics inside the mask; a step costs its length / local radius, so
     paths run along vessel cores and avoid the thin waists where two vessels touch."""
     t = time.perf_counter()
@@ -52,6 +52,5 @@ def split_geodesic(v, spacing, seeds, p: SplitParams, timings) -> tuple[np.ndarr
     timings["geodesic"] = time.perf_counter() - t
     info = {"confidence": round(float(conf.mean()), 3) if len(conf) else 0.0,
             "low_confidence_voxels": int((conf < p.low_confidence).sum()),
-            "low_confidence_branches": None, "least_confident_branches": [],
-            "unreached_mask": v & (lab == 0)}
-    return lab, info
+            "low_confidence_branches": None, "least_confident_branches": []}
+    return Labelling(lab, v & (lab == 0), info)

@@ -21,6 +21,19 @@ UNREACHED_CONFIDENCE = 0.25
 
 
 @dataclass
+class Labelling:
+    """What a labelling method (the graph split or the geodesic fallback) hands back, on the cropped
+    working grid: voxel labels, the mask voxels no seed reached, its QC figures, and for the graph
+    split the centerline labels and the branch-level state (offset and origin still to be set)."""
+
+    labels: np.ndarray  # uint8 0/1/2
+    unreached: np.ndarray  # bool: vessel voxels that neither tree reached
+    qc: dict
+    skeleton_labels: np.ndarray | None = None
+    branches: SplitBranches | None = None
+
+
+@dataclass
 class SplitBranches:
     """Branch-level result of the graph split (for statistics and benchmarks).
 
