@@ -41,9 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         rc = _run_app(LiverVesselsApp())
         if rc != 0 and created is not None and created.is_dir() and not any(created.iterdir()):
             created.rmdir()
-        return rc
     finally:
         interrupts.release_guardian()
+    if interrupts.received() is not None and rc in interrupts.EXIT_CODES.values():
+        interrupts.end_process(rc)  # skip native destructors of the threads the interrupt cut off
+    return rc
 
 
 def _output_argument(argv: list[str]) -> Path | None:

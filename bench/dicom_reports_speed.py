@@ -1,7 +1,7 @@
-"""What the SR measurement report and the preview secondary capture add to a run.
+"""What the SR measurement report, the key-measurement SR and the preview secondary capture add to a run.
 
 The bundled demo study through the enhanced pipeline once (demo model, repair, split), then the
-outputs written repeatedly into fresh folders: everything the app writes, and the SR + SC step
+outputs written repeatedly into fresh folders: everything the app writes, and the SRs + SC step
 (`pipeline.write_dicom_reports`) alone. Reports the median of the repeats; budget 1 s.
 
     .venv/bin/python bench/dicom_reports_speed.py [--repeats 5] [--json bench/results/dicom_reports_speed.json]
@@ -43,8 +43,8 @@ def main() -> int:
             t = time.perf_counter()
             write_dicom_reports(out, study, result, seg)
             reports_only.append(time.perf_counter() - t)
-    rows = {"all outputs (SEG, NIfTI, statistics, preview, meshes, SR, SC, QC)": statistics.median(all_outputs),
-            "SR + SC": statistics.median(reports_only)}
+    rows = {"all outputs (SEG, NIfTI, statistics, preview, meshes, SRs, SC, QC)": statistics.median(all_outputs),
+            "SR + key SR + SC": statistics.median(reports_only)}
     print(f"| step | median s of {args.repeats} |\n|---|---|")
     for name, seconds in rows.items():
         print(f"| {name} | {seconds:.2f} |")

@@ -38,7 +38,8 @@ def _run(fn, argv, parser: argparse.ArgumentParser) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except (interrupts.Interrupted, KeyboardInterrupt) as exc:
-        return interrupts.report(exc.signum if isinstance(exc, interrupts.Interrupted) else signal.SIGINT)
+        interrupts.end_process(interrupts.report(exc.signum if isinstance(exc, interrupts.Interrupted)
+                                                 else signal.SIGINT))
     except Exception as exc:  # an internal failure: say so, the traceback only with --verbose
         if getattr(args, "verbose", False):
             traceback.print_exc()

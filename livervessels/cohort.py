@@ -191,7 +191,7 @@ def run_cohort(studies: list[Study], out_dir: str | Path, run_study: RunStudy, o
     problems = list(problems)
     rows: dict[str, dict] = {}
     for p in problems:
-        rows[p.study_id + "\0" + p.input] = _row(p.study_id, p.input, "failed", p.error)
+        rows[p.study_id + "\0" + p.input] = study_row(p.study_id, p.input, "failed", p.error)
 
     def to_run():
         """(study, input hash) of each study that is not done yet. Lazily: a cohort of thousands
@@ -207,21 +207,14 @@ def run_cohort(studies: list[Study], out_dir: str | Path, run_study: RunStudy, o
 
     total = len(studies) + len(problems)
     order = [s.study_id for s in studies]
-    digests: dict[str, str] = {}
-
-    def hashed():
-        for study, digest in to_run():
-            digests[study.study_id] = digest
-            yield study, digest
-
     dispatch = dispatch or local_dispatch(run_study, summarize, prefetch=prefetch)
     try:
-        with contextlib.closing(dispatch(hashed(), out_dir)) as finished:
+        with contextlib.closing(dispatch(to_run(), out_dir)) as finished:
             for row in finished:
                 rows[row["study_id"]] = row
                 _write_state(state_dir / f"{row['study_id']}.json",
-                             {"input_sha256": digests.get(row["study_id"], row.get("input_sha256", "")),
-                              "options": options_key, "status": row["status"], "row": row})
+                             {"input_sha256": row["input_sha256"], "options": options_key, "status": row["status"],
+                              "row": row})
                 if progress:
                     progress(len(rows), total, sum(r["status"] == "failed" for r in rows.values()), row)
     except BaseException:
@@ -258,9 +251,12 @@ def local_dispatch(run_study: RunStudy, summarize: Summarize | None = None, *, p
 def remove_partial_outputs(out_dir: Path, study_id: str | None = None) -> None:
     """Remove the hidden folders a study being written leaves when its process is killed (of one
     study, or of all): its partial outputs and an old result renamed aside while publishing."""
-    pattern = f".{study_id}." if study_id else "."
-    for path in out_dir.glob(pattern + "*"):
-        if path.is_dir() and (".partial-" in path.name or ".old-" in path.name):
+    for path in out_dir.glob(".*"):
+        # the names run_one and _publish give them; an exact prefix, as ids may contain dots ("a" vs "a.b")
+        study, partial, _ = path.name[1:].partition(".partial-")
+        if not partial:
+            study, partial, _ = path.name[1:].partition(".old-")
+        if partial and path.is_dir() and study_id in (None, study):
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -290,21 +286,21 @@ def run_one(study: Study, digest: str, out_dir: Path, run_study: RunStudy, summa
         with loaded:
             run_study(loaded, work / study.study_id)
         _publish(work / study.study_id, target)
-        row = _row(study.study_id, str(study.path), "ok", "", digest=digest)
+        row = study_row(study.study_id, str(study.path), "ok", "", digest=digest)
         if summarize is not None:
             try:
                 row.update(summarize(target))
             except Exception as exc:  # noqa: BLE001  (the study's outputs are fine; say the row is thin)
                 row["error"] = f"outputs written, row incomplete: {type(exc).__name__}: {exc}"
     except InputError as exc:
-        row = _row(study.study_id, str(study.path), "failed", str(exc), digest=digest)
+        row = study_row(study.study_id, str(study.path), "failed", str(exc), digest=digest)
     except OSError as exc:  # a full or failing disk: say which file and what to do
         where = f" ({exc.filename})" if exc.filename else ""
         hint = "; free some space and run again (finished studies are kept)" if exc.errno == errno.ENOSPC else ""
-        row = _row(study.study_id, str(study.path), "failed", f"{exc.strerror or exc}{where}{hint}", digest=digest)
+        row = study_row(study.study_id, str(study.path), "failed", f"{exc.strerror or exc}{where}{hint}", digest=digest)
     except Exception as exc:  # noqa: BLE001  (one study's crash never stops the cohort)
         log.debug("study %s failed", study.study_id, exc_info=True)
-        row = _row(study.study_id, str(study.path), "failed", f"internal failure: {type(exc).__name__}: {exc}",
+        row = study_row(study.study_id, str(study.path), "failed", f"internal failure: {type(exc).__name__}: {exc}",
                    digest=digest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -334,7 +330,8 @@ def _publish(new: Path, target: Path) -> None:
         interrupts.unregister(old)
 
 
-def _row(study_id: str, input: str, status: str, error: str, digest: str = "") -> dict:
+def study_row(study_id: str, input: str, status: str, error: str, digest: str = "") -> dict:
+    """A study's row of the cohort table before its timing and summary columns are added."""
     return {"study_id": study_id, "input": input, "status": status, "error": error, "reused": False,
             "seconds": None, "input_sha256": digest}
 

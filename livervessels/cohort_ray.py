@@ -57,10 +57,6 @@ class StudyWorker:
     def pid(self) -> int:
         return os.getpid()
 
-    def visible_gpus(self) -> str | None:
-        """CUDA_VISIBLE_DEVICES as Ray set it for this actor: its own GPU."""
-        return os.environ.get("CUDA_VISIBLE_DEVICES")
-
     def run(self, study: Study, digest: str, out_dir: str) -> dict:
         return cohort.run_one(study, digest, Path(out_dir), self.run_study, self.summarize)
 
@@ -175,19 +171,21 @@ def ray_dispatch(pool: RayPool, run_study: RunStudy, summarize: Summarize | None
                     if attempt < pool.max_attempts:
                         retry.append((study, digest, attempt + 1))
                         continue
-                    row = cohort._row(study.study_id, str(study.path), "failed",
+                    row = cohort.study_row(study.study_id, str(study.path), "failed",
                                       f"the worker running it died {attempt} times (last: {reason[:200]})",
                                       digest=digest)
                 else:
                     idle.append(actor)
                 yield {**row, "attempts": attempt}
         finally:
-            # interrupted or done: no actor outlives the cohort, and what they were writing goes
-            for actor, study, _, _ in running.values():
+            # interrupted or done: no actor outlives the cohort, and what they were writing goes (once
+            # they are dead: a killed actor stops a moment later and could still write a file)
+            for actor in [a for a, *_ in running.values()] + list(idle):
                 ray.kill(actor)
+            if running:
+                ray.wait(list(running), num_returns=len(running), timeout=30)
+            for _, study, _, _ in running.values():
                 cohort.remove_partial_outputs(out_dir, study.study_id)
-            for actor in idle:
-                ray.kill(actor)
             if started:
                 ray.shutdown()
     return dispatch

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import NoReturn
 
 GRACE_S = 3.0  # the main thread's time to clean up itself before the watchdog does it
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -152,6 +153,20 @@ def report(signum: int) -> int:
           file=sys.stderr, flush=True)
     mark_reported()
     return EXIT_CODES.get(signum, 128 + signum)
+
+
+def end_process(code: int) -> NoReturn:
+    """End the process now with `code`, after an interrupt was reported and cleaned up.
+
+    A normal interpreter exit would run C++ destructors of native worker threads that the
+    interrupt cut off mid-work (torch, OpenMP); one of them then calls std::terminate and the
+    shell sees SIGABRT instead of 130 / 143. Nothing is left to save at this point."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def mark_reported() -> None:

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import highdicom as hd
 import numpy as np
 
 from livervessels import model_store, nnunet_runner
@@ -419,9 +420,10 @@ def write_dicom_reports(out_dir: Path, study: CtStudy, result: LiverVesselResult
         sr = key_sr = DicomObject(None, skipped_reason="statistics were not computed (--statistics)")
     else:
         statistics = json.loads(stats_path.read_text())
-        sr = write_measurement_report(statistics, result.split_qc, seg.path, datasets, out_dir / SR_FILE,
+        written = hd.seg.segread(seg.path)  # read once for both reports
+        sr = write_measurement_report(statistics, result.split_qc, written, datasets, out_dir / SR_FILE,
                                       algorithm_name=algorithm_name)
-        key_sr = write_key_measurements(statistics, seg.path, datasets, out_dir / KEY_SR_FILE,
+        key_sr = write_key_measurements(statistics, written, datasets, out_dir / KEY_SR_FILE,
                                         algorithm_name=algorithm_name)
     if seg.path is None:  # the same reason: sources whose UIDs had to be invented cannot be referenced
         sc = DicomObject(None, skipped_reason=f"not written without a SEG ({seg.skipped_reason})")

@@ -233,3 +233,12 @@ def test_the_api_refuses_options_of_the_other_mode_and_unknown_modes(studies, tm
     with pytest.raises(InputError, match="unknown cohort mode"):
         run_cohort(studies, tmp_path / "o", "batch")
     assert not (tmp_path / "o").exists()
+
+
+def test_partial_folders_are_removed_by_exact_study_id(tmp_path):
+    for name in (".a.partial-1", ".a.b.partial-2", ".a.old-3", ".cohort", "a"):
+        (tmp_path / name).mkdir()
+    cohort.remove_partial_outputs(tmp_path, "a")  # not study a.b's folder, which another worker may be writing
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".a.b.partial-2", ".cohort", "a"]
+    cohort.remove_partial_outputs(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".cohort", "a"]

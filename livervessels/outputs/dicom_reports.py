@@ -99,11 +99,7 @@ def _segment_group(seg: Dataset, number: int, source_series_uid: str, stats: dic
                    fraction: float | None, algorithm: hd.sr.AlgorithmIdentification) -> \
         hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations:
     description = _segment_item(seg, number)
-    measurements = [hd.sr.Measurement(name=codes.SCT.Volume, value=float(stats["volume_ml"]), unit=ML,
-                                      algorithm_id=algorithm)]
-    if stats.get("mean_hu") is not None:
-        measurements.append(hd.sr.Measurement(name=codes.DCM.AttenuationCoefficient, value=float(stats["mean_hu"]),
-                                              unit=HU, derivation=codes.SCT.Mean, algorithm_id=algorithm))
+    measurements = _volume_and_hu(stats, algorithm)
     for key, (concept, unit) in TREE_MEASURES.items():
         if tree and tree.get(key) is not None:
             measurements.append(hd.sr.Measurement(name=concept, value=float(tree[key]), unit=unit,
@@ -121,6 +117,15 @@ def _segment_group(seg: Dataset, number: int, source_series_uid: str, stats: dic
     )
 
 
+def _volume_and_hu(stats: dict, algorithm: hd.sr.AlgorithmIdentification) -> list[hd.sr.Measurement]:
+    """A structure's volume (ml) and, when measured, its mean HU."""
+    out = [hd.sr.Measurement(name=codes.SCT.Volume, value=float(stats["volume_ml"]), unit=ML, algorithm_id=algorithm)]
+    if stats.get("mean_hu") is not None:
+        out.append(hd.sr.Measurement(name=codes.DCM.AttenuationCoefficient, value=float(stats["mean_hu"]), unit=HU,
+                                     derivation=codes.SCT.Mean, algorithm_id=algorithm))
+    return out
+
+
 def _segment_item(seg: Dataset, number: int) -> Dataset:
     return next(d for d in seg.SegmentSequence if int(d.SegmentNumber) == number)
 
@@ -130,21 +135,53 @@ def _property_type(description: Dataset) -> tuple[str, str, str]:
     return code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning
 
 
-def write_measurement_report(statistics: dict, split_qc: dict | None, seg_path: str | Path,
+def _seg_of_source(seg: str | Path | hd.seg.Segmentation, source_datasets: list[Dataset]) -> hd.seg.Segmentation:
+    """The SEG (read when a path is given), checked to reference the source series.
+
+    Raises:
+        ValueError: it does not.
+    """
+    seg = seg if isinstance(seg, hd.seg.Segmentation) else hd.seg.segread(seg)
+    source_series_uid = str(source_datasets[0].SeriesInstanceUID)
+    if source_series_uid not in {str(item.SeriesInstanceUID) for item in seg.ReferencedSeriesSequence}:
+        raise ValueError(f"the SEG {seg.SOPInstanceUID} does not reference the source series {source_series_uid}")
+    return seg
+
+
+def _save_report(groups: list, seg: hd.seg.Segmentation, source_datasets: list[Dataset], out_path: str | Path,
+                 algorithm_name: str, series_number: int, series_description: str,
+                 private_codes: bool) -> DicomObject:
+    """The groups as a TID 1500 Comprehensive 3D SR, a new series of the source study, saved at out_path."""
+    report = hd.sr.MeasurementReport(
+        observation_context=_device_context(algorithm_name),
+        procedure_reported=codes.LN.CTUnspecifiedBodyRegion,
+        imaging_measurements=groups,
+    )
+    sop_uid, series_uid = generate_uid(), generate_uid()
+    sr = hd.sr.Comprehensive3DSR(
+        evidence=[seg, *source_datasets], content=report, series_instance_uid=series_uid,
+        series_number=series_number, sop_instance_uid=sop_uid, instance_number=1, manufacturer="livervessels",
+        series_description=series_description, is_complete=True, is_final=False, is_verified=False,
+    )
+    if private_codes:
+        sr.CodingSchemeIdentificationSequence = [_private_scheme_identification()]
+    out_path = Path(out_path)
+    sr.save_as(out_path)
+    return DicomObject(out_path, sop_uid, series_uid)
+
+
+def write_measurement_report(statistics: dict, split_qc: dict | None, seg: str | Path | hd.seg.Segmentation,
                              source_datasets: list[Dataset], out_path: str | Path, *,
                              algorithm_name: str) -> DicomObject:
-    """The TID 1500 SR of statistics.json for the segments of the SEG at seg_path.
+    """The TID 1500 SR of statistics.json for the segments of the SEG (a path or one read already).
 
     Segments are matched by the SEG's tracking IDs (the structure names of statistics.json).
 
     Raises:
         ValueError: the SEG is not of the source series.
     """
-    seg = hd.seg.segread(seg_path)
+    seg = _seg_of_source(seg, source_datasets)
     source_series_uid = str(source_datasets[0].SeriesInstanceUID)
-    referenced = {str(item.SeriesInstanceUID) for item in seg.ReferencedSeriesSequence}
-    if source_series_uid not in referenced:
-        raise ValueError(f"{seg_path} does not reference the source series {source_series_uid}")
     algorithm = _algorithm(algorithm_name)
     split_qc = split_qc or {}
     fractions = {"portal_vein_branches": split_qc.get("portal_fraction"),
@@ -166,21 +203,8 @@ def write_measurement_report(statistics: dict, split_qc: dict | None, seg_path: 
                                             algorithm_id=algorithm)] if isinstance(confidence, (int, float)) else None,
             qualitative_evaluations=evaluations,
         ))
-    report = hd.sr.MeasurementReport(
-        observation_context=_device_context(algorithm_name),
-        procedure_reported=codes.LN.CTUnspecifiedBodyRegion,
-        imaging_measurements=groups,
-    )
-    sop_uid, series_uid = generate_uid(), generate_uid()
-    sr = hd.sr.Comprehensive3DSR(
-        evidence=[seg, *source_datasets], content=report, series_instance_uid=series_uid,
-        series_number=SR_SERIES_NUMBER, sop_instance_uid=sop_uid, instance_number=1, manufacturer="livervessels",
-        series_description="Liver vessel measurements RUO", is_complete=True, is_final=False, is_verified=False,
-    )
-    sr.CodingSchemeIdentificationSequence = [_private_scheme_identification()]
-    out_path = Path(out_path)
-    sr.save_as(out_path)
-    return DicomObject(out_path, sop_uid, series_uid)
+    return _save_report(groups, seg, source_datasets, out_path, algorithm_name, SR_SERIES_NUMBER,
+                        "Liver vessel measurements RUO", private_codes=True)
 
 
 def _measured_structures(seg: Dataset, statistics: dict) -> list[tuple[int, str, dict]]:
@@ -225,7 +249,7 @@ def _key_points(seg: hd.seg.Segmentation) -> dict[int, tuple[str, float, float]]
     return points
 
 
-def write_key_measurements(statistics: dict, seg_path: str | Path, source_datasets: list[Dataset],
+def write_key_measurements(statistics: dict, seg: str | Path | hd.seg.Segmentation, source_datasets: list[Dataset],
                            out_path: str | Path, *, algorithm_name: str) -> DicomObject:
     """A TID 1500 SR with each segment's volume and mean HU as a planar group: a point inside the
     segment on a source image where it is large (_key_points), the structure as finding site (see the
@@ -234,10 +258,7 @@ def write_key_measurements(statistics: dict, seg_path: str | Path, source_datase
     Raises:
         ValueError: the SEG is not of the source series.
     """
-    seg = hd.seg.segread(seg_path)
-    source_series_uid = str(source_datasets[0].SeriesInstanceUID)
-    if source_series_uid not in {str(item.SeriesInstanceUID) for item in seg.ReferencedSeriesSequence}:
-        raise ValueError(f"{seg_path} does not reference the source series {source_series_uid}")
+    seg = _seg_of_source(seg, source_datasets)
     algorithm = _algorithm(algorithm_name)
     by_uid = {str(ds.SOPInstanceUID): ds for ds in source_datasets}
     points = _key_points(seg)
@@ -247,12 +268,7 @@ def write_key_measurements(statistics: dict, seg_path: str | Path, source_datase
             continue
         source, column, row = points[number]
         image = by_uid[source]
-        measurements = [hd.sr.Measurement(name=codes.SCT.Volume, value=float(stats["volume_ml"]), unit=ML,
-                                          algorithm_id=algorithm)]
-        if stats.get("mean_hu") is not None:
-            measurements.append(hd.sr.Measurement(
-                name=codes.DCM.AttenuationCoefficient, value=float(stats["mean_hu"]), unit=HU,
-                derivation=codes.SCT.Mean, algorithm_id=algorithm))
+        structure = CodedConcept(*_property_type(_segment_item(seg, number)))
         groups.append(hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
             tracking_identifier=hd.sr.TrackingIdentifier(
                 uid=generate_uid(), identifier=seg.get_segment_description(number).segment_label),
@@ -260,26 +276,13 @@ def write_key_measurements(statistics: dict, seg_path: str | Path, source_datase
             referenced_region=hd.sr.ImageRegion(
                 graphic_type=hd.sr.GraphicTypeValues.POINT, graphic_data=np.array([[column + 0.5, row + 0.5]]),
                 source_image=hd.sr.SourceImageForRegion(str(image.SOPClassUID), source)),
-            finding_type=CodedConcept(*_property_type(_segment_item(seg, number))),
+            finding_type=structure,
             # what the structure is, in words a viewer shows beside the numbers (OHIF lists finding sites)
-            finding_sites=[hd.sr.FindingSite(CodedConcept(*_property_type(_segment_item(seg, number))))],
-            measurements=measurements,
+            finding_sites=[hd.sr.FindingSite(structure)],
+            measurements=_volume_and_hu(stats, algorithm),
         ))
-    report = hd.sr.MeasurementReport(
-        observation_context=_device_context(algorithm_name),
-        procedure_reported=codes.LN.CTUnspecifiedBodyRegion,
-        imaging_measurements=groups,
-    )
-    sop_uid, series_uid = generate_uid(), generate_uid()
-    sr = hd.sr.Comprehensive3DSR(
-        evidence=[seg, *source_datasets], content=report, series_instance_uid=series_uid,
-        series_number=KEY_SR_SERIES_NUMBER, sop_instance_uid=sop_uid, instance_number=1, manufacturer="livervessels",
-        series_description="Liver vessel key measurements RUO", is_complete=True, is_final=False,
-        is_verified=False,
-    )
-    out_path = Path(out_path)
-    sr.save_as(out_path)
-    return DicomObject(out_path, sop_uid, series_uid)
+    return _save_report(groups, seg, source_datasets, out_path, algorithm_name, KEY_SR_SERIES_NUMBER,
+                        "Liver vessel key measurements RUO", private_codes=False)
 
 
 def write_preview_capture(preview_png: str | Path, source_datasets: list[Dataset], out_path: str | Path) -> DicomObject:
