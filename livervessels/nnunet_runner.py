@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from livervessels.errors import InputError
+from livervessels.sliding_window import predict_labels_in_slabs, slab_prediction_applies
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ def predict_labels(model: LoadedModel, image_xyz: np.ndarray, spacing_xyz: tuple
 
     def run(predictor) -> np.ndarray:
         with torch.inference_mode():
-            return predictor.predict_single_npy_array(data, props)
+            return _predict(predictor, data, props)
 
     try:
         seg = run(model.predictor)
@@ -202,6 +203,24 @@ def predict_labels(model: LoadedModel, image_xyz: np.ndarray, spacing_xyz: tuple
             precision = "bf16" if model.precision == "bf16" else "fp32"
             seg = run(load_model(model.folder, fold, torch.device("cpu"), step_size, mirroring, precision).predictor)
     return np.ascontiguousarray(np.asarray(seg).transpose(2, 1, 0)).astype(np.uint8)
+
+
+def _predict(predictor, data: np.ndarray, props: dict) -> np.ndarray:
+    """nnunetv2's predict_single_npy_array, with the class scores held one slab at a time where
+    that gives the same labels (livervessels.sliding_window): host memory stays bounded on long scans."""
+    from nnunetv2.inference.data_iterators import PreprocessAdapterFromNpy
+    from nnunetv2.inference.export_prediction import convert_predicted_logits_to_segmentation_with_correct_shape
+
+    adapter = PreprocessAdapterFromNpy([data], [None], [props], [None], predictor.plans_manager,
+                                       predictor.dataset_json, predictor.configuration_manager,
+                                       num_threads_in_multithreaded=1, verbose=False)
+    item = next(adapter)
+    if slab_prediction_applies(predictor, tuple(item["data"].shape[1:]), item["data_properties"]):
+        return predict_labels_in_slabs(predictor, item["data"], item["data_properties"])
+    logits = predictor.predict_logits_from_preprocessed_data(item["data"]).cpu()
+    return convert_predicted_logits_to_segmentation_with_correct_shape(
+        logits, predictor.plans_manager, predictor.configuration_manager, predictor.label_manager,
+        item["data_properties"])
 
 
 def _free_cuda() -> None:

@@ -91,7 +91,7 @@ def test_old_plans_format_is_read(tmp_path, small_phantom):
     assert np.array_equal(new, old)
 
 
-def test_cuda_out_of_memory_falls_back_to_lighter_mode_then_cpu(small_phantom, caplog):
+def test_cuda_out_of_memory_falls_back_to_lighter_mode_then_cpu(small_phantom, caplog, monkeypatch):
     """Simulated OOM (no GPU here): first retry without keeping results on the device, then the CPU."""
     import copy
 
@@ -103,16 +103,23 @@ def test_cuda_out_of_memory_falls_back_to_lighter_mode_then_cpu(small_phantom, c
     expected = nnunet_runner.predict_labels(healthy, image, small_phantom.spacing)
 
     class Exhausted:
+        """A predictor that runs out of device memory on its first `failures` runs."""
+
         def __init__(self, failures):
             self.failures, self.calls = failures, 0
             self.perform_everything_on_device = True
 
-        def predict_single_npy_array(self, data, props):
-            self.calls += 1
-            if self.calls <= self.failures:
-                raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-            return healthy.predictor.predict_single_npy_array(data, props)
+    real_predict = nnunet_runner._predict
 
+    def predict(predictor, data, props):
+        if isinstance(predictor, Exhausted):
+            predictor.calls += 1
+            if predictor.calls <= predictor.failures:
+                raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            predictor = healthy.predictor
+        return real_predict(predictor, data, props)
+
+    monkeypatch.setattr(nnunet_runner, "_predict", predict)
     for failures, message in ((1, "accumulated on the CPU"), (2, "on the CPU (slow)")):
         model = copy.copy(healthy)
         model.predictor = Exhausted(failures)
