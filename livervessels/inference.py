@@ -97,7 +97,9 @@ def segment(
     timings["load"] = time.perf_counter() - t0
     used = [{"task": task.name, "folder": str(m.folder), "sha256": m.checkpoint_sha256} for m in models]
 
-    image, affine, original = to_canonical(np.asarray(volume.array, np.float32), volume.affine)
+    # the scan as stored (int16 HU from DICOM / NIfTI): every step below reads it as float32 or
+    # float64 where it computes, and a float32 copy of a long scan here would cost GBs for nothing
+    image, affine, original = to_canonical(np.asarray(volume.array), volume.affine)
     crop = None
     crop_classes, crop_task = _crop_plan(task, roi_subset, robust_crop, model_dirs)
     if crop_classes:
@@ -114,7 +116,8 @@ def segment(
             log.warning("no %s found for cropping: %s gives an empty segmentation", ", ".join(crop_classes), task.name)
             classes = _selected_classes(task, roi_subset)
             return LabelMap(np.zeros(volume.shape, np.uint8), volume.affine.copy(), classes, timings, used)
-        image = np.trunc(image[crop])  # TotalSegmentator crops with dtype int32
+        # TotalSegmentator crops with dtype int32: float HU truncate, integer HU stay as they are
+        image = image[crop] if np.issubdtype(image.dtype, np.integer) else np.trunc(image[crop])
     spacing = voxel_spacing(affine)
 
     t = time.perf_counter()

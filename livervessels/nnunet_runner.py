@@ -20,6 +20,8 @@ import numpy as np
 import torch
 
 from livervessels.errors import InputError
+from livervessels.nnunet_export import classwise_export_applies, labels_from_scores
+from livervessels.nnunet_preprocess import preprocess_for_prediction
 from livervessels.sliding_window import predict_labels_in_slabs, slab_prediction_applies
 
 log = logging.getLogger(__name__)
@@ -176,7 +178,7 @@ def predict_labels(model: LoadedModel, image_xyz: np.ndarray, spacing_xyz: tuple
     the canonical (x, y, z) image is transposed in and the labels transposed back. On CUDA
     out-of-memory it retries with the results accumulated on the CPU, then on the CPU, warning.
     """
-    data = np.ascontiguousarray(image_xyz.transpose(2, 1, 0)[None], dtype=np.float32)
+    data = image_xyz.transpose(2, 1, 0)[None]  # a view: preprocessing makes the one float32 copy
     # float32 spacing: what nnU-Net reads from a NIfTI header when TotalSegmentator hands it a file
     props = {"spacing": [float(np.float32(s)) for s in spacing_xyz[::-1]]}
 
@@ -206,21 +208,22 @@ def predict_labels(model: LoadedModel, image_xyz: np.ndarray, spacing_xyz: tuple
 
 
 def _predict(predictor, data: np.ndarray, props: dict) -> np.ndarray:
-    """nnunetv2's predict_single_npy_array, with the class scores held one slab at a time where
-    that gives the same labels (livervessels.sliding_window): host memory stays bounded on long scans."""
-    from nnunetv2.inference.data_iterators import PreprocessAdapterFromNpy
+    """nnunetv2's predict_single_npy_array with bounded host memory and the same labels: one
+    full-resolution copy in preprocessing (livervessels.nnunet_preprocess), class scores held one
+    slab at a time where the model's grid is the scan's (livervessels.sliding_window), else one
+    class resampled at a time (livervessels.nnunet_export); other cases run nnunetv2's own code."""
     from nnunetv2.inference.export_prediction import convert_predicted_logits_to_segmentation_with_correct_shape
 
-    adapter = PreprocessAdapterFromNpy([data], [None], [props], [None], predictor.plans_manager,
-                                       predictor.dataset_json, predictor.configuration_manager,
-                                       num_threads_in_multithreaded=1, verbose=False)
-    item = next(adapter)
-    if slab_prediction_applies(predictor, tuple(item["data"].shape[1:]), item["data_properties"]):
-        return predict_labels_in_slabs(predictor, item["data"], item["data_properties"])
-    logits = predictor.predict_logits_from_preprocessed_data(item["data"]).cpu()
+    image, props = preprocess_for_prediction(predictor, data, props)
+    image = torch.from_numpy(image)
+    if slab_prediction_applies(predictor, tuple(image.shape[1:]), props):
+        return predict_labels_in_slabs(predictor, image, props)
+    scores = predictor.predict_logits_from_preprocessed_data(image).cpu()
+    del image
+    if classwise_export_applies(predictor, props):
+        return labels_from_scores(predictor, scores, props)
     return convert_predicted_logits_to_segmentation_with_correct_shape(
-        logits, predictor.plans_manager, predictor.configuration_manager, predictor.label_manager,
-        item["data_properties"])
+        scores, predictor.plans_manager, predictor.configuration_manager, predictor.label_manager, props)
 
 
 def _free_cuda() -> None:

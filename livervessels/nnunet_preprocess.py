@@ -1,0 +1,89 @@
+"""nnU-Net's inference preprocessing with one full-resolution copy of the image.
+
+nnunetv2's DefaultPreprocessor.run_case_npy, as predict_single_npy_array runs it, holds several
+full-resolution copies of a scan: a float32 copy, a float64 copy for resampling, the float64 spline
+coefficients of that copy, and a float64 mask per label of the nonzero map it resamples too (which
+prediction then drops). On a 512 x 512 x 1500 CT that is over 10 GB.
+
+preprocess_for_prediction runs the same steps with nnunetv2's own functions (transpose, crop to the
+nonzero box, the plan's normalisation in place) and resamples the float32 image with the same
+skimage resize call nnunetv2 makes, without the float64 copy: skimage computes in float64 either
+way and rounds once to float32, which is where nnunetv2's result ends as well, so the image is
+bit-identical (tests/test_nnunet_preprocess.py compares the two). Cases that path does not cover
+(anisotropic spacing resampled slice by slice, another preprocessor or resampling function) go
+through nnunetv2's run_case_npy unchanged.
+
+Research use only; not a medical device.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def preprocess_for_prediction(predictor, image: np.ndarray, properties: dict) -> tuple[np.ndarray, dict]:
+    """(preprocessed float32 image, properties) for nnU-Net prediction, as run_case_npy returns them.
+
+    image: (channels, z, y, x) in any numeric dtype (a view is fine: it is not modified);
+    properties: {"spacing": [z, y, x]}, completed here as nnunetv2 completes it.
+    """
+    from nnunetv2.preprocessing.cropping.cropping import crop_to_nonzero
+    from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
+    from nnunetv2.preprocessing.resampling.default_resampling import compute_new_shape
+
+    plans, config = predictor.plans_manager, predictor.configuration_manager
+    preprocessor = config.preprocessor_class(verbose=False)
+    properties = dict(properties)
+    if not _lean_path_applies(preprocessor, config, DefaultPreprocessor):
+        data, _, properties = preprocessor.run_case_npy(image, None, properties, plans, config,
+                                                        predictor.dataset_json)
+        return data, properties
+
+    data = image.astype(np.float32)  # the one full-resolution copy (run_case_npy makes it too)
+    data = data.transpose([0, *[i + 1 for i in plans.transpose_forward]])
+    original_spacing = [properties["spacing"][i] for i in plans.transpose_forward]
+    properties["shape_before_cropping"] = data.shape[1:]
+    data, nonzero, bbox = crop_to_nonzero(data, None)
+    properties["bbox_used_for_cropping"] = bbox
+    properties["shape_after_cropping_and_before_resampling"] = data.shape[1:]
+    target_spacing = list(config.spacing)
+    if len(target_spacing) < len(data.shape[1:]):  # 2d configurations keep the slice spacing
+        target_spacing = [original_spacing[0]] + target_spacing
+    new_shape = compute_new_shape(data.shape[1:], original_spacing, target_spacing)
+    data = preprocessor._normalize(data, nonzero, config, plans.foreground_intensity_properties_per_channel)
+    del nonzero
+    if _separate_z(config, original_spacing, target_spacing) and np.any(np.array(data.shape[1:]) != new_shape):
+        data = config.resampling_fn_data(data, new_shape, original_spacing, target_spacing)
+    elif np.any(np.array(data.shape[1:]) != new_shape):
+        data = _resize_float32(data, new_shape, config.configuration.get("resampling_fn_data_kwargs", {}).get("order", 3))
+    return data, properties
+
+
+def _lean_path_applies(preprocessor, config, default_class) -> bool:
+    """nnunetv2's default preprocessor with its default image resampling (order 3, not a label map)."""
+    kwargs = config.configuration.get("resampling_fn_data_kwargs", {})
+    return (type(preprocessor) is default_class
+            and config.configuration.get("resampling_fn_data") == "resample_data_or_seg_to_shape"
+            and not kwargs.get("is_seg", False))
+
+
+def _separate_z(config, original_spacing, target_spacing) -> bool:
+    """Whether nnunetv2 would resample slice by slice (then its own function runs)."""
+    from nnunetv2.preprocessing.resampling.default_resampling import determine_do_sep_z_and_axis
+
+    kwargs = config.configuration.get("resampling_fn_data_kwargs", {})
+    separate, _ = determine_do_sep_z_and_axis(kwargs.get("force_separate_z", False), original_spacing,
+                                              target_spacing)
+    return bool(separate)
+
+
+def _resize_float32(data: np.ndarray, new_shape, order: int) -> np.ndarray:
+    """nnunetv2's resample_data_or_seg (not slice by slice) on float32 input: the same skimage
+    resize per channel, whose float64 result nnunetv2 stores as float32; here skimage returns the
+    float32 rounding of the same float64 values itself, and clips against the same minimum and
+    maximum (exact in float32), so the values agree bit for bit."""
+    from skimage.transform import resize
+
+    out = np.zeros((data.shape[0], *new_shape), np.float32)
+    for c in range(data.shape[0]):
+        out[c] = resize(data[c], new_shape, order, mode="edge", anti_aliasing=False)
+    return out
