@@ -7,7 +7,8 @@ then takes the argmax: classes x voxels x 2 bytes, plus a float64 image per clas
 
 labels_from_scores resamples each class with the same skimage call, rounds it to half precision
 as nnunetv2 stores it, and keeps a running maximum and its class (the first class on ties, as
-argmax), so it returns the same labels while holding one class at a time. Regions (sigmoid
+argmax), so it returns the same labels while holding one class at a time; with
+livervessels.lean_resize it does so a block of rows at a time, so only the labels are full size. Regions (sigmoid
 outputs), resampling slice by slice and other resampling functions go through nnunetv2.
 
 Research use only; not a medical device.
@@ -43,6 +44,8 @@ def labels_from_scores(predictor, scores: torch.Tensor | np.ndarray, properties:
     from acvl_utils.cropping_and_padding.bounding_boxes import insert_crop_into_image
     from skimage.transform import resize
 
+    from livervessels import lean_resize
+
     if not classwise_export_applies(predictor, properties):
         raise ValueError("class-wise export needs label outputs resampled in 3D by nnunetv2's default function")
     scores = scores.cpu().numpy() if isinstance(scores, torch.Tensor) else np.asarray(scores)
@@ -50,19 +53,30 @@ def labels_from_scores(predictor, scores: torch.Tensor | np.ndarray, properties:
     order = predictor.configuration_manager.configuration.get("resampling_fn_probabilities_kwargs", {}).get("order", 1)
     shape = tuple(properties["shape_after_cropping_and_before_resampling"])
     dtype = np.uint8 if len(predictor.label_manager.foreground_labels) < 255 else np.uint16
-    best = labels = None
-    for c in range(scores.shape[0]):
-        channel = scores[c].astype(float)  # nnunetv2 resamples the scores in float64
-        if channel.shape != shape:
-            channel = resize(channel, shape, order, mode="edge", anti_aliasing=False)
-        channel = channel.astype(stored)
-        if best is None:
-            best, labels = channel, np.zeros(shape, dtype)
-            continue
-        higher = channel > best
-        labels[higher] = c
-        np.maximum(best, channel, out=best)
-        del channel, higher
+    labels = np.zeros(shape, dtype)
+    blocks, zooms = [(0, shape[0])], None
+    if scores.shape[1:] != shape and lean_resize.available() \
+            and lean_resize.skimage_output_shape(scores.shape[1:], shape) == shape:
+        # nnunetv2 resamples each class in float64 (exact from the stored scores)
+        zooms = [lean_resize.SkimageZoom(scores[c].astype(float), shape, order) for c in range(scores.shape[0])]
+        blocks = list(zooms[0].row_blocks())
+    for start, stop in blocks:
+        best = None
+        for c in range(scores.shape[0]):
+            if zooms is not None:
+                values = zooms[c].rows(start, stop)
+            elif scores.shape[1:] != shape:
+                values = resize(scores[c].astype(float), shape, order, mode="edge", anti_aliasing=False)
+            else:  # same grid: nnunetv2's float64 round trip gives the stored values back
+                values = scores[c]
+            values = values.astype(stored)
+            if best is None:
+                best = values
+                continue
+            higher = values > best
+            labels[start:stop][higher] = c
+            np.maximum(best, values, out=best)
+            del values, higher
     full = np.zeros(properties["shape_before_cropping"], dtype=dtype)
     full = insert_crop_into_image(full, labels, properties["bbox_used_for_cropping"])
     return full.transpose(predictor.plans_manager.transpose_backward)

@@ -54,7 +54,10 @@ def preprocess_for_prediction(predictor, image: np.ndarray, properties: dict) ->
     if _separate_z(config, original_spacing, target_spacing) and np.any(np.array(data.shape[1:]) != new_shape):
         data = config.resampling_fn_data(data, new_shape, original_spacing, target_spacing)
     elif np.any(np.array(data.shape[1:]) != new_shape):
-        data = _resize_float32(data, new_shape, config.configuration.get("resampling_fn_data_kwargs", {}).get("order", 3))
+        holder = [data]
+        del data
+        data = _resize_float32(holder, new_shape,
+                               config.configuration.get("resampling_fn_data_kwargs", {}).get("order", 3))
     return data, properties
 
 
@@ -76,14 +79,31 @@ def _separate_z(config, original_spacing, target_spacing) -> bool:
     return bool(separate)
 
 
-def _resize_float32(data: np.ndarray, new_shape, order: int) -> np.ndarray:
-    """nnunetv2's resample_data_or_seg (not slice by slice) on float32 input: the same skimage
-    resize per channel, whose float64 result nnunetv2 stores as float32; here skimage returns the
-    float32 rounding of the same float64 values itself, and clips against the same minimum and
-    maximum (exact in float32), so the values agree bit for bit."""
+def _resize_float32(holder: list[np.ndarray], new_shape, order: int) -> np.ndarray:
+    """nnunetv2's resample_data_or_seg (not slice by slice) on the float32 image in holder (taken
+    out of it, so it is freed while the spline coefficients are built): the same skimage resize per
+    channel, whose float64 result nnunetv2 stores as float32; here the resize returns the float32
+    rounding of the same float64 values itself, and clips against the same minimum and maximum
+    (exact in float32), so the values agree bit for bit. livervessels.lean_resize computes that
+    resize with one float64 array of coefficients instead of skimage's padded copy beside it."""
     from skimage.transform import resize
 
+    from livervessels import lean_resize
+
+    data = holder.pop()
+    new_shape = tuple(int(s) for s in new_shape)
     out = np.zeros((data.shape[0], *new_shape), np.float32)
-    for c in range(data.shape[0]):
-        out[c] = resize(data[c], new_shape, order, mode="edge", anti_aliasing=False)
+    lean = lean_resize.available() and lean_resize.skimage_output_shape(data.shape[1:], new_shape) == new_shape
+    channels = data.shape[0]
+    for c in range(channels):
+        if lean:
+            channel = [data[c]]
+            if channels == 1:
+                del data  # the channel view is then the last reference: freed once its coefficients exist
+            zoom = lean_resize.SkimageZoom(channel, new_shape, order)
+            for start, stop in zoom.row_blocks():
+                out[c, start:stop] = zoom.rows(start, stop)
+            del zoom
+        else:
+            out[c] = resize(data[c], new_shape, order, mode="edge", anti_aliasing=False)
     return out
