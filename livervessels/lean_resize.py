@@ -63,56 +63,93 @@ class SkimageZoom:
     """
 
     def __init__(self, image, out_shape, order: int):
+        if isinstance(image, list):
+            image = image.pop()
+        self._prepare(image.shape, image.dtype, out_shape, order)
+        if self.order > 1:
+            self._coefficients = self._empty_coefficients(image.shape)
+            self._put(0, image)
+            self._low, self._high = _range([image])
+            del image
+            self._filter()
+        else:
+            self._coefficients = image
+            self._low, self._high = _range([image])
+
+    @classmethod
+    def from_row_blocks(cls, shape, dtype, blocks, out_shape, order: int) -> "SkimageZoom":
+        """The same for an image that is never whole in memory: blocks yields (first row, rows), in
+        order and covering the shape, e.g. a scan normalised a slab at a time.
+
+        Raises:
+            ValueError: as the constructor, or the blocks do not cover the shape.
+        """
+        zoom = cls.__new__(cls)
+        zoom._prepare(tuple(shape), np.dtype(dtype), out_shape, order)
+        zoom._coefficients = (zoom._empty_coefficients(shape) if zoom.order > 1
+                              else np.empty(tuple(shape), dtype))
+        covered, ranges = 0, []
+        for start, block in blocks:
+            if start != covered or block.shape[1:] != tuple(shape[1:]) or block.dtype != zoom.dtype:
+                raise ValueError("row blocks must follow each other and match the shape and dtype")
+            if zoom.order > 1:
+                zoom._put(start, block)
+            else:
+                zoom._coefficients[start:start + len(block)] = block
+            ranges.append(_range([block]))
+            covered += len(block)
+        if covered != shape[0]:
+            raise ValueError(f"row blocks cover {covered} of {shape[0]} rows")
+        lows, highs = zip(*ranges)
+        zoom._low, zoom._high = _range([np.asarray(lows), np.asarray(highs)])
+        if zoom.order > 1:
+            zoom._filter()
+        return zoom
+
+    def _prepare(self, shape, dtype, out_shape, order: int) -> None:
         kernel = _kernel()
         if kernel is None:
             raise RuntimeError("scipy.ndimage has no zoom_shift kernel; use skimage.transform.resize")
         self._nd_image, ni_support = kernel
-        if isinstance(image, list):
-            image = image.pop()
-        if image.dtype not in (np.float32, np.float64):
-            raise ValueError(f"SkimageZoom takes float32 or float64 images, not {image.dtype}")
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"SkimageZoom takes float32 or float64 images, not {dtype}")
         out_shape = tuple(int(s) for s in out_shape)
-        if len(out_shape) != image.ndim or skimage_output_shape(image.shape, out_shape) != out_shape:
-            raise ValueError(f"skimage's resize of {image.shape} would not return {out_shape}")
-        self.dtype = image.dtype
+        if len(out_shape) != len(shape) or skimage_output_shape(shape, out_shape) != out_shape:
+            raise ValueError(f"skimage's resize of {tuple(shape)} would not return {out_shape}")
+        self.dtype = np.dtype(dtype)
         self.out_shape = out_shape
         self.order = int(order)
         self._mode = ni_support._extend_mode_to_code("nearest")  # skimage's "edge"
         # scipy.ndimage.zoom: zoom factor from the whole shapes (grid_mode keeps them as they are)
-        self._zoom = np.ascontiguousarray(np.divide(np.array(image.shape), np.array(out_shape),
-                                                    out=np.ones(image.ndim), where=np.array(out_shape) != 0))
-        # skimage clips to the input's range (NaN-safe when the input has NaNs)
-        low = np.min(image)
-        if np.isnan(low):
-            low, high = np.nanmin(image), np.nanmax(image)
-        else:
-            high = np.max(image)
-        self._low, self._high = np.asarray(low), np.asarray(high)
-        if self.order > 1:
-            self._npad = _SCIPY_PREPAD
-            self._coefficients = self._spline_coefficients(image)
-        else:
-            self._npad = 0
-            self._coefficients = image
-        del image
+        self._zoom = np.ascontiguousarray(np.divide(np.array(shape), np.array(out_shape),
+                                                    out=np.ones(len(shape)), where=np.array(out_shape) != 0))
+        # scipy pads (mode "nearest") before its spline filter, only for order > 1
+        self._npad = _SCIPY_PREPAD if self.order > 1 else 0
 
-    def _spline_coefficients(self, image: np.ndarray) -> np.ndarray:
+    def _empty_coefficients(self, shape) -> np.ndarray:
+        return np.empty(tuple(s + 2 * self._npad for s in shape), np.float64)
+
+    def _put(self, start: int, rows: np.ndarray) -> None:
+        """Rows of the image into the padded coefficient array (float32 -> float64 is exact)."""
+        n = self._npad
+        self._coefficients[(slice(n + start, n + start + len(rows)),)
+                           + tuple(slice(n, n + s) for s in rows.shape[1:])] = rows
+
+    def _filter(self) -> None:
         """scipy's np.pad(image, 12, mode="edge") then spline_filter(output=float64, mode="nearest"),
-        built in one float64 array."""
+        on the array _put filled."""
         from scipy.ndimage import spline_filter
 
-        n = self._npad
-        coefficients = np.empty(tuple(s + 2 * n for s in image.shape), np.float64)
-        coefficients[tuple(slice(n, n + s) for s in image.shape)] = image  # float32 -> float64 is exact
+        n, c = self._npad, self._coefficients
         # Edge padding one axis at a time over the whole extent of the others, as np.pad does.
-        for axis, size in enumerate(image.shape):
+        for axis in range(c.ndim):
+            size = c.shape[axis] - 2 * n
             lead = (slice(None),) * axis
-            coefficients[lead + (slice(0, n),)] = coefficients[lead + (slice(n, n + 1),)]
-            coefficients[lead + (slice(n + size, None),)] = coefficients[lead + (slice(n + size - 1, n + size),)]
+            c[lead + (slice(0, n),)] = c[lead + (slice(n, n + 1),)]
+            c[lead + (slice(n + size, None),)] = c[lead + (slice(n + size - 1, n + size),)]
         # spline_filter runs the 1-D filters axis after axis in its output array, so filtering the
         # array into itself is what it does after the first axis anyway.
-        spline_filter(coefficients, self.order, output=coefficients, mode="nearest")
-        return coefficients
+        spline_filter(c, self.order, output=c, mode="nearest")
 
     def rows(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Rows start..stop (first axis) of skimage's result, in its dtype."""
@@ -131,3 +168,11 @@ class SkimageZoom:
         step = max(1, max_bytes // max(per_row, 1))
         for start in range(0, self.out_shape[0], step):
             yield start, min(start + step, self.out_shape[0])
+
+
+def _range(arrays) -> tuple[np.ndarray, np.ndarray]:
+    """skimage's clip range over the arrays: min and max, NaN-safe when there are NaNs."""
+    low = np.min([np.min(a) for a in arrays])
+    if np.isnan(low):
+        return np.asarray(np.min([np.nanmin(a) for a in arrays])), np.asarray(np.max([np.nanmax(a) for a in arrays]))
+    return np.asarray(low), np.asarray(np.max([np.max(a) for a in arrays]))

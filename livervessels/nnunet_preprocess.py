@@ -38,27 +38,72 @@ def preprocess_for_prediction(predictor, image: np.ndarray, properties: dict) ->
                                                         predictor.dataset_json)
         return data, properties
 
-    data = image.astype(np.float32)  # the one full-resolution copy (run_case_npy makes it too)
-    data = data.transpose([0, *[i + 1 for i in plans.transpose_forward]])
+    # Transposed and cropped views of the caller's image: the nonzero map and its box are the same
+    # on the stored dtype as on its float32 copy (zero stays zero).
+    view = image.transpose([0, *[i + 1 for i in plans.transpose_forward]])
     original_spacing = [properties["spacing"][i] for i in plans.transpose_forward]
-    properties["shape_before_cropping"] = data.shape[1:]
-    data, nonzero, bbox = crop_to_nonzero(data, None)
+    properties["shape_before_cropping"] = view.shape[1:]
+    view, nonzero, bbox = crop_to_nonzero(view, None)
     properties["bbox_used_for_cropping"] = bbox
-    properties["shape_after_cropping_and_before_resampling"] = data.shape[1:]
+    properties["shape_after_cropping_and_before_resampling"] = view.shape[1:]
     target_spacing = list(config.spacing)
-    if len(target_spacing) < len(data.shape[1:]):  # 2d configurations keep the slice spacing
+    if len(target_spacing) < len(view.shape[1:]):  # 2d configurations keep the slice spacing
         target_spacing = [original_spacing[0]] + target_spacing
-    new_shape = compute_new_shape(data.shape[1:], original_spacing, target_spacing)
+    new_shape = tuple(int(s) for s in compute_new_shape(view.shape[1:], original_spacing, target_spacing))
+    resample = bool(np.any(np.array(view.shape[1:]) != np.array(new_shape)))
+    separate_z = _separate_z(config, original_spacing, target_spacing)
+    order = config.configuration.get("resampling_fn_data_kwargs", {}).get("order", 3)
+    if resample and not separate_z and _slab_normalisation_applies(config, view.shape[1:], new_shape):
+        del nonzero
+        return _normalise_and_resize_by_slab(view, config, plans, new_shape, order), properties
+
+    data = view.astype(np.float32)  # the one full-resolution copy (run_case_npy makes it too)
+    del view
     data = preprocessor._normalize(data, nonzero, config, plans.foreground_intensity_properties_per_channel)
     del nonzero
-    if _separate_z(config, original_spacing, target_spacing) and np.any(np.array(data.shape[1:]) != new_shape):
+    if separate_z and resample:
         data = config.resampling_fn_data(data, new_shape, original_spacing, target_spacing)
-    elif np.any(np.array(data.shape[1:]) != new_shape):
+    elif resample:
         holder = [data]
         del data
-        data = _resize_float32(holder, new_shape,
-                               config.configuration.get("resampling_fn_data_kwargs", {}).get("order", 3))
+        data = _resize_float32(holder, new_shape, order)
     return data, properties
+
+
+# Normalisations that act voxel by voxel with fixed statistics, so a slab at a time gives the same
+# float32 values as the whole image.
+_VOXELWISE_NORMALISATIONS = ("CTNormalization",)
+_SLAB_BYTES = 256 << 20
+
+
+def _slab_normalisation_applies(config, shape, new_shape) -> bool:
+    from livervessels import lean_resize
+
+    return (all(s in _VOXELWISE_NORMALISATIONS for s in config.normalization_schemes)
+            and lean_resize.available() and lean_resize.skimage_output_shape(shape, new_shape) == tuple(new_shape))
+
+
+def _normalise_and_resize_by_slab(view: np.ndarray, config, plans, new_shape, order: int) -> np.ndarray:
+    """The plan's CT normalisation and the resize per channel, the image normalised a slab of rows at
+    a time straight into the resize's float64 coefficients: no float32 copy of the whole scan. The
+    normaliser is nnunetv2's own class, applied as its _normalize applies it."""
+    from nnunetv2.preprocessing.normalization.default_normalization_schemes import CTNormalization
+
+    from livervessels import lean_resize
+
+    out = np.zeros((view.shape[0], *new_shape), np.float32)
+    rows = max(1, _SLAB_BYTES // (4 * int(np.prod(view.shape[2:], dtype=np.int64))))
+    for c in range(view.shape[0]):
+        normaliser = CTNormalization(use_mask_for_norm=config.use_mask_for_norm[c],
+                                     intensityproperties=plans.foreground_intensity_properties_per_channel[str(c)])
+        # a float32 copy of each slab: the normaliser works in place and the caller's image stays as it is
+        slabs = ((a, normaliser.run(np.array(view[c, a:a + rows], np.float32), None))
+                 for a in range(0, view.shape[1], rows))
+        zoom = lean_resize.SkimageZoom.from_row_blocks(view.shape[1:], np.float32, slabs, new_shape, order)
+        for start, stop in zoom.row_blocks():
+            out[c, start:stop] = zoom.rows(start, stop)
+        del zoom
+    return out
 
 
 def _lean_path_applies(preprocessor, config, default_class) -> bool:

@@ -56,3 +56,20 @@ def test_falls_back_when_scipy_lacks_the_kernel(monkeypatch):
     assert not lean_resize.available()
     with pytest.raises(RuntimeError, match="zoom_shift"):
         SkimageZoom(np.zeros((4, 4, 4), np.float32), (2, 2, 2), 1)
+
+
+@pytest.mark.parametrize("order", [1, 3])
+def test_image_given_a_block_at_a_time_gives_the_same_values(order):
+    """from_row_blocks (a scan normalised slab by slab, never whole in float) equals the whole image;
+    NaNs in one block set skimage's NaN-safe clip range as they do for the whole image."""
+    rng = np.random.default_rng(5)
+    image = rng.normal(0, 50, (23, 19, 17)).astype(np.float32)
+    image[4, 2, 2] = np.nan
+    expected = _skimage(image, (11, 30, 9), order)
+    blocks = ((a, image[a:a + 5]) for a in range(0, 23, 5))
+    zoom = SkimageZoom.from_row_blocks(image.shape, np.float32, blocks, (11, 30, 9), order)
+    np.testing.assert_array_equal(zoom.rows(), expected)
+    with pytest.raises(ValueError, match="cover 10 of 23"):
+        SkimageZoom.from_row_blocks(image.shape, np.float32, [(0, image[:10])], (11, 30, 9), order)
+    with pytest.raises(ValueError, match="follow each other"):
+        SkimageZoom.from_row_blocks(image.shape, np.float32, [(0, image[:5]), (6, image[6:])], (11, 30, 9), order)
