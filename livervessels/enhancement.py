@@ -51,6 +51,10 @@ class EnhancementParams:
     """Physical parameters (mm, mm^3) and fractions of the measured vessel contrast."""
 
     liver_margin_mm: float = 3.0  # work inside the liver dilated by this much
+    # Liver pieces smaller than this x the largest piece do not widen the box of work: a network's
+    # false-positive specks far from the liver (in air, bowel, heart) would otherwise stretch it
+    # over the whole scan, and its memory with it.
+    min_liver_piece_fraction: float = 0.05
     vessel_diameters_mm: tuple[float, ...] = (1.5, 3.0, 5.0, 8.0)  # vesselness scales: sigma = d / (2 sqrt 2)
     blob_beta: float = 0.5  # Frangi's blob suppression (a sphere keeps exp(-1 / 2 beta^2) = 14 %)
     smoothing_mm: float = 0.7  # Gaussian for intensity tests, about a CT point-spread
@@ -101,6 +105,26 @@ def _box(mask: np.ndarray, pad_vox, shape) -> tuple[slice, ...]:
     zs = np.flatnonzero(mask[xs[0]:xs[-1] + 1, ys[0]:ys[-1] + 1].any(axis=(0, 1)))
     return tuple(slice(max(int(i[0]) - int(p), 0), min(int(i[-1]) + int(p) + 1, n))
                  for i, p, n in zip((xs, ys, zs), pad_vox, shape))
+
+
+def _liver_box(liver: np.ndarray, min_fraction: float, pad_vox) -> tuple[tuple[slice, ...], int, int]:
+    """(bounding box of the liver pieces of at least min_fraction x the largest, padded by pad_vox and
+    clipped to the grid; number and voxels of the smaller pieces not wholly inside it). liver:
+    non-empty bool mask."""
+    labels, n = cc3d.connected_components(liver.view(np.uint8), connectivity=26, return_N=True)
+    if n <= 1:
+        return _box(liver, pad_vox, liver.shape), 0, 0
+    stats = cc3d.statistics(labels, no_slice_conversion=True)
+    del labels
+    counts = np.asarray(stats["voxel_counts"][1:], np.int64)
+    keep = counts >= min_fraction * counts.max()
+    boxes = np.asarray(stats["bounding_boxes"], np.int64)[1:]  # (x0, x1, y0, y1, z0, z1), ends inclusive
+    pad = np.asarray(pad_vox, np.int64)
+    lo = np.maximum(boxes[keep][:, 0::2].min(axis=0) - pad, 0)
+    hi = np.minimum(boxes[keep][:, 1::2].max(axis=0) + pad, np.asarray(liver.shape) - 1)
+    inside = np.all((boxes[:, 0::2] >= lo) & (boxes[:, 1::2] <= hi), axis=1)
+    outside = np.flatnonzero(~inside)
+    return tuple(slice(int(a), int(b) + 1) for a, b in zip(lo, hi)), len(outside), int(counts[outside].sum())
 
 
 def _shift_slices(offset, shape) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
@@ -600,7 +624,11 @@ def enhance_liver_vessels(
         box = None
     elif have_liver:
         liver_b = np.asarray(liver) > 0
-        box = _box(liver_b, np.ceil((p.liver_margin_mm + halo_mm) / spa), raw.shape)
+        box, n_out, vox_out = _liver_box(liver_b, p.min_liver_piece_fraction,
+                                         np.ceil((p.liver_margin_mm + halo_mm) / spa).astype(int))
+        if n_out:
+            fallbacks.append(f"{n_out} small liver piece(s) ({vox_out * voxel_mm3 / 1000.0:.1f} mL) away from the "
+                             "liver left out of the region of work")
         region = _dilate_ball(liver_b[box], sp, p.liver_margin_mm)
         liver_c = liver_b[box]
     else:

@@ -507,6 +507,10 @@ MIN_LIVER_ML = 300.0
 # Under this much (a tenth of a small adult liver) the scan holds at most the dome or the tip: neither
 # the hilum nor the hepatic vein confluence is there, so no vessel analysis is made at all.
 NO_LIVER_ML = 100.0
+# Over this much the liver mask almost surely holds other tissue: even gross hepatomegaly rarely passes
+# 5 l (polycystic livers can, and then the warning is a prompt to look, not a refusal). The repair works
+# on the liver mask's box, so such a mask also costs time and memory in proportion.
+MAX_LIVER_ML = 5000.0
 
 
 def liver_volume_ml(masks: dict[str, np.ndarray], spacing) -> float | None:
@@ -528,8 +532,8 @@ CUT_LIVER_CM2 = 5.0
 
 
 def field_of_view_warnings(masks: dict[str, np.ndarray], spacing) -> list[str]:
-    """Warnings when the scan holds no liver, too little of it, or cuts it at its first or last
-    slice (array axis 2): the vessel outputs and statistics then cover only what was scanned."""
+    """Warnings when the scan holds no liver, too little of it, implausibly much, or cuts it at its
+    first or last slice (array axis 2): the vessel outputs and statistics then cover only what was scanned."""
     volume_ml = liver_volume_ml(masks, spacing)
     if volume_ml is None:
         return []
@@ -538,6 +542,10 @@ def field_of_view_warnings(masks: dict[str, np.ndarray], spacing) -> list[str]:
         return [absent]
     liver = np.asarray(masks["liver"]) > 0
     warnings = []
+    if volume_ml > MAX_LIVER_ML:
+        warnings.append(f"{volume_ml / 1000.0:.1f} l of liver found (a whole liver is 1-2 l, rarely over "
+                        f"{MAX_LIVER_ML / 1000.0:.0f} l): the liver mask likely holds other tissue; check it and the "
+                        "segmentation model before using the vessel outputs")
     if volume_ml < MIN_LIVER_ML:
         warnings.append(f"only {volume_ml:.0f} ml of liver found (a whole liver is 1-2 l): the scan covers part of "
                         "it, and the vessel outputs and statistics only that part")

@@ -327,3 +327,31 @@ def test_a_cavity_enclosed_by_the_vessel_mask_is_filled():
     repaired, meta = enhance_liver_vessels(hollow, liver, ct, sp)
     assert repaired[cavity].all()
     assert meta["steps"]["hole_voxels_filled"] >= cavity.sum()
+
+
+def test_small_liver_pieces_far_away_do_not_stretch_the_region_of_work(phantom, degraded, monkeypatch):
+    """A network's liver speck far from the liver (here 50 slices away, in air) leaves the box of work
+    as the liver alone makes it: same result, the speck's vessels left out, and the QC says so."""
+    from livervessels import enhancement as enh
+
+    truth, liver, raw = degraded
+    far = 50
+    ct = np.pad(phantom.ct, ((0, 0), (0, 0), (0, far)), constant_values=-1000)
+    liver_far, raw_far = (np.pad(np.asarray(a, np.uint8), ((0, 0), (0, 0), (0, far))) for a in (liver, raw))
+    liver_speck, raw_speck = liver_far.copy(), raw_far.copy()
+    liver_speck[70:74, 70:74, -6:-2] = 1
+    raw_speck[71:73, 71:73, -5:-3] = 1
+    shapes = []
+    real = enh._enhance_crop
+    monkeypatch.setattr(enh, "_enhance_crop", lambda r, *a, **k: shapes.append(r.shape) or real(r, *a, **k))
+    out_ref, meta_ref = enhance_liver_vessels(raw_far, liver_far, ct, phantom.spacing)
+    out, meta = enhance_liver_vessels(raw_speck, liver_speck, ct, phantom.spacing)
+    assert shapes[0] == shapes[1] and shapes[0][2] < ct.shape[2] - far + 20
+    assert np.array_equal(out, out_ref) and not out[:, :, -far:].any()
+    assert any("1 small liver piece(s)" in f for f in meta["fallbacks_used"])
+    assert not any("liver piece" in f for f in meta_ref["fallbacks_used"])
+    # A piece as large as the fraction asks for is liver: it widens the box.
+    big = liver_far.copy()
+    big[40:120, 40:120, -12:-2] = 1
+    enhance_liver_vessels(raw_far, big, ct, phantom.spacing)
+    assert shapes[2][2] == ct.shape[2]

@@ -61,8 +61,8 @@ def test_watchdog_ends_a_run_stuck_in_c_code_and_removes_its_temporary_folders(t
         interrupts.install()
         folder = Path(tempfile.mkdtemp(dir={str(tmp_path)!r}))
         interrupts.register(folder)
+        a = np.ones((7000, 7000))  # before the print: filling it is Python-interruptible, the product is not
         print(folder, flush=True)
-        a = np.ones((7000, 7000))
         for _ in range(20):
             a @ a  # seconds inside BLAS: Python's own handler cannot run until it returns
     """)
@@ -73,7 +73,7 @@ def test_watchdog_ends_a_run_stuck_in_c_code_and_removes_its_temporary_folders(t
     time.sleep(1.0)
     proc.send_signal(signal.SIGTERM)
     rc, seconds, err = _wait(proc, 60)
-    assert rc == 143 and seconds < 5.0
+    assert rc == 143 and seconds < 5.0, (rc, seconds, err[-2000:])
     assert "error: interrupted by SIGTERM" in err
     assert not os.path.exists(folder)
 

@@ -71,7 +71,7 @@ def test_the_same_input_gives_byte_identical_masks_and_seg_pixels(tmp_path):
     assert a.PixelData == b.PixelData and a.SOPInstanceUID != b.SOPInstanceUID  # new UIDs, same pixels
 
 
-def test_field_of_view_warnings_for_a_missing_small_or_cut_liver():
+def test_field_of_view_warnings_for_a_missing_small_implausible_or_cut_liver():
     from livervessels.pipeline import field_of_view_warnings
 
     spacing = (1.0, 1.0, 2.0)
@@ -88,6 +88,11 @@ def test_field_of_view_warnings_for_a_missing_small_or_cut_liver():
     sliver[50:60, 50:60, 40:50] = 1  # 2 ml: a sliver, no vessel analysis
     assert field_of_view_warnings({"liver": sliver}, spacing)[0].startswith("no liver in the field of view (2 ml")
     assert "no liver in the field of view (0 ml" in field_of_view_warnings({"liver": np.zeros_like(liver)}, spacing)[0]
+    huge = np.zeros_like(liver)
+    huge[5:115, 5:115, 10:90] = 1  # 1.9 l at this spacing: plausible
+    assert field_of_view_warnings({"liver": huge}, spacing) == []
+    assert any(w.startswith("5.8 l of liver found") and "other tissue" in w
+               for w in field_of_view_warnings({"liver": huge}, (1.0, 1.0, 6.0)))  # 5.8 l: not a liver alone
 
 
 def test_without_a_liver_no_vessel_analysis_is_made_and_the_outputs_say_so(small_phantom):
