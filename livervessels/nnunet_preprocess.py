@@ -1,4 +1,4 @@
-"""nnU-Net's inference preprocessing with one full-resolution copy of the image.
+"""nnU-Net's inference preprocessing with at most one full-resolution working copy of the image.
 
 nnunetv2's DefaultPreprocessor.run_case_npy, as predict_single_npy_array runs it, holds several
 full-resolution copies of a scan: a float32 copy, a float64 copy for resampling, the float64 spline
@@ -6,12 +6,15 @@ coefficients of that copy, and a float64 mask per label of the nonzero map it re
 prediction then drops). On a 512 x 512 x 1500 CT that is over 10 GB.
 
 preprocess_for_prediction runs the same steps with nnunetv2's own functions (transpose, crop to the
-nonzero box, the plan's normalisation in place) and resamples the float32 image with the same
-skimage resize call nnunetv2 makes, without the float64 copy: skimage computes in float64 either
-way and rounds once to float32, which is where nnunetv2's result ends as well, so the image is
-bit-identical (tests/test_nnunet_preprocess.py compares the two). Cases that path does not cover
-(anisotropic spacing resampled slice by slice, another preprocessor or resampling function) go
-through nnunetv2's run_case_npy unchanged.
+nonzero box, the plan's normalisation) on views of the caller's image and resamples with the same
+skimage resize call nnunetv2 makes, computed by livervessels.lean_resize: skimage computes in
+float64 either way and rounds once to float32, which is where nnunetv2's result ends as well, so
+the image is bit-identical (tests/test_nnunet_preprocess.py compares the two). For CT plans
+(nnunetv2's CTNormalization, voxel by voxel with fixed statistics) the scan is normalised a slab at
+a time straight into the resampling's float64 coefficients, so the only full-resolution working
+array is those coefficients; other normalisations work on one float32 copy. Cases that path does
+not cover (anisotropic spacing resampled slice by slice, another preprocessor or resampling
+function) go through nnunetv2's run_case_npy unchanged.
 
 Research use only; not a medical device.
 """
