@@ -88,6 +88,14 @@ def predict_only(which: str, ct_path: Path, out: Path) -> None:
     np.save(out, np.asarray(labels, np.uint8))
 
 
+def _liver_ml(qc_path: Path) -> float | None:
+    """The liver volume the run found (qc.json), or None when the run wrote none."""
+    try:
+        return json.loads(qc_path.read_text())["structures"]["liver"]["volume_ml"]
+    except (OSError, KeyError, ValueError):
+        return None
+
+
 def run_case(name: str, cmd: list[str], log: Path) -> dict:
     from parity_totalseg import run_measured
 
@@ -127,7 +135,8 @@ def main() -> int:
             cmd = [str(ROOT / ".venv" / "bin" / "TotalSegmentatorEnhanced"), "-i", str(ct), "-o", str(out),
                    "--mode", "enhanced_liver", "--split_portal_hepatic", "-m", str(MODELS), "-d", "cpu", *extra]
             row = run_case(f"enhanced, {label}, 512x512x{n}", cmd, WORK / f"enhanced_{n}_{len(extra)}.log")
-            row.update(slices=n, within_budget=row["rc"] == 0 and row["peak_pss_gb"] <= BUDGET_GB)
+            row.update(slices=n, within_budget=row["rc"] == 0 and row["peak_pss_gb"] <= BUDGET_GB,
+                       liver_ml=_liver_ml(out / "qc.json"))
             rows.append(row)
             shutil.rmtree(out, ignore_errors=True)
         if args.compare_nnunet and n == 300:

@@ -44,6 +44,14 @@ def available() -> bool:
     return _kernel() is not None
 
 
+def reproduces(in_shape, out_shape) -> bool:
+    """Whether SkimageZoom can give skimage's resize of in_shape to out_shape here (scipy has the
+    kernel, and skimage would return exactly out_shape)."""
+    out_shape = tuple(int(s) for s in out_shape)
+    return (available() and len(out_shape) == len(in_shape)
+            and skimage_output_shape(in_shape, out_shape) == out_shape)
+
+
 def skimage_output_shape(in_shape, out_shape) -> tuple[int, ...]:
     """The shape skimage's resize actually returns for out_shape (scipy rounds in_shape * zoom)."""
     factors = np.divide(in_shape, out_shape)
@@ -160,6 +168,12 @@ class SkimageZoom:
         self._nd_image.zoom_shift(self._coefficients, self._zoom, shift, out, self.order, self._mode, 0.0,
                                   self._npad, True)
         np.clip(out, self._low, self._high, out=out)
+        return out
+
+    def fill(self, out: np.ndarray) -> np.ndarray:
+        """The whole result written into out (shape out_shape), a block of rows at a time."""
+        for start, stop in self.row_blocks():
+            out[start:stop] = self.rows(start, stop)
         return out
 
     def row_blocks(self, max_bytes: int = 128 << 20):

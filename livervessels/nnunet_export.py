@@ -8,8 +8,9 @@ then takes the argmax: classes x voxels x 2 bytes, plus a float64 image per clas
 labels_from_scores resamples each class with the same skimage call, rounds it to half precision
 as nnunetv2 stores it, and keeps a running maximum and its class (the first class on ties, as
 argmax), so it returns the same labels while holding one class at a time; with
-livervessels.lean_resize it does so a block of rows at a time, so only the labels are full size. Regions (sigmoid
-outputs), resampling slice by slice and other resampling functions go through nnunetv2.
+livervessels.lean_resize it does so a block of rows at a time, so only the labels are full size.
+Regions (sigmoid outputs), resampling slice by slice and other resampling functions go through
+nnunetv2.
 
 Research use only; not a medical device.
 """
@@ -55,8 +56,7 @@ def labels_from_scores(predictor, scores: torch.Tensor | np.ndarray, properties:
     dtype = np.uint8 if len(predictor.label_manager.foreground_labels) < 255 else np.uint16
     labels = np.zeros(shape, dtype)
     blocks, zooms = [(0, shape[0])], None
-    if scores.shape[1:] != shape and lean_resize.available() \
-            and lean_resize.skimage_output_shape(scores.shape[1:], shape) == shape:
+    if scores.shape[1:] != shape and lean_resize.reproduces(scores.shape[1:], shape):
         # nnunetv2 resamples each class in float64 (exact from the stored scores)
         zooms = [lean_resize.SkimageZoom(scores[c].astype(float), shape, order) for c in range(scores.shape[0])]
         blocks = list(zooms[0].row_blocks())

@@ -82,8 +82,8 @@ _SLAB_BYTES = 256 << 20
 def _slab_normalisation_applies(config, shape, new_shape) -> bool:
     from livervessels import lean_resize
 
-    return (all(s in _VOXELWISE_NORMALISATIONS for s in config.normalization_schemes)
-            and lean_resize.available() and lean_resize.skimage_output_shape(shape, new_shape) == tuple(new_shape))
+    return all(s in _VOXELWISE_NORMALISATIONS for s in config.normalization_schemes) and \
+        lean_resize.reproduces(shape, new_shape)
 
 
 def _normalise_and_resize_by_slab(view: np.ndarray, config, plans, new_shape, order: int) -> np.ndarray:
@@ -102,10 +102,7 @@ def _normalise_and_resize_by_slab(view: np.ndarray, config, plans, new_shape, or
         # a float32 copy of each slab: the normaliser works in place and the caller's image stays as it is
         slabs = ((a, normaliser.run(np.array(view[c, a:a + rows], np.float32), None))
                  for a in range(0, view.shape[1], rows))
-        zoom = lean_resize.SkimageZoom.from_row_blocks(view.shape[1:], np.float32, slabs, new_shape, order)
-        for start, stop in zoom.row_blocks():
-            out[c, start:stop] = zoom.rows(start, stop)
-        del zoom
+        lean_resize.SkimageZoom.from_row_blocks(view.shape[1:], np.float32, slabs, new_shape, order).fill(out[c])
     return out
 
 
@@ -141,17 +138,14 @@ def _resize_float32(holder: list[np.ndarray], new_shape, order: int) -> np.ndarr
     data = holder.pop()
     new_shape = tuple(int(s) for s in new_shape)
     out = np.zeros((data.shape[0], *new_shape), np.float32)
-    lean = lean_resize.available() and lean_resize.skimage_output_shape(data.shape[1:], new_shape) == new_shape
+    lean = lean_resize.reproduces(data.shape[1:], new_shape)
     channels = data.shape[0]
     for c in range(channels):
         if lean:
             channel = [data[c]]
             if channels == 1:
                 del data  # the channel view is then the last reference: freed once its coefficients exist
-            zoom = lean_resize.SkimageZoom(channel, new_shape, order)
-            for start, stop in zoom.row_blocks():
-                out[c, start:stop] = zoom.rows(start, stop)
-            del zoom
+            lean_resize.SkimageZoom(channel, new_shape, order).fill(out[c])
         else:
             out[c] = resize(data[c], new_shape, order, mode="edge", anti_aliasing=False)
     return out

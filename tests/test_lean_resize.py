@@ -32,6 +32,7 @@ def test_rows_equal_skimage_bit_for_bit(order, dtype, shapes):
     blocks = list(zoom.row_blocks(max_bytes=3 * row_bytes))
     assert len(blocks) > 1 and blocks[0] == (0, 3) and blocks[-1][1] == shapes[1][0]
     np.testing.assert_array_equal(np.concatenate([zoom.rows(a, b) for a, b in blocks]), expected)
+    np.testing.assert_array_equal(zoom.fill(np.empty(shapes[1], dtype)), expected)
 
 
 def test_input_handed_over_in_a_list_is_released():
@@ -49,11 +50,12 @@ def test_refuses_what_it_cannot_reproduce():
         SkimageZoom(np.zeros((4, 4, 4), np.int16), (2, 2, 2), 1)
     with pytest.raises(ValueError, match="would not return"):
         SkimageZoom(np.zeros((10, 10, 10), np.float32), (4, 4), 1)
+    assert lean_resize.reproduces((10, 10, 10), (4, 5, 6)) and not lean_resize.reproduces((10, 10, 10), (4, 4))
 
 
 def test_falls_back_when_scipy_lacks_the_kernel(monkeypatch):
     monkeypatch.setattr(lean_resize, "_kernel", lambda: None)
-    assert not lean_resize.available()
+    assert not lean_resize.available() and not lean_resize.reproduces((4, 4, 4), (2, 2, 2))
     with pytest.raises(RuntimeError, match="zoom_shift"):
         SkimageZoom(np.zeros((4, 4, 4), np.float32), (2, 2, 2), 1)
 
