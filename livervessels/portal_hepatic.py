@@ -30,6 +30,12 @@ each voxel by its nearest seed fails there. The split works on the centerline gr
    veins from the IVC, so where a thin vessel of one tree ends on the side of the other (which at
    millimetre voxels looks just like a side branch), the tree it does not belong to would have to
    turn back towards its own root to take it.
+   Both trees supply or drain the whole liver, so they interleave everywhere: a liver region far
+   from every branch of one tree but close to the other's means a branch of the first was taken
+   whole through a contact (the one-sided failure seen on real livers). The vessel where the
+   growth came into such a region roots itself in the missing tree when that gives both trees back
+   everywhere; otherwise the region is flagged and its branches' confidence capped
+   (split_territory).
 4. Voxels take the label of their nearest centerline voxel within their own connected component.
 
 Voxels coarser than max_working_spacing_mm are subdivided first (thin vessels are one voxel wide on
@@ -45,7 +51,8 @@ by the nearest seed along a radius-weighted geodesic inside the mask instead (co
 1 / radius, so paths follow vessel cores and avoid the thin waists where vessels touch).
 
 The parts live in their own modules: split_types (parameters and results), split_seeds (step 1),
-split_junctions (step 2), split_growth (step 3 and the evidence for the confidence), split_fine_grid
+split_junctions (step 2), split_growth (step 3 and the evidence for the confidence), split_territory
+(regions left to one tree), split_fine_grid
 (the working grid), split_geodesic (the voxel fallback); this module runs them in order and
 labels the voxels, unreached components and QC. find_seeds is re-exported here.
 
@@ -67,10 +74,11 @@ from livervessels.split_fine_grid import block_majority, downsample_labels, repe
 from livervessels.split_geodesic import split_geodesic
 from livervessels.split_growth import (branch_core_radius, branch_margin, confidence_summary, flip_subtrees,
                                        grow_trees, growth_depth, intensity_roots, orphan_roots, other_tree_neighbours,
-                                       path_risks, radial_costs, tree_roots)
+                                       parent_link_cost, path_risks, radial_costs, tree_roots)
 from livervessels.split_intensity import TreeIntensity, branch_log_odds, measure_tree_intensity
 from livervessels.split_junctions import junction_affinities
 from livervessels.split_seeds import crop_to_box, find_seeds, padded_box, seed_contacts, superior_height
+from livervessels.split_territory import missing_tree_regions, territory_roots
 from livervessels.split_types import (HEPATIC, PORTAL, TREE_NAMES, UNREACHED_CONFIDENCE, Labelling, PortalHepaticSplit,
                                       SplitBranches, SplitParams)
 from livervessels.vessel_graph import (VesselGraph, attach_image_axes, bounding_box, build_vessel_graph, distances_at,
@@ -193,6 +201,7 @@ def split_portal_hepatic(
     if unreached["components"]:
         flags.append("unreached_components")
     qc.update(info)
+    flags += [f"{name}_missing_in_liver_region" for name in info.get("missing_tree_regions", {}).get("flagged", [])]
     # Voxels of unreached components count with a low confidence in the overall figure.
     if unreached["voxels"] and "confidence" in qc:
         n_lab = qc["portal_voxels"] + qc["hepatic_voxels"]
@@ -349,13 +358,35 @@ def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings,
             soft_roots = {**soft_roots, **hu_roots}
             branch_label, refused, parent = grow_trees(nb, edges, seed_label, graph, p, radial, radius=radius,
                                                         log_odds=log_odds, soft_roots=soft_roots)
-        if p.subtree_flip_margin > 0:
-            branch_label, parent, flips = flip_subtrees(branch_label, parent, edges, seed_label, log_odds, p)
+    # A region of the liver left to one tree: try giving it the missing tree back by rooting, in that
+    # tree, the vessel where the other tree's growth came into the region (kept only when both trees
+    # then interleave everywhere).
+    liver_w = support.get("liver")
+    territory = missing_tree_regions(graph, branch_label, liver_w, p, sparse_aware=False)
+    grow_kw = {"radius": radius, "log_odds": log_odds if tree_hu.used else None}
+
+    def regrow(extra: dict) -> tuple[np.ndarray, np.ndarray]:
+        grown = grow_trees(nb, edges, seed_label, graph, p, radial, soft_roots={**soft_roots, **extra}, **grow_kw)
+        return grown[0], grown[2]
+
+    region_roots = territory_roots(graph, branch_label, seed_label, parent, parent_link_cost(edges, parent), liver_w,
+                                   territory, p, regrow)
+    if region_roots:
+        soft_roots = {**soft_roots, **region_roots}
+        branch_label, refused, parent = grow_trees(nb, edges, seed_label, graph, p, radial, soft_roots=soft_roots,
+                                                    **grow_kw)
+    if tree_hu.used and p.subtree_flip_margin > 0:
+        branch_label, parent, flips = flip_subtrees(branch_label, parent, edges, seed_label, log_odds, p)
     margin = branch_margin(nb, edges, seed_label, branch_label, radial)
     evidence = {"margin": margin, "log_odds_own": np.where(branch_label == HEPATIC, -log_odds, log_odds),
                 "radius_mm": radius, "other_tree_neighbours": other_tree_neighbours(edges, branch_label),
                 "growth_depth": growth_depth(parent), **path_risks(edges, parent, radius)}
     conf = np.where(branch_label > 0, p.confidence_model(evidence), UNREACHED_CONFIDENCE)
+    # A region of the liver with one tree only: a branch of the other tree was taken whole there,
+    # whatever the junction evidence says (the failure on real livers came at 0.95-0.99).
+    territory = missing_tree_regions(graph, branch_label, liver_w, p)
+    conf = np.where(territory.suspect, np.minimum(conf, p.territory_confidence), conf)
+    evidence["in_one_tree_region"] = territory.suspect
     timings["labelling"] = time.perf_counter() - t
 
     labelled = branch_label > 0
@@ -369,7 +400,8 @@ def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings,
             "subtrees_moved_by_intensity": int(flips),
             "intensity_roots": len(hu_roots),
             "orphan_roots": len(orphans),
-            "contacts_cut": int(refused)}
+            "contacts_cut": int(refused),
+            "missing_tree_regions": {**territory.as_qc(), "roots_added": len(region_roots)}}
     info.update(confidence_summary(graph, branch_label, conf, p))
     info["portal_tree"] = summarize_tree(graph, np.flatnonzero(branch_label == PORTAL))
     info["hepatic_tree"] = summarize_tree(graph, np.flatnonzero(branch_label == HEPATIC))

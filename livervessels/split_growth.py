@@ -296,11 +296,7 @@ def path_risks(edges, parent: np.ndarray, radius: np.ndarray) -> dict[str, np.nd
     """Per branch, along its growth path from the root: the weakest link (largest -ln probability)
     and the largest climb, ln(radius / thinnest radius before it)."""
     nb = len(parent)
-    link: dict[tuple[int, int], float] = {}
-    for w, a, b, _ in edges:
-        if a != b:
-            key = (min(a, b), max(a, b))
-            link[key] = min(link.get(key, np.inf), -np.log(max(w, 1e-12)))
+    link = link_costs(edges)
     weakest, climb, thinnest = np.zeros(nb), np.zeros(nb), radius.astype(float).copy()
     for b in np.argsort(growth_depth(parent), kind="stable"):  # parents before children
         a = parent[b]
@@ -311,6 +307,24 @@ def path_risks(edges, parent: np.ndarray, radius: np.ndarray) -> dict[str, np.nd
         climb[b] = max(climb[a], float(np.log(max(radius[b], 1e-3) / max(thinnest[a], 1e-3))))
         thinnest[b] = min(thinnest[a], radius[b])
     return {"weakest_link": weakest, "climb": climb}
+
+
+def link_costs(edges) -> dict[tuple[int, int], float]:
+    """{(a, b) with a < b: -ln affinity} of the links between branches (a pair met at two junctions:
+    its stronger link)."""
+    link: dict[tuple[int, int], float] = {}
+    for w, a, b, _ in edges:
+        if a != b:
+            key = (min(a, b), max(a, b))
+            link[key] = min(link.get(key, np.inf), -np.log(max(w, 1e-12)))
+    return link
+
+
+def parent_link_cost(edges, parent: np.ndarray) -> np.ndarray:
+    """Per branch: -ln affinity of the link the growth reached it over (0 for roots and unreached)."""
+    link = link_costs(edges)
+    return np.array([0.0 if a < 0 else link.get((min(a, b), max(a, b)), 0.0)
+                     for b, a in enumerate(parent.tolist())])
 
 
 def other_tree_neighbours(edges, branch_label: np.ndarray) -> np.ndarray:

@@ -109,6 +109,17 @@ class SplitParams:
     intensity_root_min_length_mm: float = 5.0  # ... when this long (a stub at a junction mixes both trees' HU)
     subtree_flip_margin: float = 3.0  # a subtree changes tree when its HU evidence beats its attachment by this (0: off)
     subtree_flip_mean: float = 1.0  # ... and its branches' mean log-odds for the other tree reach this
+    # one tree missing from a region of the liver (split_territory): both trees reach everywhere
+    territory_block_mm: float = 3.0  # measured on blocks about this size
+    territory_far_mm: float = 30.0  # liver this far from every branch of one tree ...
+    territory_far_ratio: float = 6.0  # ... (for the flag: or this x the median distance from the liver to any vessel)
+    territory_near_mm: float = 15.0  # ... and this close to the other's lacks the first tree
+    territory_min_fraction: float = 0.05  # flagged when such liver is at least this share of the liver
+    territory_candidates: int = 5  # branches tried as a root of the missing tree there (0: off): those whose
+    territory_subtree_share: float = 0.2  # ... growth subtree holds this share of the region's branches, weakest link first
+    territory_return_share: float = 0.3  # a root is kept when at most this share of the region stays without its tree
+    territory_confidence: float = 0.7  # branches of the present tree there: confidence at most this (1: off;
+    # 0.7: the share right of such branches over the flagged tuning cases, 0.46-0.85)
     # confidence: a model of P(label right | evidence), fitted on synthetic livers (split_confidence)
     confidence_model: ConfidenceModel = DEFAULT_MODEL
     # QC

@@ -506,9 +506,37 @@ def test_a_lobar_portal_branch_cut_from_its_trunk_roots_itself_in_the_portal_tre
     assert split.qc["intensity_roots"] == 0 and not split.qc["intensity"]["used"]
     assert (split.labels[inside] == PORTAL).mean() > 0.8
     # without orphan roots (the behaviour before): the hepatic tree takes it
+    # (and without the check for a liver region left to one tree, which rescues part of it too)
     before = split_portal_hepatic(vessels, ph.ct, ph.spacing, affine=ph.affine, **ph.support(),
-                                  params=SplitParams(orphan_min_radius_mm=np.inf))
+                                  params=SplitParams(orphan_min_radius_mm=np.inf, territory_candidates=0))
     assert (before.labels[inside] == PORTAL).mean() < 0.5
+
+
+def test_a_liver_region_left_to_one_tree_gets_its_tree_back_or_a_flag():
+    # The same cut with neither the orphan rule nor HU to help (equal HU): the hepatic tree takes
+    # the lobar portal branch's territory, leaving liver far from every portal branch. The split
+    # flags it, lowers the confidence there, and a root that gives the region its portal tree back
+    # (while both trees still interleave everywhere) is kept.
+    ph, vessels, inside = _lobar_portal_branch_cut_from_its_trunk(185.0, 185.0)
+    no_orphans = dict(orphan_min_radius_mm=np.inf)
+    off = split_portal_hepatic(vessels, ph.ct, ph.spacing, affine=ph.affine, **ph.support(),
+                               params=SplitParams(territory_candidates=0, **no_orphans))
+    assert (off.labels[inside] == PORTAL).mean() < 0.1
+    assert "portal_missing_in_liver_region" in off.qc["flags"]
+    assert off.qc["missing_tree_regions"]["flagged"] == ["portal"]
+    br = off.branches
+    in_region = np.array([inside[tuple(br.input_voxels(b.index).T)].mean() > 0.5 for b in br.graph.branches])
+    suspect = br.evidence["in_one_tree_region"]
+    assert (br.confidence[suspect] <= SplitParams().territory_confidence + 1e-9).all()
+    # suspect: the hepatic-labelled branches where portal ones are missing, the taken subtree's and
+    # the region's own hepatic veins; wrong ones are several times more common there than elsewhere
+    assert suspect.sum() >= 20 and in_region[suspect].mean() > 3 * in_region[~suspect & (br.labels > 0)].mean()
+    assert br.confidence[in_region].mean() < br.confidence[~in_region & (br.labels > 0)].mean() - 0.03
+    on = split_portal_hepatic(vessels, ph.ct, ph.spacing, affine=ph.affine, **ph.support(),
+                              params=SplitParams(**no_orphans))
+    assert on.qc["missing_tree_regions"]["roots_added"] >= 1
+    assert "portal_missing_in_liver_region" not in on.qc["flags"]
+    assert (on.labels[inside] == PORTAL).mean() > 0.4
 
 
 def test_thick_vessels_whose_hu_names_the_other_tree_root_themselves_there():
@@ -523,7 +551,7 @@ def test_thick_vessels_whose_hu_names_the_other_tree_root_themselves_there():
     assert split.qc["intensity_roots"] >= 1
     assert (split.labels[inside] == PORTAL).mean() > 0.8
     off = split_portal_hepatic(vessels, ph.ct, ph.spacing, affine=ph.affine, **ph.support(),
-                               params=SplitParams(intensity_root_log_odds=0.0, **geometry_off))
+                               params=SplitParams(intensity_root_log_odds=0.0, territory_candidates=0, **geometry_off))
     assert off.qc["intensity_roots"] == 0
     assert (off.labels[inside] == PORTAL).mean() < 0.5
 
