@@ -385,7 +385,7 @@ def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings,
     # A region of the liver with one tree only: a branch of the other tree was taken whole there,
     # whatever the junction evidence says (the failure on real livers came at 0.95-0.99).
     territory = missing_tree_regions(graph, branch_label, liver_w, p)
-    conf = np.where(territory.suspect, np.minimum(conf, p.territory_confidence), conf)
+    conf = np.minimum(conf, territory.confidence_cap(branch_label, p))
     evidence["in_one_tree_region"] = territory.suspect
     timings["labelling"] = time.perf_counter() - t
 

@@ -33,6 +33,18 @@ class TreeTerritory:
     checked: bool  # False when there was no liver mask to measure on
     far_mm: float = 0.0  # the distance that counted as far from a tree (0: not checked)
 
+    def confidence_cap(self, branch_label: np.ndarray, p: SplitParams) -> np.ndarray:
+        """(n_branches,) the most confidence each branch may claim: 1, and for the suspects
+        p.territory_confidence x (1 - the share of the liver without the other tree): the larger
+        the region left to one tree, the less its labels can be trusted (a region of half the liver
+        without portal veins is no anatomy)."""
+        cap = np.ones(len(branch_label))
+        for name in self.flagged:
+            present = HEPATIC if name == TREE_NAMES[PORTAL] else PORTAL
+            sel = self.suspect & (branch_label == present)
+            cap[sel] = np.minimum(cap[sel], p.territory_confidence * (1.0 - self.missing_fraction[name]))
+        return cap
+
     def as_qc(self) -> dict:
         return {"checked": self.checked, "far_mm": round(self.far_mm, 1),
                 "missing_fraction": {k: round(v, 3) for k, v in self.missing_fraction.items()},
@@ -112,7 +124,8 @@ def territory_roots(graph: VesselGraph, branch_label: np.ndarray, seed_label: np
     a good share of the region's branches are tried, weakest link to their growth parent first,
     one at a time as a root of the missing tree; regrow(extra_roots) returns the branch labels and
     growth parents with them. The best trial is kept when the missing tree then reaches most of
-    the region (at most p.territory_return_share of it left), no tree is newly flagged and at most
+    the region (it is no longer flagged and at most p.territory_return_share of the region is
+    left), no tree is newly flagged and at most
     half as much liver is left to one tree: a lobar branch taken through a contact hands its whole
     subtree back, and both trees interleave again. Where the mask itself lacks the tree there (its
     thin branches were not segmented), re-rooting a vessel of the other tree only moves the gap or
@@ -146,7 +159,8 @@ def territory_roots(graph: VesselGraph, branch_label: np.ndarray, seed_label: np
             # the region gets its tree back (most of it: a sparse mask can leave a region without
             # one tree, and a root that only nibbles at it is a guess), no other region loses one,
             # and less liver is left to one tree
-            if (after.missing_fraction[name] > p.territory_return_share * territory.missing_fraction[name]
+            if (name in after.flagged
+                    or after.missing_fraction[name] > p.territory_return_share * territory.missing_fraction[name]
                     or not set(after.flagged) <= set(territory.flagged) or total > 0.5 * before):
                 continue
             if best is None or total < best[0]:

@@ -118,8 +118,8 @@ class SplitParams:
     territory_candidates: int = 5  # branches tried as a root of the missing tree there (0: off): those whose
     territory_subtree_share: float = 0.2  # ... growth subtree holds this share of the region's branches, weakest link first
     territory_return_share: float = 0.3  # a root is kept when at most this share of the region stays without its tree
-    territory_confidence: float = 0.7  # branches of the present tree there: confidence at most this (1: off;
-    # 0.7: the share right of such branches over the flagged tuning cases, 0.46-0.85)
+    territory_confidence: float = 0.7  # branches of the present tree there: confidence at most this x (1 - the
+    # region's share of the liver) (1: off; 0.7: the share right of such branches over the flagged tuning cases, 0.46-0.85)
     # confidence: a model of P(label right | evidence), fitted on synthetic livers (split_confidence)
     confidence_model: ConfidenceModel = DEFAULT_MODEL
     # QC

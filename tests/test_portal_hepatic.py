@@ -527,7 +527,7 @@ def test_a_liver_region_left_to_one_tree_gets_its_tree_back_or_a_flag():
     br = off.branches
     in_region = np.array([inside[tuple(br.input_voxels(b.index).T)].mean() > 0.5 for b in br.graph.branches])
     suspect = br.evidence["in_one_tree_region"]
-    assert (br.confidence[suspect] <= SplitParams().territory_confidence + 1e-9).all()
+    assert (br.confidence[suspect] <= SplitParams().territory_confidence * (1 - off.qc["missing_tree_regions"]["missing_fraction"]["portal"]) + 2e-3).all()
     # suspect: the hepatic-labelled branches where portal ones are missing, the taken subtree's and
     # the region's own hepatic veins; wrong ones are several times more common there than elsewhere
     assert suspect.sum() >= 20 and in_region[suspect].mean() > 3 * in_region[~suspect & (br.labels > 0)].mean()

@@ -1,6 +1,8 @@
 """The check for liver regions left to one tree, and the roots that give them their tree back."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -132,3 +134,16 @@ def test_a_root_that_only_moves_the_gap_is_refused(comb):
     assert territory_roots(graph, wrong, np.zeros(len(wrong), np.uint8), parent, np.ones(len(wrong)), liver,
                            territory, off, regrow) == {}
     assert not tried
+
+
+def test_the_confidence_cap_falls_with_the_region(comb):
+    graph, liver, truth, x = comb
+    p = SplitParams()
+    wrong = np.where(x < 50, HEPATIC, truth).astype(np.uint8)
+    t = missing_tree_regions(graph, wrong, liver, p)
+    cap = t.confidence_cap(wrong, p)
+    assert np.allclose(cap[~t.suspect], 1.0)
+    assert np.allclose(cap[t.suspect], p.territory_confidence * (1 - t.missing_fraction["portal"]))
+    # a larger region left without portal veins: a lower cap
+    wider = replace(t, missing_fraction={**t.missing_fraction, "portal": 0.6})
+    assert np.allclose(wider.confidence_cap(wrong, p)[t.suspect], p.territory_confidence * 0.4)
