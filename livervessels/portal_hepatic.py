@@ -362,7 +362,7 @@ def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings,
     # tree, the vessel where the other tree's growth came into the region (kept only when both trees
     # then interleave everywhere).
     liver_w = support.get("liver")
-    territory = missing_tree_regions(graph, branch_label, liver_w, p, sparse_aware=False)
+    territory = missing_tree_regions(graph, branch_label, liver_w, p, far_ratio=p.territory_search_ratio)
     grow_kw = {"radius": radius, "log_odds": log_odds if tree_hu.used else None}
 
     def regrow(extra: dict) -> tuple[np.ndarray, np.ndarray]:

@@ -52,13 +52,13 @@ class TreeTerritory:
 
 
 def missing_tree_regions(graph: VesselGraph, branch_label: np.ndarray, liver: np.ndarray | None,
-                         p: SplitParams, sparse_aware: bool = True) -> TreeTerritory:
+                         p: SplitParams, far_ratio: float | None = None) -> TreeTerritory:
     """Liver regions far from every centerline voxel of one tree and within p.territory_near_mm of
-    the other's, on blocks of about p.territory_block_mm. Far: p.territory_far_mm; with
-    sparse_aware, at least p.territory_far_ratio times the median distance from the liver to the
-    nearest vessel: a sparse mask (thin branches not segmented, a sparse phantom) leaves wider
-    gaps between every tree's branches, and a region without one tree is then no sign of a wrong
-    split (in a dense liver that median is 3-4 mm, and far stays p.territory_far_mm).
+    the other's, on blocks of about p.territory_block_mm. Far: p.territory_far_mm, or far_ratio
+    (default p.territory_far_ratio) times the median distance from the liver to the nearest
+    vessel where that is more: a sparse mask (thin branches not segmented, a sparse phantom)
+    leaves wider gaps between every tree's branches, and a region without one tree is then no
+    sign of a wrong split.
 
     graph, branch_label (0/1/2 per branch) and liver share the graph's grid. A tree missing from at
     least p.territory_min_fraction of the liver volume is flagged, and the other tree's branches
@@ -87,10 +87,10 @@ def missing_tree_regions(graph: VesselGraph, branch_label: np.ndarray, liver: np
         return none  # one tree empty: the seed-failure flag says so already
     block_mm = tuple(float(s * k) for s, k in zip(graph.spacing, f))
     dist = {lab: ndimage.distance_transform_edt(~present[lab], sampling=block_mm) for lab in (PORTAL, HEPATIC)}
-    far = p.territory_far_mm
-    if sparse_aware:
-        nearest_any = float(np.median(np.minimum(dist[PORTAL], dist[HEPATIC])[liver_blocks]))
-        far = max(far, p.territory_far_ratio * nearest_any)
+    # a sparse mask (thin branches not segmented, a sparse phantom) leaves wider gaps between
+    # every tree's branches; in a dense liver the median below is 3-4 mm and far stays as set
+    nearest_any = float(np.median(np.minimum(dist[PORTAL], dist[HEPATIC])[liver_blocks]))
+    far = max(p.territory_far_mm, (p.territory_far_ratio if far_ratio is None else far_ratio) * nearest_any)
     fractions, flagged = {}, []
     suspect = np.zeros(nb, bool)
     for lab, other in ((PORTAL, HEPATIC), (HEPATIC, PORTAL)):
@@ -119,7 +119,7 @@ def territory_roots(graph: VesselGraph, branch_label: np.ndarray, seed_label: np
                     regrow: Callable[[dict], tuple[np.ndarray, np.ndarray]]) -> dict[int, tuple[int, float]]:
     """{branch: (label, cost)}: further roots that give a liver region its missing tree back.
 
-    territory: missing_tree_regions(..., sparse_aware=False) of these labels. For each tree
+    territory: missing_tree_regions(..., far_ratio=p.territory_search_ratio) of these labels. For each tree
     flagged missing from a region, in turn, the present tree's branches whose growth subtree holds
     a good share of the region's branches are tried, weakest link to their growth parent first,
     one at a time as a root of the missing tree; regrow(extra_roots) returns the branch labels and
@@ -154,7 +154,7 @@ def territory_roots(graph: VesselGraph, branch_label: np.ndarray, seed_label: np
         for b in cands.tolist():
             trial = {**out, b: (missing, 0.0)}
             labels, parents = regrow(trial)
-            after = missing_tree_regions(graph, labels, liver, p, sparse_aware=False)
+            after = missing_tree_regions(graph, labels, liver, p, far_ratio=p.territory_search_ratio)
             total = sum(after.missing_fraction.values())
             # the region gets its tree back (most of it: a sparse mask can leave a region without
             # one tree, and a root that only nibbles at it is a guess), no other region loses one,

@@ -112,7 +112,8 @@ class SplitParams:
     # one tree missing from a region of the liver (split_territory): both trees reach everywhere
     territory_block_mm: float = 3.0  # measured on blocks about this size
     territory_far_mm: float = 30.0  # liver this far from every branch of one tree ...
-    territory_far_ratio: float = 6.0  # ... (for the flag: or this x the median distance from the liver to any vessel)
+    territory_far_ratio: float = 6.0  # ... (for the flag: or this x the median distance from the liver to any vessel;
+    territory_search_ratio: float = 4.0  # ... for the search for roots that give a region its tree back: this x)
     territory_near_mm: float = 15.0  # ... and this close to the other's lacks the first tree
     territory_min_fraction: float = 0.05  # flagged when such liver is at least this share of the liver
     territory_candidates: int = 5  # branches tried as a root of the missing tree there (0: off): those whose
