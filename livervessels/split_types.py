@@ -116,7 +116,7 @@ class SplitParams:
     territory_search_ratio: float = 4.0  # ... for the search for roots that give a region its tree back: this x)
     territory_near_mm: float = 15.0  # ... and this close to the other's lacks the first tree
     territory_min_fraction: float = 0.05  # flagged when such liver is at least this share of the liver
-    territory_candidates: int = 5  # branches tried as a root of the missing tree there (0: off): those whose
+    territory_candidates: int = 0  # branches tried as a root of the missing tree there (0: off; 5 tested): those whose
     territory_subtree_share: float = 0.2  # ... growth subtree holds this share of the region's branches, weakest link first
     territory_return_share: float = 0.3  # a root is kept when at most this share of the region stays without its tree
     territory_confidence: float = 0.7  # branches of the present tree there: confidence at most this x (1 - the

@@ -533,7 +533,7 @@ def test_a_liver_region_left_to_one_tree_gets_its_tree_back_or_a_flag():
     assert suspect.sum() >= 20 and in_region[suspect].mean() > 3 * in_region[~suspect & (br.labels > 0)].mean()
     assert br.confidence[in_region].mean() < br.confidence[~in_region & (br.labels > 0)].mean() - 0.03
     on = split_portal_hepatic(vessels, ph.ct, ph.spacing, affine=ph.affine, **ph.support(),
-                              params=SplitParams(**no_orphans))
+                              params=SplitParams(territory_candidates=5, **no_orphans))
     assert on.qc["missing_tree_regions"]["roots_added"] >= 1
     assert "portal_missing_in_liver_region" not in on.qc["flags"]
     assert (on.labels[inside] == PORTAL).mean() > 0.4

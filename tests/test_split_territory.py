@@ -79,7 +79,7 @@ def _chain_parents(labels: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 def test_a_root_that_gives_the_region_its_tree_back_is_kept(comb):
     graph, liver, truth, x = comb
-    p = SplitParams()
+    p = SplitParams(territory_candidates=5)
     wrong = np.where(x < 50, HEPATIC, truth).astype(np.uint8)
     parent = _chain_parents(wrong, x)
     # the growth's entry into the left side's former portal branches: it holds their subtree
@@ -112,7 +112,7 @@ def test_a_root_that_only_moves_the_gap_is_refused(comb):
     # Where the mask itself lacks one tree in a region, re-rooting a vessel of the other tree
     # leaves another region to one tree: nothing is kept.
     graph, liver, truth, x = comb
-    p = SplitParams()
+    p = SplitParams(territory_candidates=5)
     wrong = np.where(x < 50, HEPATIC, truth).astype(np.uint8)
     parent = _chain_parents(wrong, x)
     left = np.flatnonzero((wrong == HEPATIC) & (x < 50))
