@@ -104,7 +104,7 @@ def evaluate(seed: int, condition: str, masks, params: SplitParams) -> list[dict
                             "noise_hu": round(p.noise_hu, 1), "portal_minus_hepatic_hu": round(p.portal_hu - p.hepatic_hu, 1)},
                "branches": int(ref.known.sum()), "split_seconds": round(seconds, 2), "repair": repair,
                "confidence": split.qc["confidence"], "flags": split.qc["flags"],
-               "intensity": split.qc.get("intensity")}
+               "intensity": split.qc.get("intensity"), "missing_tree_regions": split.qc.get("missing_tree_regions")}
         row["graph split"] = ref.score(split.labels, confidence_map(split))
         row["nearest seed"] = ref.score(nearest_seed_labels(vessels, ph.spacing, support, ph.affine))
         rows.append(row)

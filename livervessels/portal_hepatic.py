@@ -32,10 +32,10 @@ each voxel by its nearest seed fails there. The split works on the centerline gr
    turn back towards its own root to take it.
    Both trees supply or drain the whole liver, so they interleave everywhere: a liver region far
    from every branch of one tree but close to the other's means a branch of the first was taken
-   whole through a contact (the one-sided failure seen on real livers). The vessel where the
-   growth came into such a region roots itself in the missing tree when that gives both trees back
-   everywhere; otherwise the region is flagged and its branches' confidence capped
-   (split_territory).
+   whole through a contact (the one-sided failure seen on real livers). Such a region is flagged
+   and its branches' confidence capped; optionally (SplitParams.territory_candidates, off by
+   default) the vessel where the growth came into it first roots itself in the missing tree when
+   that gives both trees back everywhere (split_territory).
 4. Voxels take the label of their nearest centerline voxel within their own connected component.
 
 Voxels coarser than max_working_spacing_mm are subdivided first (thin vessels are one voxel wide on
@@ -360,17 +360,18 @@ def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings,
                                                         log_odds=log_odds, soft_roots=soft_roots)
     # A region of the liver left to one tree: try giving it the missing tree back by rooting, in that
     # tree, the vessel where the other tree's growth came into the region (kept only when both trees
-    # then interleave everywhere).
+    # then interleave everywhere; off by default).
     liver_w = support.get("liver")
-    territory = missing_tree_regions(graph, branch_label, liver_w, p, far_ratio=p.territory_search_ratio)
+    region_roots: dict = {}
     grow_kw = {"radius": radius, "log_odds": log_odds if tree_hu.used else None}
+    if p.territory_candidates > 0:
+        def regrow(extra: dict) -> tuple[np.ndarray, np.ndarray]:
+            grown = grow_trees(nb, edges, seed_label, graph, p, radial, soft_roots={**soft_roots, **extra}, **grow_kw)
+            return grown[0], grown[2]
 
-    def regrow(extra: dict) -> tuple[np.ndarray, np.ndarray]:
-        grown = grow_trees(nb, edges, seed_label, graph, p, radial, soft_roots={**soft_roots, **extra}, **grow_kw)
-        return grown[0], grown[2]
-
-    region_roots = territory_roots(graph, branch_label, seed_label, parent, parent_link_cost(edges, parent), liver_w,
-                                   territory, p, regrow)
+        territory = missing_tree_regions(graph, branch_label, liver_w, p, far_ratio=p.territory_search_ratio)
+        region_roots = territory_roots(graph, branch_label, seed_label, parent, parent_link_cost(edges, parent),
+                                       liver_w, territory, p, regrow)
     if region_roots:
         soft_roots = {**soft_roots, **region_roots}
         branch_label, refused, parent = grow_trees(nb, edges, seed_label, graph, p, radial, soft_roots=soft_roots,

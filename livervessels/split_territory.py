@@ -100,7 +100,7 @@ def missing_tree_regions(graph: VesselGraph, branch_label: np.ndarray, liver: np
         if fraction < p.territory_min_fraction:
             continue
         flagged.append(TREE_NAMES[lab])
-        # the region's own vessels (the other tree's) lie just outside it: widen it by the near reach
+        # a branch of the present tree may run partly beyond the region's edge: widen it by the near reach
         near_region = ndimage.distance_transform_edt(~region, sampling=block_mm) <= p.territory_near_mm
         for i in np.flatnonzero(branch_label == other):
             suspect[i] = near_region[tuple(cells[i].T)].mean() > 0.5
@@ -119,14 +119,13 @@ def territory_roots(graph: VesselGraph, branch_label: np.ndarray, seed_label: np
                     regrow: Callable[[dict], tuple[np.ndarray, np.ndarray]]) -> dict[int, tuple[int, float]]:
     """{branch: (label, cost)}: further roots that give a liver region its missing tree back.
 
-    territory: missing_tree_regions(..., far_ratio=p.territory_search_ratio) of these labels. For each tree
-    flagged missing from a region, in turn, the present tree's branches whose growth subtree holds
+    territory: missing_tree_regions(..., far_ratio=p.territory_search_ratio) of these labels. For
+    each tree flagged missing from a region, in turn, the present tree's branches whose growth subtree holds
     a good share of the region's branches are tried, weakest link to their growth parent first,
     one at a time as a root of the missing tree; regrow(extra_roots) returns the branch labels and
     growth parents with them. The best trial is kept when the missing tree then reaches most of
     the region (it is no longer flagged and at most p.territory_return_share of the region is
-    left), no tree is newly flagged and at most
-    half as much liver is left to one tree: a lobar branch taken through a contact hands its whole
+    left), no tree is newly flagged and at most half as much liver is left to one tree: a lobar branch taken through a contact hands its whole
     subtree back, and both trees interleave again. Where the mask itself lacks the tree there (its
     thin branches were not segmented), re-rooting a vessel of the other tree only moves the gap or
     nibbles at it: no trial is kept."""
