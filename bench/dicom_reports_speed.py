@@ -21,8 +21,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> int:
-    from livervessels.pipeline import (load_ct_study, run_liver_vessels, write_dicom_reports, write_study_outputs,
-                                       write_study_seg)
+    from livervessels.pipeline import (
+        load_ct_study,
+        run_liver_vessels,
+        write_dicom_reports,
+        write_study_outputs,
+        write_study_seg,
+    )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)

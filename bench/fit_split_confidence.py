@@ -17,7 +17,8 @@ unit the benchmarks score and the confidence must predict) on tuning phantoms, t
 the split's label there (that of the split branch covering most of it: the path-cost margin, the
 intensity log-odds for its label, its radius, ...) and whether the label is right (the phantom's
 majority on the branch); branches with no true vessel voxel (false-positive blobs) are left out.
-A logistic model is fitted, then a monotone recalibration of its output (isotonic, 12 bins). Phantoms: realistic family seeds 1000-1009 under the normal, hard and equilibrium
+A logistic model is fitted, then a monotone recalibration of its output (isotonic, 12 bins).
+Phantoms: realistic family seeds 1000-1009 under the normal, hard and equilibrium
 conditions with the true mask and with a network-like mask after the repair; first family seeds
 200-209 (touching vessels: truth on both grids, 15 gaps, network-like; pass-through truth). Each
 phantom weighs the same (its branches share one unit of weight), so the dense livers do not drown
@@ -42,10 +43,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from livervessels.enhancement import enhance_liver_vessels  # noqa: E402
 from livervessels.portal_hepatic import SplitParams, split_portal_hepatic  # noqa: E402
-from livervessels.split_confidence import (  # noqa: E402
-    DEFAULT_MODEL, EVIDENCE, FEATURES, fit_confidence_model, fit_recalibration)
+from livervessels.split_confidence import DEFAULT_MODEL, EVIDENCE, FEATURES, fit_confidence_model, fit_recalibration  # noqa: E402
 from livervessels.synthetic.network_mask import simulate_network_mask  # noqa: E402
 from livervessels.synthetic.realistic import make_realistic_phantom  # noqa: E402
+
 from split_scoring import reliability  # noqa: E402
 
 REALISTIC_SEEDS = list(range(1000, 1010))
@@ -124,6 +125,7 @@ def collect(realistic_seeds, first_seeds, store: Path) -> list[dict]:
                 print(f"{name}: {len(rows.get('right', []))} branches, {np.mean(rows['right']):.3f} right "
                       f"({time.perf_counter() - t:.1f} s)", flush=True)
     import split_accuracy as first  # the first family's cases, as its benchmark builds them
+
     from livervessels.phantom import make_phantom
     for seed in first_seeds:
         for case in (0, 1, 2, 3, 4):
@@ -199,7 +201,8 @@ def main() -> None:
             print(f"{b['bin']:>12s} {b['branches']:9d} {b['mean_confidence']:10.3f} {b['accuracy']:9.3f}")
     Path(args.json).write_text(json.dumps({"features": FEATURES, "weights": list(model.weights),
                                            "recalibration": model.recalibration,
-                                           "case_error_in_sample": {k: float(np.mean(v)) for k, v in case_error.items()},
+                                           "case_error_in_sample": {k: float(np.mean(v))
+                                                                    for k, v in case_error.items()},
                                            "margin_scale": model.margin_scale, "phantoms": len(cases),
                                            "branches": int(len(y)), "wrong": int((~y).sum())}, indent=1))
     print(f"wrote {args.json}")

@@ -139,7 +139,8 @@ def worker(args) -> None:
     t = time.perf_counter()
     volume = load_input(args.input).volume
     stages["read"] = time.perf_counter() - t
-    labels = segment(volume, task, model_dirs=[args.weights], device=args.device, precision="bf16" if args.bf16 else "fp32")
+    labels = segment(volume, task, model_dirs=[args.weights], device=args.device,
+                     precision="bf16" if args.bf16 else "fp32")
     for key in ("load", "crop_model", "resample", "predict", "merge", "resample_back"):
         if key in labels.timings:
             stages[key if key != "load" else "load_models"] = labels.timings[key]
@@ -269,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     engines = [e for e in args.engines if not (args.skip_ts and e == "ts")]
     if "ts" in engines and not TS_BIN.exists():
-        print(f"TotalSegmentator venv missing ({TS_BIN}): run bash bench/totalseg_venv.sh; skipping it", file=sys.stderr)
+        print(f"TotalSegmentator venv missing ({TS_BIN}): run bash bench/totalseg_venv.sh; skipping it",
+              file=sys.stderr)
         engines.remove("ts")
     needed = sorted({i for r in args.runs for i in RUNS[r][3]})
     missing = [i for i in needed if not list(args.weights.glob(f"Dataset{i:03d}_*"))]
@@ -350,12 +352,14 @@ def main(argv: list[str] | None = None) -> int:
 
     print_table(rows)
     report = {
-        "what": "inference speed, ours vs TotalSegmentator 2.18, random-weight stand-ins (bench/standin_weights.py --random)",
+        "what": "inference speed, ours vs TotalSegmentator 2.18, random-weight stand-ins "
+                "(bench/standin_weights.py --random)",
         "command": ".venv/bin/python bench/inference_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "note": "CPU possibly shared with other work while measured: timings are noisy",
         "input": info,
         "weights": str(args.weights),
-        "liver_vessels_crop_model": "random 298" if args.random_crop_model else "demo-derived 298 (finds the phantom liver)",
+        "liver_vessels_crop_model": ("random 298" if args.random_crop_model
+                                     else "demo-derived 298 (finds the phantom liver)"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "cuda": _cuda_name()},
         "load_avg_at_end": os.getloadavg(),

@@ -39,7 +39,8 @@ def main() -> int:
     rng = np.random.default_rng(1)
     trials = [("overwrite", n) for n in (1, 4, 16, 64, 256, 1024)] + [("cut", f) for f in (0.9, 0.5, 0.2)]
     rows = []
-    print("| damage | decodes | wrong pixels | share | largest error (HU) | pixel checks warn |\n|---|---|---|---|---|---|")
+    print("| damage | decodes | wrong pixels | share | largest error (HU) | pixel checks warn |\n"
+          "|---|---|---|---|---|---|")
     for kind, amount in trials:
         data = bytearray(frame)
         if kind == "overwrite":

@@ -17,7 +17,8 @@ false and nnunet/results -> the stand-ins (present weights are never downloaded)
 subprocess gets HTTP(S)_PROXY=http://127.0.0.1:9 so any request would fail at once.
 
 Cases (default phantom, real, noliver): `phantom` is livervessels.phantom.make_phantom on a
-realistic grid (default 256x256x120 at 0.8x0.8x1.5 mm, RAS); `real` is the real example CT (/work/shared/data/totalseg_example/ct_dicom,
+realistic grid (default 256x256x120 at 0.8x0.8x1.5 mm, RAS); `real` is the real example CT
+(/work/shared/data/totalseg_example/ct_dicom,
 512x512x20 at 0.98x0.98x2 mm, LPS voxel order) converted to NIfTI by this project's DICOM reader;
 `noliver` is the phantom with crop models that never find the liver/IVC/portal vein (only the
 cropping runs liver_vessels, liver_vessels_robust and fast_ml_rs): both must give an empty
@@ -385,7 +386,8 @@ def versions() -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--cases", nargs="+", default=["phantom", "real", "noliver"], choices=["phantom", "real", "noliver"])
+    ap.add_argument("--cases", nargs="+", default=["phantom", "real", "noliver"],
+                    choices=["phantom", "real", "noliver"])
     ap.add_argument("--runs", nargs="+", default=DEFAULT_RUNS, choices=list(RUNS))
     ap.add_argument("--shape", nargs=3, type=int, default=[256, 256, 120])
     ap.add_argument("--spacing", nargs=3, type=float, default=[0.8, 0.8, 1.5])

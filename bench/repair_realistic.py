@@ -32,6 +32,7 @@ from livervessels.enhancement import enhance_liver_vessels  # noqa: E402
 from livervessels.metrics import cldice, dice, n_components  # noqa: E402
 from livervessels.synthetic.network_mask import simulate_network_mask  # noqa: E402
 from livervessels.synthetic.realistic import make_realistic_phantom  # noqa: E402
+
 from parallel import run_cases  # noqa: E402
 from split_realistic import SEED_SETS, add_phantom_arguments  # noqa: E402
 from split_scoring import mean_se  # noqa: E402
@@ -67,7 +68,8 @@ def evaluate_seed(seed: int, conditions) -> list[dict]:
 
 def table(rows: list[dict]) -> list[str]:
     head = (f"{'condition':12s} {'phantoms':>8s} {'Dice raw':>9s} {'Dice repaired':>14s} {'worst dDice':>11s} "
-            f"{'clDice raw':>10s} {'clDice repaired':>16s} {'worst dclDice':>13s} {'components':>16s} {'backed off':>10s}")
+            f"{'clDice raw':>10s} {'clDice repaired':>16s} {'worst dclDice':>13s} {'components':>16s} "
+            f"{'backed off':>10s}")
     lines = [head, "-" * len(head)]
     for cond in dict.fromkeys(r["condition"] for r in rows):
         rs = [r for r in rows if r["condition"] == cond]
@@ -79,7 +81,8 @@ def table(rows: list[dict]) -> list[str]:
         worst_c = min(r["cldice_enh"] - r["cldice_raw"] for r in rs)
         comps = f"{np.mean([r['comp_raw'] for r in rs]):.0f} -> {np.mean([r['comp_enh'] for r in rs]):.0f}"
         backed = sum(bool(r["backed_off"]) for r in rs)
-        lines.append(f"{cond:12s} {len(rs):8d} {d_raw:6.3f}±{d_raw_se:.3f} {d_enh:10.3f}±{d_enh_se:.3f} {worst_d:+11.3f} "
+        lines.append(f"{cond:12s} {len(rs):8d} {d_raw:6.3f}±{d_raw_se:.3f} {d_enh:10.3f}±{d_enh_se:.3f} "
+                     f"{worst_d:+11.3f} "
                      f"{c_raw:6.3f}±{c_raw_se:.3f} {c_enh:12.3f}±{c_enh_se:.3f} {worst_c:+13.3f} {comps:>16s} "
                      f"{backed:>6d}/{len(rs)}")
     return lines
@@ -107,7 +110,8 @@ def main() -> None:
     print(f"\nseeds {seeds[0]}..{seeds[-1]} ({len(seeds)} phantoms); targets: repaired >= raw - 0.005 (Dice and "
           "clDice) on every condition, clDice +0.10 on normal")
     print("\n".join(table(rows)))
-    out = Path(args.json or ROOT / "bench" / "results" / f"repair_realistic_{args.set if not args.seeds else 'custom'}.json")
+    set_name = args.set if not args.seeds else "custom"
+    out = Path(args.json or ROOT / "bench" / "results" / f"repair_realistic_{set_name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"seeds": seeds, "rows": rows}, indent=1))
     print(f"wrote {out}")

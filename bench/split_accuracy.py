@@ -46,6 +46,7 @@ from livervessels.phantom import LABELS, make_phantom  # noqa: E402
 from livervessels.phantom_degrade import simulate_network_mask  # noqa: E402
 from livervessels.portal_hepatic import HEPATIC, PORTAL, SplitParams, find_seeds, split_portal_hepatic  # noqa: E402
 from livervessels.vessel_graph import build_vessel_graph, skeletonize_mask  # noqa: E402
+
 sys.path.insert(0, str(ROOT / "bench"))
 from parallel import run_cases  # noqa: E402
 

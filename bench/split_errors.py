@@ -32,8 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from livervessels.phantom import LABELS, centerline_distances, make_phantom  # noqa: E402
 from livervessels.portal_hepatic import SplitParams, split_portal_hepatic  # noqa: E402
-from livervessels.split_junctions import (_axis_offsets, _group_cost, _junction_regions, _partitions,  # noqa: E402
-                                          _region_ends)
+from livervessels.split_junctions import _axis_offsets, _group_cost, _junction_regions, _partitions, _region_ends  # noqa: E402
 
 
 def nearest_segment(ph, points_mm: np.ndarray) -> int:
@@ -81,7 +80,8 @@ def analyse(seed: int, p: SplitParams) -> dict:
     for b in graph.branches:
         ijk = (b.voxels + br.offset + 0.5) / br.scale - 0.5 + br.origin
         segment.append(nearest_segment(ph, ijk @ ph.affine[:3, :3].T + ph.affine[:3, 3]))
-    regions = [_region_ends(graph, nodes, internal, p) for nodes, internal in _junction_regions(graph, p.max_region_ends)]
+    regions = [_region_ends(graph, nodes, internal, p)
+               for nodes, internal in _junction_regions(graph, p.max_region_ends)]
     voxel_mm = float(np.mean(graph.spacing))
 
     def classify(a: int, b: int) -> str:

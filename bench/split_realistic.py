@@ -43,6 +43,7 @@ from livervessels.metrics import cldice, dice, n_components  # noqa: E402
 from livervessels.portal_hepatic import SplitParams, split_portal_hepatic  # noqa: E402
 from livervessels.synthetic.network_mask import simulate_network_mask  # noqa: E402
 from livervessels.synthetic.realistic import CONDITIONS, make_realistic_phantom  # noqa: E402
+
 from parallel import run_cases  # noqa: E402
 from split_scoring import Reference, calibration_error, mean_se, nearest_seed_labels, reliability  # noqa: E402
 
@@ -101,7 +102,8 @@ def evaluate(seed: int, condition: str, masks, params: SplitParams) -> list[dict
         seconds = time.perf_counter() - t
         row = {"seed": seed, "condition": condition, "mask": source,
                "protocol": {"pixel_mm": round(p.pixel_mm, 3), "slice_mm": round(p.slice_mm, 3),
-                            "noise_hu": round(p.noise_hu, 1), "portal_minus_hepatic_hu": round(p.portal_hu - p.hepatic_hu, 1)},
+                            "noise_hu": round(p.noise_hu, 1),
+                            "portal_minus_hepatic_hu": round(p.portal_hu - p.hepatic_hu, 1)},
                "branches": int(ref.known.sum()), "split_seconds": round(seconds, 2), "repair": repair,
                "confidence": split.qc["confidence"], "flags": split.qc["flags"],
                "intensity": split.qc.get("intensity"), "missing_tree_regions": split.qc.get("missing_tree_regions")}
@@ -199,7 +201,8 @@ def main() -> None:
     print(f"\nseeds {seeds[0]}..{seeds[-1]} ({len(seeds)} phantoms); targets: branch accuracy >= 0.95 (truth), "
           ">= 0.90 (network + repair); |confidence - accuracy| <= 0.05")
     print("\n".join(lines))
-    out = Path(args.json or ROOT / "bench" / "results" / f"split_realistic_{args.set if not args.seeds else 'custom'}.json")
+    set_name = args.set if not args.seeds else "custom"
+    out = Path(args.json or ROOT / "bench" / "results" / f"split_realistic_{set_name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     # compact: the rows carry every branch's confidence and right / wrong (for the reliability table)
     out.write_text(json.dumps({"seeds": seeds, "params": overrides, "rows": rows}, separators=(",", ":")))

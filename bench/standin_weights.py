@@ -238,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{folder.relative_to(out)}  ({size:.0f} MiB)")
     print(f"results folder: {out / 'nnunet' / 'results'}  ({time.perf_counter() - t:.1f} s)")
     if args.check and not args.random:
-        print(f"008 stand-in liver_vessels vs demo liver_vessels: Dice {check_demo_008(out / 'nnunet' / 'results'):.3f}")
+        dice = check_demo_008(out / "nnunet" / "results")
+        print(f"008 stand-in liver_vessels vs demo liver_vessels: Dice {dice:.3f}")
     return 0
 
 

@@ -26,8 +26,8 @@ from livervessels.inference import check_roi_subset, segment
 from livervessels.inputs import LoadedInput, load_input
 from livervessels.outputs import qc as qc_report
 from livervessels.outputs.dicom_seg import SEG_FILE, SegResult, write_dicom_seg
-from livervessels.outputs.nifti import LabelMasks, write_masks, write_multilabel
 from livervessels.outputs.dicomweb import send_outputs
+from livervessels.outputs.nifti import LabelMasks, write_masks, write_multilabel
 from livervessels.outputs.staging import OutputLock, check_output_folder, staged_output
 from livervessels.outputs.structures import structures_for
 from livervessels.pipeline import (

@@ -37,9 +37,9 @@ from scipy import ndimage
 from skimage.graph import MCP_Geometric
 from skimage.morphology import skeletonize
 
-from livervessels.versions import software_versions
 from livervessels.compute import resolve_device
 from livervessels.errors import InputError
+from livervessels.versions import software_versions
 from livervessels.vesselness import TUBE_PEAK_FRACTION, sigma_for_radius, vesselness
 
 METHOD = ("multi-scale Hessian vesselness (torch) + hysteresis growth from the raw tree + "
@@ -604,7 +604,8 @@ def enhance_liver_vessels(
     if min_component_size is None:
         min_voxels = from_mm3
     else:
-        min_voxels = max(from_mm3, int(min_component_size)) if min_component_mm3 is not None else int(min_component_size)
+        min_voxels = (max(from_mm3, int(min_component_size)) if min_component_mm3 is not None
+                      else int(min_component_size))
     sigmas = [sigma_for_radius(d / 2.0) for d in p.vessel_diameters_mm]
     halo_mm = 3.0 * max(sigmas) + p.gap_mm
 

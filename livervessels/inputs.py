@@ -13,8 +13,8 @@ import numpy as np
 from livervessels import interrupts
 from livervessels.errors import InputError
 from livervessels.geometry import Volume
-from livervessels.plausibility import check_ct_volume
 from livervessels.pipeline import CtStudy, load_ct_study
+from livervessels.plausibility import check_ct_volume
 
 EXPECTED = "expected a NIfTI file (.nii or .nii.gz), a folder of DICOM slices, or a .zip holding one DICOM study"
 

@@ -4,8 +4,8 @@ The phantom is used to train a tiny demo segmentation model and as ground
 truth for tests of vessel enhancement and portal/hepatic vein splitting.
 All anatomy is defined in world millimetres, so the same seed gives the
 same anatomy and vessel trees on any grid that covers roughly
-240 x 240 x 160 mm around the origin. The RAS+ convention is nibabel's: +x = patient Right, +y = Anterior, +z = Superior,
-so the liver lies at positive x.
+240 x 240 x 160 mm around the origin. The RAS+ convention is nibabel's: +x = patient Right,
++y = Anterior, +z = Superior, so the liver lies at positive x.
 
 Anatomy: body cylinder with a fat rim, spine, aorta, spleen, kidneys, a
 liver made of distorted ellipsoids in the patient's right upper abdomen,

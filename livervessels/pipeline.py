@@ -26,8 +26,15 @@ from livervessels.errors import InputError, ModelNotFoundError
 from livervessels.geometry import CanonicalFrame, Volume, reorient_to_grid
 from livervessels.inference import segment
 from livervessels.outputs import qc as qc_report
-from livervessels.outputs.dicom_reports import (KEY_SR_FILE, SC_FILE, SR_FILE, DicomObject, write_key_measurements,
-                                                write_measurement_report, write_preview_capture)
+from livervessels.outputs.dicom_reports import (
+    KEY_SR_FILE,
+    SC_FILE,
+    SR_FILE,
+    DicomObject,
+    write_key_measurements,
+    write_measurement_report,
+    write_preview_capture,
+)
 from livervessels.outputs.dicom_seg import SEG_FILE, SegResult, write_dicom_seg
 from livervessels.outputs.nifti import write_masks
 from livervessels.plausibility import WARNINGS_KEY
@@ -467,9 +474,9 @@ STATISTICS_FILE = "statistics.json"
 def write_study_artifacts(out_dir: Path, volume: Volume, result: LiverVesselResult, *, statistics: bool = True,
                           preview: bool = True, meshes: bool = True) -> list[Path]:
     """statistics.json, the preview PNG and meshes/<structure>.stl."""
+    from livervessels.outputs.measurements import structure_statistics
     from livervessels.outputs.meshes import export_meshes
     from livervessels.outputs.preview import render_preview
-    from livervessels.outputs.measurements import structure_statistics
 
     out_dir = Path(out_dir)
     masks = {k: v for k, v in result.masks.items() if k not in LABEL_MAPS}
@@ -597,8 +604,9 @@ def build_qc(input_report: dict, spacing, result: LiverVesselResult, seg: SegRes
                               "sop_instance_uid": obj.sop_instance_uid, "series_instance_uid": obj.series_instance_uid}
             for kind, obj in (("sr", dicom_reports.sr), ("key_sr", dicom_reports.key_sr), ("sc", dicom_reports.sc))}
            if dicom_reports else {}),
-        "enhancement": {k: result.enhancement[k] for k in ("method", "voxels", "fallbacks_used", "skipped",
-                                                             "raw_vessel_voxels_not_written") if k in result.enhancement},
+        "enhancement": {k: result.enhancement[k]
+                        for k in ("method", "voxels", "fallbacks_used", "skipped", "raw_vessel_voxels_not_written")
+                        if k in result.enhancement},
         "portal_hepatic_split": result.split_qc,
         # the analysis steps, and the run's stages up to this report as the caller timed them
         "timings_s": {"analysis": result.timings, **(run_timings or {})},

@@ -15,7 +15,8 @@ what to do; exit 2) or adds a warning that reaches qc.json. Thresholds, and why:
   anatomy: refused. A CT of a body has air around it or at least fat (-100 HU). Stored values
   without their rescale are typically HU + 1024 (air near 0, fat near 900): when 99 % of the voxels
   are above +300, or nothing is below -50 while 1 % is above +900, the rescale is missing or wrong:
-  refused. (A crop of soft tissue alone, 20-200 HU, passes.) When 99 % are below -800 HU there is no body in the image: refused.
+  refused. (A crop of soft tissue alone, 20-200 HU, passes.) When 99 % are below -800 HU there is
+  no body in the image: refused.
 
 Research use only; not a medical device.
 """

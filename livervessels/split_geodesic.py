@@ -37,9 +37,9 @@ def split_geodesic(v, spacing, seeds, p: SplitParams, timings) -> Labelling:
         w.append(float(np.linalg.norm(np.asarray(off) * sp)) * 2.0 / (radius[i] + radius[j[i]]))
     graph = sparse.csr_matrix((np.concatenate(w), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
     dist = {}
-    for l in (PORTAL, HEPATIC):
-        src = index[seeds[l]]
-        dist[l] = (csgraph.dijkstra(graph, directed=False, indices=src, min_only=True) if len(src)
+    for tree in (PORTAL, HEPATIC):
+        src = index[seeds[tree]]
+        dist[tree] = (csgraph.dijkstra(graph, directed=False, indices=src, min_only=True) if len(src)
                    else np.full(n, np.inf))
     dp, dh = dist[PORTAL], dist[HEPATIC]
     reached = np.isfinite(dp) | np.isfinite(dh)

@@ -164,7 +164,8 @@ def flip_subtrees(label: np.ndarray, parent: np.ndarray, edges, seed_label: np.n
 
     For each branch b (not a seed) and its growth subtree S: S moves when the summed log-odds for
     the other tree over S exceed [cost of S's best link to the other tree - cost of b's own link]
-    + subtree_flip_margin, and their mean reaches subtree_flip_mean. Largest evidence first; a subtree holding a seed or a moved branch stays.
+    + subtree_flip_margin, and their mean reaches subtree_flip_mean. Largest evidence first; a
+    subtree holding a seed or a moved branch stays.
     Returns (labels, parents, number of subtrees moved)."""
     nb = len(label)
     link: dict[tuple[int, int], float] = {}

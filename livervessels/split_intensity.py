@@ -32,7 +32,7 @@ class IntensityParams:
     min_z: float = 3.0  # ... and the difference must be this many standard errors
     structure_fraction: float = 0.15  # branch-to-branch spread of the contrast beyond noise (partial volume, mixing)
     max_log_odds: float = 4.0  # one branch's evidence is capped (a blob or a merge can fake any HU)
-    voxels_per_sample: float = 4.0  # neighbouring centerline voxels are correlated (blur): voxels per independent sample
+    voxels_per_sample: float = 4.0  # centerline voxels per independent sample (neighbours are correlated: blur)
     min_bin_separation: float = 0.5  # a radius bin's evidence is used only where it tells the first labelling's
     # trees apart: their mean log-odds differ by at least this (else the partial-volume model does not hold there)
 

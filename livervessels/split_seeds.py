@@ -3,7 +3,6 @@ the hepatic vein confluence, keeping only contacts made by thick vessels (see
 livervessels.portal_hepatic's module note, step 1)."""
 from __future__ import annotations
 
-
 import cc3d
 import numpy as np
 from scipy import ndimage

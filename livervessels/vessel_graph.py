@@ -167,7 +167,8 @@ def attach_image_axes(graph: VesselGraph, image: np.ndarray, sigma_mm: float = 2
     for i in range(3):
         hess[:, i, i] = (at(eye[i]) - 2 * centre + at(-eye[i])) / sp[i] ** 2
         for j in range(i + 1, 3):
-            v = (at(eye[i] + eye[j]) - at(eye[i] - eye[j]) - at(eye[j] - eye[i]) + at(-eye[i] - eye[j])) / (4 * sp[i] * sp[j])
+            v = ((at(eye[i] + eye[j]) - at(eye[i] - eye[j]) - at(eye[j] - eye[i]) + at(-eye[i] - eye[j]))
+                 / (4 * sp[i] * sp[j]))
             hess[:, i, j] = hess[:, j, i] = v
     w, vec = np.linalg.eigh(hess)
     order = np.argsort(np.abs(w), axis=1)

@@ -10,8 +10,8 @@ from monai.deploy.core.domain.dicom_series_selection import SelectedSeries, Stud
 from monai.deploy.operators import DICOMSeriesSelectorOperator
 
 from livervessels.dicom.selection import select_ct_series
-from operators.study_loader import SCAN_KEY, SERIES_KEY
 from operators.refusal import refuses_cleanly
+from operators.study_loader import SCAN_KEY, SERIES_KEY
 
 SELECTION_KEY = "livervessels_selection"
 

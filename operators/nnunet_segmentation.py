@@ -12,7 +12,8 @@ class NnUNetSegmentationOperator(Operator):
     """Input image (SDK Image from CTSeriesToVolumeOperator); output masks: {name: uint8 array}.
 
     device: a Compute or device request (livervessels.compute). The model plan (official
-    TotalSegmentator weights, else the bundled demo model) is decided at construction; the models themselves are loaded on first use and cached for the process.
+    TotalSegmentator weights, else the bundled demo model) is decided at construction; the models
+    themselves are loaded on first use and cached for the process.
     """
 
     def __init__(self, fragment: Fragment, *args, model_dirs: list | None = None, device=None, **kwargs):

@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from monai.deploy.core.domain.dicom_series import DICOMSeries
-from pydicom.dataset import Dataset
 from monai.deploy.core.domain.dicom_study import DICOMStudy
 from monai.deploy.operators import DICOMDataLoaderOperator
+from pydicom.dataset import Dataset
 
 from livervessels import interrupts
 from livervessels.dicom.scan import scan_dicom_folder

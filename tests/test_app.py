@@ -11,9 +11,10 @@ import numpy as np
 import pydicom
 import pytest
 
-from conftest import DEMO_STUDY, MODELS, ROOT, run_app
 from livervessels.outputs.dicom_seg import read_seg_labels
 from livervessels.pipeline import load_ct_study
+
+from conftest import DEMO_STUDY, MODELS, ROOT, run_app
 
 EXPECTED_NIFTI = {"liver", "inferior_vena_cava", "portal_vein_and_splenic_vein", "liver_vessels",
                   "enhanced_liver_vessels", "portal_vein_branches", "hepatic_veins", "liver_vessels_labeled"}

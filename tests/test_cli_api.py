@@ -13,10 +13,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from conftest import DEMO_STUDY, MODELS, ROOT
 from livervessels import cli
 from livervessels.api import enhance_liver_vessels, totalsegmentator
 from livervessels.outputs.nifti import read_label_names
+
+from conftest import DEMO_STUDY, MODELS, ROOT
 
 BIN = Path(sys.executable).parent
 DEMO_CLASSES = ["liver", "inferior_vena_cava", "portal_vein_and_splenic_vein", "liver_vessels"]
@@ -140,7 +141,8 @@ def test_support_mask_on_another_grid_is_refused(tmp_path):
 def test_errors_say_what_is_wrong_with_exit_code_2(tmp_path, capsys, args, message):
     (tmp_path / "empty").mkdir()
     nib.save(nib.Nifti1Image(np.zeros((8, 8, 8), np.int16), np.eye(4)), tmp_path / "x.nii.gz")
-    subs = {"{empty}": str(tmp_path / "empty"), "{readme}": str(ROOT / "README.md"), "{nifti}": str(tmp_path / "x.nii.gz")}
+    subs = {"{empty}": str(tmp_path / "empty"), "{readme}": str(ROOT / "README.md"),
+            "{nifti}": str(tmp_path / "x.nii.gz")}
     args = [subs.get(a, a) for a in args]
     if "-i" not in args:
         args = ["-i", str(DEMO_STUDY)] + args

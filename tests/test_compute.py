@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import MODELS, run_app, DEMO_STUDY
 from livervessels import cli, compute, enhancement, nnunet_runner, resample
 from livervessels.api import enhance_liver_vessels
 from livervessels.errors import InputError
 from livervessels.pipeline import ModelPlan, run_liver_vessels
 from livervessels.tasks import TASKS
+
+from conftest import DEMO_STUDY, MODELS, run_app
 
 
 @pytest.fixture

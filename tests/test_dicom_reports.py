@@ -10,9 +10,17 @@ import pydicom
 import pytest
 from PIL import Image
 
+from livervessels.outputs.dicom_reports import (
+    FRACTION,
+    SPLIT_CONFIDENCE,
+    SPLIT_FLAG,
+    SPLIT_GROUP,
+    TREE_MEASURES,
+    write_key_measurements,
+    write_measurement_report,
+)
+
 from conftest import dciodvfy_errors
-from livervessels.outputs.dicom_reports import (FRACTION, SPLIT_CONFIDENCE, SPLIT_FLAG, SPLIT_GROUP, TREE_MEASURES,
-                                                write_key_measurements, write_measurement_report)
 
 
 def _groups(sr) -> dict[str, list]:

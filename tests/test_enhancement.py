@@ -6,15 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import dice
 from scipy import ndimage
-from synthetic_ct import edge, grid
 
 from livervessels.enhancement import EnhancementParams, enhance_liver_vessels
 from livervessels.errors import InputError
 from livervessels.metrics import cldice, n_components
 from livervessels.phantom import LABELS
 from livervessels.phantom_degrade import simulate_network_mask
+
+from conftest import dice
+from synthetic_ct import edge, grid
 
 METADATA_KEYS = {"method", "voxels", "volume_ml", "components_before", "components_after", "removed_voxels",
                  "added_voxels", "fallbacks_used", "parameters", "timings", "software_versions"}

@@ -7,8 +7,15 @@ import numpy as np
 import pytest
 
 from livervessels.errors import InputError
-from livervessels.geometry import (CanonicalFrame, from_canonical, nifti_image, reorient_to_grid, same_grid,
-                                   to_canonical, voxel_spacing)
+from livervessels.geometry import (
+    CanonicalFrame,
+    from_canonical,
+    nifti_image,
+    reorient_to_grid,
+    same_grid,
+    to_canonical,
+    voxel_spacing,
+)
 
 # a scanner's LPS series (x and y flipped against RAS) and a grid with its first and last axes swapped
 LPS = np.array([[-0.7, 0, 0, 120.0], [0, -0.8, 0, 90.0], [0, 0, 2.5, -300.0], [0, 0, 0, 1]])

@@ -7,7 +7,6 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import MODELS, dice
 from livervessels import nnunet_runner
 from livervessels.errors import InputError, ModelNotFoundError
 from livervessels.geometry import Volume
@@ -15,6 +14,8 @@ from livervessels.inference import _bounding_box, _crop_margin, segment
 from livervessels.model_store import find_model_folder
 from livervessels.phantom import LABELS
 from livervessels.tasks import TASKS, get_task
+
+from conftest import MODELS, dice
 
 
 @pytest.fixture(scope="module")
@@ -80,14 +81,16 @@ def test_old_plans_format_is_read(tmp_path, small_phantom):
     arch = config.pop("architecture")["arch_kwargs"]
     config.update({
         "UNet_class_name": "PlainConvUNet", "UNet_base_num_features": arch["features_per_stage"][0],
-        "n_conv_per_stage_encoder": arch["n_conv_per_stage"], "n_conv_per_stage_decoder": arch["n_conv_per_stage_decoder"],
+        "n_conv_per_stage_encoder": arch["n_conv_per_stage"],
+        "n_conv_per_stage_decoder": arch["n_conv_per_stage_decoder"],
         "num_pool_per_axis": [len(arch["strides"]) - 1] * 3, "pool_op_kernel_sizes": arch["strides"],
         "conv_kernel_sizes": arch["kernel_sizes"], "unet_max_num_features": max(arch["features_per_stage"]),
     })
     (target / "plans.json").write_text(json.dumps(plans))
     volume = Volume(small_phantom.ct, small_phantom.affine)
-    new = nnunet_runner.predict_labels(nnunet_runner.load_model(source), volume.array.astype(np.float32), volume.spacing)
-    old = nnunet_runner.predict_labels(nnunet_runner.load_model(target), volume.array.astype(np.float32), volume.spacing)
+    image = volume.array.astype(np.float32)
+    new = nnunet_runner.predict_labels(nnunet_runner.load_model(source), image, volume.spacing)
+    old = nnunet_runner.predict_labels(nnunet_runner.load_model(target), image, volume.spacing)
     assert np.array_equal(new, old)
 
 

@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import MODELS, ROOT, dice
 from livervessels.geometry import Volume
 from livervessels.inference import _bounding_box, _crop_margin, segment
 from livervessels.tasks import TOTAL_CLASSES
+
+from conftest import MODELS, ROOT, dice
 
 LIVER, IVC, PORTAL = 5, 63, 64  # TotalSegmentator's class numbers in `total`
 

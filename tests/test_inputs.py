@@ -7,11 +7,12 @@ import zipfile
 import numpy as np
 import pytest
 
-from conftest import DEMO_STUDY, MODELS, run_app
 from livervessels import cli
 from livervessels.errors import InputError
 from livervessels.inputs import load_input
 from livervessels.outputs.staging import check_output_folder
+
+from conftest import DEMO_STUDY, MODELS, run_app
 
 
 @pytest.fixture

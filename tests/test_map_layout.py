@@ -24,15 +24,16 @@ from conftest import DEMO_STUDY, MODELS, ROOT
 @pytest.fixture(scope="module")
 def map_root(tmp_path_factory) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("map") / "root"
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "map_layout.py"), str(root), "--models", str(MODELS)],
-                            capture_output=True, text=True)
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "map_layout.py"), str(root),
+                             "--models", str(MODELS)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     return root, json.loads((root / "map_run.json").read_text())
 
 
 def _map_env(run: dict, **extra: str) -> dict[str, str]:
     """This machine's environment with the MAP's variables: its PYTHONPATH replaces ours."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOLOSCAN_", "LIVERVESSELS_")) and k != "PYTHONPATH"}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("HOLOSCAN_", "LIVERVESSELS_")) and k != "PYTHONPATH"}
     return {**env, **run["env"], **extra}
 
 
@@ -46,7 +47,8 @@ def test_the_layout_is_the_packagers(map_root):
     assert run["command"][-1] == str(root / "opt/holoscan/app")
     assert (root / "opt/holoscan/app/__main__.py").is_file()
     assert (root / "opt/holoscan/lib/livervessels/pipeline.py").is_file()
-    assert (root / "opt/holoscan/models/Dataset990_LiverVesselsDemo/nnUNetTrainer__nnUNetPlans__3d_fullres/plans.json").is_file()
+    demo = root / "opt/holoscan/models/Dataset990_LiverVesselsDemo"
+    assert (demo / "nnUNetTrainer__nnUNetPlans__3d_fullres/plans.json").is_file()
     pkg = json.loads(Path(run["env"]["HOLOSCAN_PKG_MANIFEST_PATH"]).read_text())
     assert pkg["models"] and pkg["resources"]["memory"]
     # every folder of the package is on PYTHONPATH, as the packager's Dockerfile sets it

@@ -52,7 +52,8 @@ def test_the_workflow_follows_the_workflow_managers_specification(workflow):
             assert destination["Name"] in gateway["export_destinations"]
     export = next(t for t in workflow["tasks"] if t["type"] == "export")
     (source,) = export["artifacts"]["input"]
-    task_id, artifact = re.fullmatch(r"\{\{ context\.executions\.(\S+)\.artifacts\.(\S+) \}\}", source["value"]).groups()
+    reference = r"\{\{ context\.executions\.(\S+)\.artifacts\.(\S+) \}\}"
+    task_id, artifact = re.fullmatch(reference, source["value"]).groups()
     assert artifact in {a["name"] for a in tasks[task_id]["artifacts"]["output"]}
 
 

@@ -42,7 +42,8 @@ def test_face_connect_joins_each_piece_without_joining_separate_pieces():
     m[30:33, 5:8, 20:23] = True  # a separate piece two voxels away from the staircase's end
     joined = face_connect(m)
     assert (joined >= m).all()
-    assert cc3d.connected_components(joined, connectivity=6).max() == cc3d.connected_components(m, connectivity=26).max() == 2
+    assert (cc3d.connected_components(joined, connectivity=6).max()
+            == cc3d.connected_components(m, connectivity=26).max() == 2)
     steps = int(_staircase().sum()) - 1
     assert joined.sum() - m.sum() <= 2 * steps  # one voxel per edge step, two per corner step
 

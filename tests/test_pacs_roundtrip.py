@@ -10,10 +10,11 @@ import numpy as np
 import pydicom
 import pytest
 
-from conftest import DEMO_STUDY, MODELS, ROOT, run_app
 from livervessels import cli
 from livervessels.errors import PacsError
 from livervessels.outputs.dicomweb import send_outputs
+
+from conftest import DEMO_STUDY, MODELS, ROOT, run_app
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from pacs_viewer import ToolMissing, free_port, orthanc, orthanc_binary, upload  # noqa: E402

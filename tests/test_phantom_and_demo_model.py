@@ -9,8 +9,9 @@ import numpy as np
 import pydicom
 from scipy import ndimage
 
-from conftest import ROOT
 from livervessels.phantom import HEPATIC_TREE, LABELS, PORTAL_TREE, make_phantom
+
+from conftest import ROOT
 
 
 def test_phantom_ground_truth_is_consistent(phantom):

@@ -9,13 +9,22 @@ import numpy as np
 import pydicom
 import pytest
 
-from conftest import MODELS
 from livervessels import cli, nnunet_runner
 from livervessels.api import enhance_liver_vessels
 from livervessels.errors import InputError
 from livervessels.geometry import Volume
-from livervessels.pipeline import (ModelPlan, add_enhanced_vessels, add_portal_hepatic_split, choose_model_plan,
-                                  plan_model_parts, preload_models, run_liver_vessels, seg_series_description)
+from livervessels.pipeline import (
+    ModelPlan,
+    add_enhanced_vessels,
+    add_portal_hepatic_split,
+    choose_model_plan,
+    plan_model_parts,
+    preload_models,
+    run_liver_vessels,
+    seg_series_description,
+)
+
+from conftest import MODELS
 
 
 def test_the_official_plan_runs_the_support_parts_the_vessel_model_and_the_crop_model():

@@ -5,7 +5,6 @@ import glob
 
 import numpy as np
 import pydicom
-import pytest
 from pydicom.encaps import encapsulate, generate_fragmented_frames
 
 from livervessels.dicom.pixel_checks import jpeg2000_frame_problem, pixel_warnings, suspect_slices

@@ -5,11 +5,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from conftest import MODELS
 from livervessels import cli
 from livervessels.errors import InputError
 from livervessels.geometry import Volume
 from livervessels.plausibility import WARNINGS_KEY, check_ct_volume
+
+from conftest import MODELS
 
 
 def _volume(phantom, array=None, affine=None) -> Volume:

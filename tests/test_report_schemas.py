@@ -10,8 +10,9 @@ import jsonschema
 import pydicom
 import pytest
 
-from conftest import ROOT
 from livervessels.outputs.qc import SCHEMA_VERSION
+
+from conftest import ROOT
 
 SCHEMAS = ROOT / "docs" / "schemas"
 REPORTS = {"qc.json": "qc", "statistics.json": "statistics",
@@ -80,8 +81,9 @@ def test_a_nifti_run_names_its_source_file_and_times_its_stages(tmp_path, small_
     import nibabel as nib
     import numpy as np
 
-    from conftest import MODELS
     from livervessels.api import enhance_liver_vessels
+
+    from conftest import MODELS
 
     source = tmp_path / "ct.nii.gz"
     nib.save(nib.Nifti1Image(small_phantom.ct.astype(np.int16), small_phantom.affine), source)

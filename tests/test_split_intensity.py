@@ -48,7 +48,8 @@ def test_branch_log_odds_separate_the_trees(splits):
     truth = np.array([np.argmax(np.bincount(ph.vessel_tree[tuple(br.input_voxels(b.index).T)], minlength=3)[1:]) + 1
                       for b in br.graph.branches])
     # the evidence for each branch's own label, signed by whether the label is right
-    llr = np.where(br.labels == 2, -br.evidence["log_odds_own"], br.evidence["log_odds_own"])  # back to log P(portal) / P(hepatic)
+    # back to log P(portal) / P(hepatic)
+    llr = np.where(br.labels == 2, -br.evidence["log_odds_own"], br.evidence["log_odds_own"])
     thick = br.evidence["radius_mm"] >= 1.5
     assert np.mean(llr[thick & (truth == 1)] > 0) > 0.85
     assert np.mean(llr[thick & (truth == 2)] < 0) > 0.85

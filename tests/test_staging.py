@@ -5,11 +5,12 @@ import shutil
 
 import pytest
 
-from conftest import DEMO_STUDY, MODELS, run_app
 from livervessels import cli
 from livervessels.errors import InputError
 from livervessels.outputs import staging
 from livervessels.outputs.staging import OutputLock, staged_output
+
+from conftest import DEMO_STUDY, MODELS, run_app
 
 
 def test_staged_output_appears_whole_or_not_at_all(tmp_path):

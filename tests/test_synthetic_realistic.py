@@ -7,10 +7,15 @@ import pytest
 from scipy import ndimage
 
 from livervessels.phantom import HEPATIC_TREE, LABELS, PORTAL_TREE
-from livervessels.synthetic.network_mask import branch_detectability, simulate_network_mask
 from livervessels.synthetic import realistic
-from livervessels.synthetic.realistic import (CONDITIONS, ScanProtocol, draw_protocol, make_realistic_phantom,
-                                              realistic_trees)
+from livervessels.synthetic.network_mask import branch_detectability, simulate_network_mask
+from livervessels.synthetic.realistic import (
+    CONDITIONS,
+    ScanProtocol,
+    draw_protocol,
+    make_realistic_phantom,
+    realistic_trees,
+)
 from livervessels.synthetic.vascular_tree import find_overlaps
 
 SEED = 1005  # a tuning seed

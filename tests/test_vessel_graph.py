@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from livervessels.vessel_graph import (bounding_box, build_vessel_graph, distances_at, feature_indices, median,
-                                       summarize_tree)
+from livervessels.vessel_graph import (
+    bounding_box,
+    build_vessel_graph,
+    distances_at,
+    feature_indices,
+    median,
+    summarize_tree,
+)
 
 
 def tube(shape, spacing, segments, radius_mm: float, caps: bool = True) -> np.ndarray:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import ndimage
-from synthetic_ct import edge, grid, tube
 
 from livervessels.vesselness import TUBE_PEAK_FRACTION, sigma_for_radius, vesselness
+
+from synthetic_ct import edge, grid, tube
 
 SIGMAS = [sigma_for_radius(r) for r in (1.0, 2.0, 3.0, 4.0)]
 

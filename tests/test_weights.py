@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MODELS
 from livervessels import weights
 from livervessels.cli import totalsegmentator_main
 from livervessels.errors import InputError
 from livervessels.model_store import find_model_folder
 from livervessels.tasks import TASKS
+
+from conftest import MODELS
 
 DEMO = MODELS / "Dataset990_LiverVesselsDemo" / "nnUNetTrainer__nnUNetPlans__3d_fullres"
 

@@ -54,7 +54,8 @@ class DicomSeries:
     @property
     def image_type(self) -> list[str]:
         value = self.first.get("ImageType", []) or []
-        return [str(v).upper() for v in (value if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value])]
+        values = value if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value]
+        return [str(v).upper() for v in values]
 
     @property
     def sop_class_uid(self) -> str:
@@ -173,7 +174,8 @@ def _repair_uids(ds: Dataset, repairs: UidRepairs) -> bool:
             repairs.sop_class_uids_from_file_meta += 1
     if not _text(ds, "StudyInstanceUID"):
         ds.StudyInstanceUID = _derive_study_uid(ds)
-        repairs.study_uids_derived[ds.StudyInstanceUID] = "empty StudyInstanceUID; derived from patient/study attributes"
+        repairs.study_uids_derived[ds.StudyInstanceUID] = ("empty StudyInstanceUID; derived from patient/study "
+                                                           "attributes")
     if not _text(ds, "SeriesInstanceUID"):
         ds.SeriesInstanceUID = _derive_series_uid(ds, ds.StudyInstanceUID)
         repairs.series_uids_derived[ds.SeriesInstanceUID] = "empty SeriesInstanceUID; derived from series attributes"

@@ -105,7 +105,8 @@ def select_ct_series(scan: DicomScan) -> SeriesSelection:
     candidates = [v for v in verdicts if v.accepted]
     if not candidates:
         found = "; ".join(
-            f"series {v.series.description or v.series.series_uid} ({len(v.series)} files): {v.reason}" for v in verdicts
+            f"series {v.series.description or v.series.series_uid} ({len(v.series)} files): {v.reason}"
+            for v in verdicts
         )
         raise InputError(f"no usable CT series in the input: {found}. Provide an axial CT series (ORIGINAL/PRIMARY)")
     candidates.sort(key=lambda v: (v.slice_thickness_mm if v.slice_thickness_mm else np.inf, -len(v.series)))

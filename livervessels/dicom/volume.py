@@ -17,8 +17,8 @@ from pydicom.dataset import Dataset
 from livervessels.dicom.pixel_checks import pixel_warnings
 from livervessels.dicom.scan import DicomSeries
 from livervessels.errors import InputError
-from livervessels.plausibility import WARNINGS_KEY, check_ct_volume
 from livervessels.geometry import LPS_TO_RAS, Volume
+from livervessels.plausibility import WARNINGS_KEY, check_ct_volume
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,8 @@ def series_geometry(datasets: list[Dataset]) -> tuple[list[Dataset], np.ndarray,
     for ds in datasets[1:]:
         if (int(ds.Rows), int(ds.Columns)) != (rows, cols):
             raise InputError("slices of the selected series differ in size; re-export the series unchanged")
-        if not np.allclose(_floats(ds.get("ImageOrientationPatient"), 6, "ImageOrientationPatient", ds), iop, atol=1e-4):
+        slice_iop = _floats(ds.get("ImageOrientationPatient"), 6, "ImageOrientationPatient", ds)
+        if not np.allclose(slice_iop, iop, atol=1e-4):
             raise InputError("slices of the selected series differ in orientation; re-export the series unchanged")
         if not np.allclose(_floats(ds.get("PixelSpacing"), 2, "PixelSpacing", ds), spacing, atol=1e-4):
             raise InputError("slices of the selected series differ in pixel spacing; re-export the series unchanged")

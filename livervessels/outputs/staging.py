@@ -40,8 +40,8 @@ def check_output_folder(out_dir: str | Path) -> Path:
                          f"permissions")
     free_mb = shutil.disk_usage(existing).free / 2**20
     if free_mb < MIN_FREE_MB:
-        raise InputError(f"only {free_mb:.0f} MB free at {existing}; the outputs need up to {MIN_FREE_MB} MB: free some "
-                         "space or choose another output path")
+        raise InputError(f"only {free_mb:.0f} MB free at {existing}; the outputs need up to {MIN_FREE_MB} MB: "
+                         "free some space or choose another output path")
     return out_dir
 
 

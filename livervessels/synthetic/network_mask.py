@@ -76,7 +76,8 @@ def simulate_network_mask(ph: RealisticPhantom, seed: int, errors: NetworkErrors
 
     # 1. branches the network does not find, and what hangs below them
     nb = len(ph.branch_tree)
-    p_found = (1.0 - errors.miss_any) / (1.0 + np.exp(-(branch_detectability(ph) - errors.detect_d50) / errors.detect_width))
+    logit = (branch_detectability(ph) - errors.detect_d50) / errors.detect_width
+    p_found = (1.0 - errors.miss_any) / (1.0 + np.exp(-logit))
     found = rng.random(nb) < p_found
     lost = ~found
     order = np.argsort(_branch_depth(ph.branch_parent))

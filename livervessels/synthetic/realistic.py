@@ -37,9 +37,16 @@ from scipy import ndimage, special
 from scipy.spatial import cKDTree
 
 from livervessels.phantom import HEPATIC_TREE, LABELS, PORTAL_TREE
-from livervessels.synthetic.vascular_tree import (ColonizationParams, VascularTree, colonize, murray_radii,
-                                                  prune_short_terminals, relax_overlaps, resolve_overlaps,
-                                                  smooth_chains)
+from livervessels.synthetic.vascular_tree import (
+    ColonizationParams,
+    VascularTree,
+    colonize,
+    murray_radii,
+    prune_short_terminals,
+    relax_overlaps,
+    resolve_overlaps,
+    smooth_chains,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Acquisition
@@ -289,7 +296,10 @@ def _portal_skeleton(anat: Anatomy, rng) -> tuple[list, list]:
     (segments V/VIII) and posterior (VI/VII) sector branches; the left portal vein's transverse part,
     then its umbilical part giving segment II, III and IV branches. Returns points and parents."""
     h = anat.hilum_mm
-    jit = (lambda v, s=0.12: _unit(np.asarray(v, float) + rng.normal(0, s, 3)))
+
+    def jit(v, s=0.12):
+        return _unit(np.asarray(v, float) + rng.normal(0, s, 3))
+
     pts: list = []
     par: list = []
 
@@ -318,7 +328,10 @@ def _hepatic_skeleton(anat: Anatomy, rng) -> tuple[list, list, list]:
     parents and, in about 40 % of livers, the path of an inferior right hepatic vein lower down
     (it joins later, as a small vein)."""
     c = anat.confluence_mm
-    jit = (lambda v, s=0.1: _unit(np.asarray(v, float) + rng.normal(0, s, 3)))
+
+    def jit(v, s=0.1):
+        return _unit(np.asarray(v, float) + rng.normal(0, s, 3))
+
     pts: list = []
     par: list = []
     lateral = anat.right_lobe_mm + np.array([40.0, 0.0, -25.0])  # right lobe, lateral-inferior
@@ -747,7 +760,8 @@ def render(anat: Anatomy, portal: VascularTree, hepatic: VascularTree, p: ScanPr
         b_par.append(parent_branch)
         b_len.append(length)
         offset += nb
-    vessel = (surf <= 0) & (labels[lbox] != LABELS["inferior_vena_cava"]) & (labels[lbox] != LABELS["portal_vein_and_splenic_vein"])
+    vessel = ((surf <= 0) & (labels[lbox] != LABELS["inferior_vena_cava"])
+              & (labels[lbox] != LABELS["portal_vein_and_splenic_vein"]))
     branch_tree = np.concatenate(b_tree)
     tree_of = np.r_[0, branch_tree].astype(np.uint8)
     vt = np.where(vessel, tree_of[bmap], 0).astype(np.uint8)
@@ -766,9 +780,9 @@ def render(anat: Anatomy, portal: VascularTree, hepatic: VascularTree, p: ScanPr
         noise *= np.float32(p.noise_hu / max(float(noise.std()), 1e-6))
         ct += noise
     ct_i16 = np.clip(np.rint(ct), -1024, 3071).astype(np.int16)
-    return RealisticPhantom(ct_i16, labels, vessel_tree, branch_map, grid.affine(), tuple(float(s) for s in grid.spacing),
-                            p, portal, hepatic, branch_tree, np.concatenate(b_rad), np.concatenate(b_par),
-                            np.concatenate(b_len), anat)
+    return RealisticPhantom(ct_i16, labels, vessel_tree, branch_map, grid.affine(),
+                            tuple(float(s) for s in grid.spacing), p, portal, hepatic, branch_tree,
+                            np.concatenate(b_rad), np.concatenate(b_par), np.concatenate(b_len), anat)
 
 
 def _liver_bounds(anat: Anatomy) -> tuple[np.ndarray, np.ndarray]:

@@ -314,7 +314,10 @@ def _sample_edges(trees: list[VascularTree], step_mm: float) -> _Samples:
         node.append(e[rep])
         rad.append(t.radius[e][rep])
         dep.append(depth[t.parent[e]][rep] + frac * length[rep])
-    cat = (lambda x: np.concatenate(x) if x else np.zeros(0))
+
+    def cat(x):
+        return np.concatenate(x) if x else np.zeros(0)
+
     return _Samples(np.vstack(xyz) if xyz else np.zeros((0, 3)), cat(tr).astype(int), cat(node).astype(int),
                     cat(rad), cat(dep))
 
@@ -417,7 +420,6 @@ def relax_overlaps(trees: list[VascularTree], inside: Callable[[np.ndarray, np.n
     (its subtree follows with `decay` per node), as long as it stays inside the organ
     (inside(points, radii) -> bool). Returns new trees; overlaps left are for resolve_overlaps."""
     trees = [VascularTree(t.points.copy(), t.parent.copy(), t.radius.copy(), t.label, t.weight) for t in trees]
-    kids = [t.children() for t in trees]
     for _ in range(iterations):
         s, i, j = _overlap_pairs(trees, 0.5, 0.05, 16, anchors, [bool(p.all()) for p in protected])
         if not len(i):

@@ -58,7 +58,8 @@ def _shifted(shift):
         ct = _series(folder, ph)
 
         def move(k, ds):
-            ds.ImagePositionPatient = [float(v) for v in shift(k, np.array([float(x) for x in ds.ImagePositionPatient]))]
+            position = np.array([float(x) for x in ds.ImagePositionPatient])
+            ds.ImagePositionPatient = [float(v) for v in shift(k, position)]
         _edit(ct, move)
         return ct, []
     return build

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MODELS, run_app
 from livervessels import cli
 from livervessels.api import enhance_liver_vessels, totalsegmentator
 from livervessels.errors import InputError
 from livervessels.outputs import staging
+
+from conftest import MODELS, run_app
 from reliability_cases import REFUSALS, Case, demo_ct
 
 SENTINEL = "earlier-result.txt"

@@ -13,8 +13,9 @@ import numpy as np
 import pydicom
 import pytest
 
-from conftest import MODELS
 from livervessels import cli
+
+from conftest import MODELS
 from reliability_cases import RUNS, TYPE2_ATTRIBUTES, Case
 
 MASKS = ("liver", "liver_vessels", "enhanced_liver_vessels", "portal_vein_and_splenic_vein", "inferior_vena_cava")

@@ -147,7 +147,8 @@ class ViewerCheck:
         """{"top": letter, "left": letter} of the viewport's orientation markers."""
         return self.page.evaluate("""() => { const out = {};
             for (const el of document.querySelectorAll('.orientation-marker')) {
-              const where = el.classList.contains('top-mid') ? 'top' : el.classList.contains('left-mid') ? 'left' : null;
+              const where = el.classList.contains('top-mid') ? 'top'
+                : el.classList.contains('left-mid') ? 'left' : null;
               const value = el.querySelector('.orientation-marker-value');
               if (where && value) out[where] = value.innerText.trim(); }
             return out; }""")
