@@ -9,7 +9,7 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import highdicom as hd
@@ -90,6 +90,10 @@ class ModelPlan:
     support_task: str
     vessel_task: str
     note: str = ""
+
+
+# every mask came from a support folder: no model ran
+SUPPORT_FILES_PLAN = ModelPlan("support files", "none", "none")
 
 
 def choose_model_plan(model_dirs: list | None = None, prefer: str | None = None,
@@ -218,43 +222,56 @@ def load_support_dir(folder: str | Path, volume: Volume) -> dict[str, np.ndarray
 
 def collect_masks(volume: Volume, *, plan: ModelPlan | None = None, model_dirs=None, device=None,
                   robust_crop: bool = False, support_dir: str | Path | None = None,
-                  generate_support: bool = False) -> tuple[dict[str, np.ndarray], dict]:
-    """Support labels and the raw vessel mask, from a support folder and/or the models.
+                  generate_support: bool = False) -> LiverVesselResult:
+    """Support labels and the raw vessel mask, from a support folder and/or the models: the first
+    stage's result (no enhancement or split yet).
 
     With a support folder: its masks are used; liver_vessels.nii.gz there means no vessel model
     runs; missing support labels are produced by the models only with generate_support.
-    Without one: everything comes from the models. Returns (masks, provenance).
+    Without one: everything comes from the models. The result's plan is the model plan used, or
+    SUPPORT_FILES_PLAN when every mask came from the folder; its sources say where each mask came
+    from.
+
+    Raises:
+        InputError: unreadable or mismatched support masks, or bad input.
+        ModelNotFoundError: the models needed are not installed.
     """
+    t = time.perf_counter()
     if support_dir is None:
         plan = plan or choose_model_plan(model_dirs)
         masks, details = segment_liver_support(volume, plan, model_dirs=model_dirs, device=device,
                                                robust_crop=robust_crop)
-        return masks, {"support": f"model ({plan.support_task})", "vessels": f"model ({plan.vessel_task})",
-                       "compute": as_compute(device).describe(), "checkpoints": details["checkpoints"],
-                       "timings": {"segment": details["segment"]}}
+        sources = {"support": f"model ({plan.support_task})", "vessels": f"model ({plan.vessel_task})",
+                   "compute": as_compute(device).describe(), "checkpoints": details["checkpoints"]}
+        return LiverVesselResult(masks, plan=plan, timings={"segment": details["segment"]}, sources=sources)
     masks = load_support_dir(support_dir, volume)
-    provenance = {name: f"file {Path(support_dir) / (name + '.nii.gz')}" for name in masks}
+    sources = {name: f"file {Path(support_dir) / (name + '.nii.gz')}" for name in masks}
     generate = [n for n in SUPPORT_CLASSES if n not in masks] if generate_support else []
     need_vessels = "liver_vessels" not in masks
+    used = SUPPORT_FILES_PLAN
     if generate or need_vessels:
-        plan = plan or choose_model_plan(model_dirs)
-        generated, details = segment_liver_support(volume, plan, model_dirs=model_dirs, device=device,
+        used = plan or choose_model_plan(model_dirs)
+        generated, details = segment_liver_support(volume, used, model_dirs=model_dirs, device=device,
                                                    robust_crop=robust_crop, support=generate, vessels=need_vessels)
-        provenance["checkpoints"] = details["checkpoints"]
+        sources["checkpoints"] = details["checkpoints"]
         for name, mask in generated.items():
             masks[name] = mask
-            provenance[name] = f"model ({plan.vessel_task if name == 'liver_vessels' else plan.support_task})"
-        provenance["compute"] = as_compute(device).describe()
-    return masks, provenance
+            sources[name] = f"model ({used.vessel_task if name == 'liver_vessels' else used.support_task})"
+        sources["compute"] = as_compute(device).describe()
+    return LiverVesselResult(masks, plan=used, timings={"segment": round(time.perf_counter() - t, 3)},
+                             sources=sources)
 
 
 @dataclass
 class LiverVesselResult:
-    masks: dict[str, np.ndarray]  # every output mask on the volume grid
-    enhancement: dict
-    split_qc: dict
-    plan: ModelPlan
-    timings: dict[str, float] = field(default_factory=dict)
+    """What the graph's computing nodes hand on, stage after stage (inference -> repair -> split),
+    and what the writers read: each stage fills its own fields."""
+
+    masks: dict[str, np.ndarray]  # every mask so far, on the volume grid
+    plan: ModelPlan  # the models that made the masks (SUPPORT_FILES_PLAN: none, all from files)
+    enhancement: dict = field(default_factory=dict)  # the repair's metadata (add_enhanced_vessels)
+    split_qc: dict = field(default_factory=dict)  # the split's QC (add_portal_hepatic_split)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     sources: dict = field(default_factory=dict)  # where each input mask came from
 
 
@@ -355,23 +372,19 @@ def run_liver_vessels(volume: Volume, *, model_dirs=None, device=None, plan: Mod
     compute = as_compute(device)  # resolved once: the same device for inference and the repair
     enhance_options = {"device": compute.device, **(enhance_options or {})}
     t = time.perf_counter()
-    if support_dir is None:
-        plan = plan or choose_model_plan(model_dirs)
-    masks, sources = collect_masks(volume, plan=plan, model_dirs=model_dirs, device=compute, robust_crop=robust_crop,
-                                   support_dir=support_dir, generate_support=generate_support)
-    if plan is None:
-        plan = ModelPlan("support files", "none", "none") if all("file" in str(v) for v in sources.values()) \
-            else choose_model_plan(model_dirs)
-    timings = {"segment": round(time.perf_counter() - t, 3)}
+    result = collect_masks(volume, plan=plan, model_dirs=model_dirs, device=compute, robust_crop=robust_crop,
+                           support_dir=support_dir, generate_support=generate_support)
+    result.timings["segment"] = round(time.perf_counter() - t, 3)
     t = time.perf_counter()
-    masks, enhancement = add_enhanced_vessels(volume, masks, **enhance_options)
-    timings["enhance"] = round(time.perf_counter() - t, 3)
-    split_qc: dict = {}
+    masks, enhancement = add_enhanced_vessels(volume, result.masks, **enhance_options)
+    result = replace(result, masks=masks, enhancement=enhancement)
+    result.timings["enhance"] = round(time.perf_counter() - t, 3)
     if split:
         t = time.perf_counter()
-        masks, split_qc = add_portal_hepatic_split(volume, masks, **(split_options or {}))
-        timings["split"] = round(time.perf_counter() - t, 3)
-    return LiverVesselResult(masks, enhancement, split_qc, plan, timings, sources)
+        masks, split_qc = add_portal_hepatic_split(volume, result.masks, **(split_options or {}))
+        result = replace(result, masks=masks, split_qc=split_qc)
+        result.timings["split"] = round(time.perf_counter() - t, 3)
+    return result
 
 
 def seg_series_description(split_qc: dict, enhancement: dict | None = None) -> str:

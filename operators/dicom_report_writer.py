@@ -1,14 +1,15 @@
 """DICOM SR measurement report and preview secondary capture writer node (into the staging folder)."""
 from __future__ import annotations
 
-from monai.deploy.core import Operator, OperatorSpec
+from monai.deploy.core import OperatorSpec
 
 from livervessels.pipeline import write_dicom_reports
 from operators.ct_series_to_volume import CT_STUDY_KEY
 from operators.refusal import refuses_cleanly
+from operators.staged_writer import StagedWriterOperator
 
 
-class DicomReportWriterOperator(Operator):
+class DicomReportWriterOperator(StagedWriterOperator):
     """Inputs image, result, seg (SegResult), artifacts (statistics and preview written); output
     reports: a DicomReports (SR and SC paths and UIDs, or why one was skipped)."""
 
@@ -25,4 +26,4 @@ class DicomReportWriterOperator(Operator):
         result = op_input.receive("result")
         seg = op_input.receive("seg")
         op_input.receive("artifacts")  # statistics.json and the preview are on disk once this arrives
-        op_output.emit(write_dicom_reports(self.fragment.staging_dir, study, result, seg), "reports")
+        op_output.emit(write_dicom_reports(self.output_folder, study, result, seg), "reports")

@@ -9,7 +9,8 @@ from operators.refusal import refuses_cleanly
 
 
 class NnUNetSegmentationOperator(Operator):
-    """Input image (SDK Image from CTSeriesToVolumeOperator); output masks: {name: uint8 array}.
+    """Input image (SDK Image from CTSeriesToVolumeOperator); output result: a LiverVesselResult with
+    the support masks and the raw liver_vessels ({name: uint8 array}), the plan and their sources.
 
     device: a Compute or device request (livervessels.compute). The model plan (official
     TotalSegmentator weights, else the bundled demo model) is decided at construction; the models
@@ -25,12 +26,11 @@ class NnUNetSegmentationOperator(Operator):
 
     def setup(self, spec: OperatorSpec):
         spec.input("image")
-        spec.output("masks")
+        spec.output("result")
 
     @refuses_cleanly
     def compute(self, op_input, op_output, context):
         image = op_input.receive("image")
         volume = image.metadata()[CT_STUDY_KEY].volume
-        masks, sources = collect_masks(volume, plan=self.plan, model_dirs=self.model_dirs, device=self.device)
-        op_output.emit({"masks": masks, "plan": self.plan, "timings": sources.pop("timings"), "sources": sources},
-                       "masks")
+        op_output.emit(collect_masks(volume, plan=self.plan, model_dirs=self.model_dirs, device=self.device),
+                       "result")

@@ -1,6 +1,8 @@
 """Portal vein / hepatic vein split node."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from monai.deploy.core import Operator, OperatorSpec
 
 from livervessels.pipeline import LiverVesselResult, add_portal_hepatic_split
@@ -9,17 +11,17 @@ from operators.refusal import refuses_cleanly
 
 
 class PortalHepaticSplitOperator(Operator):
-    """Inputs image, masks (with enhanced_liver_vessels); output result: a LiverVesselResult."""
+    """Inputs image, result (a LiverVesselResult with enhanced_liver_vessels); output result: the
+    same with the portal / hepatic masks and the split QC added."""
 
     def setup(self, spec: OperatorSpec):
         spec.input("image")
-        spec.input("masks")
+        spec.input("result")
         spec.output("result")
 
     @refuses_cleanly
     def compute(self, op_input, op_output, context):
         volume = op_input.receive("image").metadata()[CT_STUDY_KEY].volume
-        bundle = op_input.receive("masks")
-        masks, split_qc = add_portal_hepatic_split(volume, bundle["masks"])
-        op_output.emit(LiverVesselResult(masks, bundle["enhancement"], split_qc, bundle["plan"], bundle["timings"],
-                                         bundle["sources"]), "result")
+        result: LiverVesselResult = op_input.receive("result")
+        masks, split_qc = add_portal_hepatic_split(volume, result.masks)
+        op_output.emit(replace(result, masks=masks, split_qc=split_qc), "result")

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import time
 
-from monai.deploy.core import Operator, OperatorSpec
+from monai.deploy.core import OperatorSpec
 
 from livervessels.pipeline import write_reports
 from operators.ct_series_to_volume import CT_STUDY_KEY
 from operators.refusal import refuses_cleanly
+from operators.staged_writer import StagedWriterOperator
 
 
-class QcReportWriterOperator(Operator):
+class QcReportWriterOperator(StagedWriterOperator):
     """Inputs image, result, seg, reports (SR and SC); output report: the QC dict."""
 
     def setup(self, spec: OperatorSpec):
@@ -26,6 +27,6 @@ class QcReportWriterOperator(Operator):
         result, seg, reports = op_input.receive("result"), op_input.receive("seg"), op_input.receive("reports")
         timings = {"stages": dict(self.fragment.stage_timings),
                    "total": round(time.perf_counter() - self.fragment.run_started, 3)}
-        report = write_reports(self.fragment.staging_dir, study.input_report(), study.volume.spacing,
+        report = write_reports(self.output_folder, study.input_report(), study.volume.spacing,
                                result, seg, reports, timings)
         op_output.emit(report, "report")
