@@ -75,9 +75,10 @@ def find_model_folder(part: ModelPart, roots: list[Path], task_name: str = "") -
     dataset, trainer_dir = part.folder.split("/")
     for root in roots:
         for candidate in (root / part.folder, root / trainer_dir, root):
+            # most models share the trainer folder's name: only this dataset's folder is this model
+            if candidate.name != trainer_dir or candidate.parent.name != dataset:
+                continue
             if (candidate / "plans.json").is_file() and checkpoint_path(candidate, part).is_file():
-                if candidate == root and root.name != trainer_dir and root.parent.name != dataset:
-                    continue  # a bare root only counts when it is this very model
                 return candidate
     expected = roots[0] / part.folder / f"fold_{part.fold}" / "checkpoint_final.pth"
     how = (

@@ -14,7 +14,9 @@ VESSEL_TREES = ("enhanced_liver_vessels", "portal_vein_branches", "hepatic_veins
 
 def structure_statistics(masks: dict[str, np.ndarray], volume: Volume) -> dict:
     """{name: {volume_ml, mean_hu, median_hu, voxels}} for every mask, plus vessel tree measures."""
-    voxel_ml = float(np.prod(volume.spacing)) / 1000.0
+    # a voxel's volume from the affine: on a tilted-gantry grid (kept sheared) the product of the
+    # column lengths overstates it by 1 / cos(tilt)
+    voxel_ml = abs(float(np.linalg.det(np.asarray(volume.affine, float)[:3, :3]))) / 1000.0
     ct = np.asarray(volume.array)
     out: dict = {"structures": {}, "vessel_trees": {}}
     for name, mask in masks.items():

@@ -56,7 +56,8 @@ def render_preview(volume: Volume, masks: dict[str, np.ndarray], path: str | Pat
             background = _project(ct, axis, "mean")
         dims = [d for d in range(3) if d != axis]
         aspect = spacing[dims[1]] / spacing[dims[0]]
-        ax.imshow(_view(np.clip((background + 160) / 400, 0, 1)), cmap="gray", aspect=aspect,
+        # a fixed soft-tissue window (level 40, width 400 HU): vmin/vmax stop matplotlib stretching it
+        ax.imshow(_view(np.clip((background + 160) / 400, 0, 1)), cmap="gray", vmin=0.0, vmax=1.0, aspect=aspect,
                   interpolation="bilinear")
         rgba = np.zeros(_view(background).shape + (4,))
         for layer in layers:

@@ -1,0 +1,169 @@
+"""livervessels/outputs/dicom_seg.py: the DICOM SEG written for a source series.
+
+The written file is read back with plain pydicom, not with highdicom or the module's own reader:
+its SOP class must be Segmentation Storage (PS3.4 B.5: 1.2.840.10008.5.1.4.1.1.66.4), it must sit in
+the source's study and frame of reference, and each frame must carry the mask pixels of the source
+instance it references, at that instance's position. Sources are three tiny CT slices of 5 rows x
+4 columns (not square, so a transposed frame shows).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from livervessels.outputs.dicom_seg import (
+    TYPE2_PATIENT_STUDY,
+    read_seg_labels,
+    with_type2_attributes,
+    write_dicom_seg,
+)
+
+SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+ROWS, COLS, SLICES = 5, 4, 3
+
+
+def _sources() -> list[Dataset]:
+    study, series, frame = generate_uid(), generate_uid(), generate_uid()
+    out = []
+    for k in range(SLICES):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = CT_IMAGE_STORAGE, generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID, ds.SOPInstanceUID = CT_IMAGE_STORAGE, meta.MediaStorageSOPInstanceUID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
+        ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "Test^Seg", "SEG-1", "19700101", "O"
+        ds.StudyDate, ds.StudyTime, ds.StudyID, ds.AccessionNumber = "20240102", "101500", "1", "A1"
+        ds.ReferringPhysicianName = ""
+        ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "CT", 3, k + 1
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+        ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+        ds.ImagePositionPatient = [-40.0, -30.0, 100.0 + 2.5 * k]
+        ds.PixelSpacing, ds.SliceThickness = [0.75, 0.5], 2.5
+        ds.Rows, ds.Columns = ROWS, COLS
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+        ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+        ds.PixelData = np.zeros((ROWS, COLS), np.int16).tobytes()
+        out.append(ds)
+    return out
+
+
+def _masks(overlapping: bool) -> dict[str, np.ndarray]:
+    """Masks on the volume grid [column, row, slice]; slice 1 holds no vessel."""
+    liver = np.zeros((COLS, ROWS, SLICES), bool)
+    liver[:3, 1:, :] = True
+    vessels = np.zeros_like(liver)
+    vessels[0, 4, 0] = vessels[2, 1, 2] = vessels[1, 2, 2] = True  # single voxels: orientation shows
+    if not overlapping:
+        liver &= ~vessels
+    return {"liver": liver, "enhanced_liver_vessels": vessels}
+
+
+def _frames_by_source(seg: Dataset, sources: list[Dataset]) -> dict[tuple[int, int], np.ndarray]:
+    """{(segment number, slice k): frame as (rows, columns)}, from the per-frame references alone."""
+    index = {str(ds.SOPInstanceUID): k for k, ds in enumerate(sources)}
+    pixels = seg.pixel_array.reshape(int(seg.NumberOfFrames), int(seg.Rows), int(seg.Columns))
+    out = {}
+    for f, group in enumerate(seg.PerFrameFunctionalGroupsSequence):
+        number = int(group.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+        uid = str(group.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID)
+        k = index[uid]
+        # the frame lies where its source instance lies
+        position = [float(v) for v in group.PlanePositionSequence[0].ImagePositionPatient]
+        assert np.allclose(position, [float(v) for v in sources[k].ImagePositionPatient], atol=1e-3)
+        assert (number, k) not in out
+        out[number, k] = pixels[f]
+    return out
+
+
+def test_the_seg_is_a_segmentation_in_the_source_study_and_frame_of_reference(tmp_path):
+    sources = _sources()
+    result = write_dicom_seg(_masks(False), sources, tmp_path / "seg.dcm", algorithm_name="unit test")
+    seg = pydicom.dcmread(result.path)
+    assert seg.SOPClassUID == SEGMENTATION_STORAGE and seg.file_meta.MediaStorageSOPClassUID == SEGMENTATION_STORAGE
+    assert seg.Modality == "SEG" and seg.SegmentationType == "BINARY"
+    assert str(seg.SOPInstanceUID) == result.sop_instance_uid
+    first = sources[0]
+    assert (seg.StudyInstanceUID, seg.FrameOfReferenceUID, seg.PatientID) == \
+        (first.StudyInstanceUID, first.FrameOfReferenceUID, first.PatientID)
+    assert seg.SeriesInstanceUID != first.SeriesInstanceUID  # a new series in the same study
+    assert (int(seg.Rows), int(seg.Columns)) == (ROWS, COLS)
+    (referenced,) = seg.ReferencedSeriesSequence
+    assert referenced.SeriesInstanceUID == first.SeriesInstanceUID
+    assert {str(r.ReferencedSOPInstanceUID) for r in referenced.ReferencedInstanceSequence} <= \
+        {str(ds.SOPInstanceUID) for ds in sources}
+
+
+@pytest.mark.parametrize("overlapping", [False, True], ids=["disjoint", "vessels_inside_liver"])
+def test_each_frame_holds_the_mask_of_the_source_slice_it_references(tmp_path, overlapping):
+    sources, masks = _sources(), _masks(overlapping)
+    result = write_dicom_seg(masks, sources, tmp_path / "seg.dcm", algorithm_name="unit test")
+    assert result.segments == ["liver", "enhanced_liver_vessels"]
+    seg = pydicom.dcmread(result.path)
+    frames = _frames_by_source(seg, sources)
+    for number, name in enumerate(result.segments, start=1):
+        for k in range(SLICES):
+            expected = masks[name][:, :, k].T  # mask[column, row] is frame pixel (row, column)
+            if expected.any():
+                assert np.array_equal(frames[number, k], expected.astype(np.uint8)), (name, k)
+            else:
+                assert (number, k) not in frames  # empty frames are left out
+    # the module's own reader agrees, overlapping voxels included
+    rebuilt = read_seg_labels(result.path, [str(ds.SOPInstanceUID) for ds in sources], (COLS, ROWS, SLICES))
+    for name in result.segments:
+        assert np.array_equal(rebuilt[name], masks[name]), name
+
+
+def test_segments_are_numbered_in_table_order_and_unknown_or_empty_masks_are_left_out(tmp_path):
+    shape = (COLS, ROWS, SLICES)
+    veins = np.zeros(shape, bool)
+    veins[1, 1, 1] = True
+    liver = np.ones(shape, bool)
+    masks = {"hepatic_veins": veins, "not_a_structure": liver, "portal_vein_branches": np.zeros(shape, bool),
+             "liver": liver}
+    result = write_dicom_seg(masks, _sources(), tmp_path / "seg.dcm", algorithm_name="unit test")
+    assert result.segments == ["liver", "hepatic_veins"] and result.empty_segments == ["portal_vein_branches"]
+    seg = pydicom.dcmread(result.path)
+    described = [(int(s.SegmentNumber), s.SegmentLabel, s.TrackingID, s.SegmentedPropertyTypeCodeSequence[0].CodeValue)
+                 for s in seg.SegmentSequence]
+    # SNOMED CT 10200004 Liver, 8993003 Hepatic vein
+    assert described == [(1, "Liver", "liver", "10200004"), (2, "Hepatic veins", "hepatic_veins", "8993003")]
+    assert seg.SegmentSequence[0].SegmentAlgorithmType == "AUTOMATIC"
+
+
+def test_no_seg_is_written_when_a_source_instance_has_an_invented_uid(tmp_path):
+    sources = _sources()
+    path = tmp_path / "seg.dcm"
+    result = write_dicom_seg(_masks(False), sources, path, algorithm_name="unit test",
+                             unreferenceable_uids={str(sources[1].SOPInstanceUID)})
+    assert result.path is None and result.segments == [] and "SOP Instance UID" in result.skipped_reason
+    assert not path.exists()
+    # UIDs invented for instances of other series do not matter
+    other = write_dicom_seg(_masks(False), sources, path, algorithm_name="unit test",
+                            unreferenceable_uids={generate_uid()})
+    assert other.path == path and path.exists()
+
+
+def test_no_seg_is_written_when_every_mask_is_empty(tmp_path):
+    empty = {name: np.zeros((COLS, ROWS, SLICES), bool) for name in ("liver", "hepatic_veins")}
+    result = write_dicom_seg(empty, _sources(), tmp_path / "seg.dcm", algorithm_name="unit test")
+    assert result.path is None and result.empty_segments == ["liver", "hepatic_veins"]
+    assert "empty" in result.skipped_reason and not (tmp_path / "seg.dcm").exists()
+
+
+def test_type2_attributes_are_added_on_copies_only_where_missing():
+    complete, lacking = _sources()[:2]
+    del lacking.PatientBirthDate, lacking.AccessionNumber
+    out = with_type2_attributes([complete, lacking])
+    assert out[0] is complete  # nothing missing: not copied
+    assert out[1] is not lacking and "PatientBirthDate" not in lacking  # the caller's dataset is unchanged
+    for keyword in TYPE2_PATIENT_STUDY:
+        assert keyword in out[1]
+    assert out[1].PatientBirthDate == "" and out[1].AccessionNumber == ""  # present, empty (Type 2)
+    assert out[1].PatientID == "SEG-1" and out[1].file_meta is lacking.file_meta
