@@ -226,7 +226,13 @@ def flip_subtrees(label: np.ndarray, parent: np.ndarray, edges, seed_label: np.n
                 and evidence[b] / len(members) >= p.subtree_flip_mean):
             label[members] = other
             moved[members] = True
-            parent[b] = -1  # the subtree now hangs from its new link
+            # the subtree now hangs from its new link: the growth path from its entry branch up to b
+            # is walked the other way (no moved branch is left looking like a root)
+            chain = [best[2]]
+            while chain[-1] != b:
+                chain.append(int(parent[chain[-1]]))
+            for child, up in zip(chain[:-1], chain[1:]):
+                parent[up] = child
             parent[best[2]] = best[1]
             n_moved += 1
     return label, parent, n_moved

@@ -1,5 +1,6 @@
-"""Synthetic CT in world millimetres for the repair's and the vesselness filter's tests: grids centred
-on 0, partial-volume edges, bright tubes."""
+"""Synthetic CT and vessel masks in world millimetres for the tests of the repair, the vesselness
+filter, the centerline graph and the split: grids centred on 0, partial-volume edges, bright tubes,
+tube masks drawn along segments."""
 from __future__ import annotations
 
 import numpy as np
@@ -24,3 +25,17 @@ def tube(spacing, radius=2.5, direction=(1, 0, 0), size_mm=(40, 30, 30), contras
     d = np.asarray(direction, float) / np.linalg.norm(direction)
     dist = np.linalg.norm(p - (p @ d)[..., None] * d, axis=-1)
     return (contrast * edge(dist - radius)).astype(np.float32), centre
+
+
+def tube_mask(shape, spacing, segments, radius_mm: float, caps: bool = True) -> np.ndarray:
+    """Voxels whose centre lies within radius_mm of any of the segments ((start, end) in mm); without
+    caps, cut flat at the segments' ends (a cylinder exactly as long as its segment)."""
+    idx = np.indices(shape).reshape(3, -1).T * np.asarray(spacing, float)
+    inside = np.zeros(len(idx), bool)
+    for a, b in segments:
+        a, b = np.asarray(a, float), np.asarray(b, float)
+        d = b - a
+        t = (idx - a) @ d / (d @ d)
+        near = np.linalg.norm(idx - (a + np.clip(t, 0, 1)[:, None] * d), axis=1) <= radius_mm
+        inside |= near if caps else near & (t >= 0) & (t <= 1)
+    return inside.reshape(shape)

@@ -15,26 +15,14 @@ from livervessels.vessel_graph import (
     summarize_tree,
 )
 
-
-def tube(shape, spacing, segments, radius_mm: float, caps: bool = True) -> np.ndarray:
-    """Voxels whose centre lies within radius_mm of any of the segments ((start, end) in mm); without
-    caps, cut flat at the segments' ends (a cylinder exactly as long as its segment)."""
-    idx = np.indices(shape).reshape(3, -1).T * np.asarray(spacing)
-    inside = np.zeros(len(idx), bool)
-    for a, b in segments:
-        a, b = np.asarray(a, float), np.asarray(b, float)
-        d = b - a
-        t = (idx - a) @ d / (d @ d)
-        near = np.linalg.norm(idx - (a + np.clip(t, 0, 1)[:, None] * d), axis=1) <= radius_mm
-        inside |= near if caps else near & (t >= 0) & (t <= 1)
-    return inside.reshape(shape)
+from synthetic_ct import tube_mask
 
 
 @pytest.mark.parametrize("spacing", [(0.5, 0.5, 0.5), (0.5, 0.5, 1.0)])
 def test_a_straight_tube_is_one_branch_of_its_length_and_radius(spacing):
     # 40 mm along the last axis, radius 2.5 mm: the same tube in mm on either grid
     shape = tuple(int(round(e / s)) for e, s in zip((16, 16, 50), spacing))
-    mask = tube(shape, spacing, [((8, 8, 5), (8, 8, 45))], 2.5, caps=False)
+    mask = tube_mask(shape, spacing, [((8, 8, 5), (8, 8, 45))], 2.5, caps=False)
     graph = build_vessel_graph(mask, spacing)
     assert len(graph.branches) == 1
     (branch,) = graph.branches
@@ -50,7 +38,7 @@ def test_a_bifurcation_is_three_branches_meeting_at_one_junction():
     spacing = (0.6, 0.6, 0.6)
     shape = (60, 40, 40)
     fork = (18.0, 12.0, 12.0)
-    mask = tube(shape, spacing, [((2, 12, 12), fork), (fork, (34, 22, 12)), (fork, (34, 2, 12))], 1.8)
+    mask = tube_mask(shape, spacing, [((2, 12, 12), fork), (fork, (34, 22, 12)), (fork, (34, 2, 12))], 1.8)
     graph = build_vessel_graph(mask, spacing)
     junctions = [n for n in graph.nodes if n.kind == "junction"]
     assert len(junctions) == 1 and junctions[0].degree == 3
@@ -67,15 +55,15 @@ def test_a_wall_bump_is_pruned_but_a_side_branch_is_kept():
     spacing = (0.5, 0.5, 0.5)
     shape = (80, 30, 30)
     trunk = [((2, 7.5, 7.5), (38, 7.5, 7.5))]
-    bump = tube(shape, spacing, trunk, 2.5) | tube(shape, spacing, [((20, 7.5, 7.5), (20, 11.0, 7.5))], 1.2)
+    bump = tube_mask(shape, spacing, trunk, 2.5) | tube_mask(shape, spacing, [((20, 7.5, 7.5), (20, 11.0, 7.5))], 1.2)
     assert len(build_vessel_graph(bump, spacing).branches) == 1  # 3.5 mm out of a 2.5 mm vessel: its wall
-    side = tube(shape, spacing, trunk, 2.5) | tube(shape, spacing, [((20, 7.5, 7.5), (20, 14.5, 7.5))], 1.2)
+    side = tube_mask(shape, spacing, trunk, 2.5) | tube_mask(shape, spacing, [((20, 7.5, 7.5), (20, 14.5, 7.5))], 1.2)
     assert len(build_vessel_graph(side, spacing).branches) == 3
 
 
 def test_the_centerline_hu_is_the_ct_on_the_centerline():
     spacing = (0.5, 0.5, 0.5)
-    mask = tube((20, 20, 60), spacing, [((5, 5, 4), (5, 5, 26))], 2.0)
+    mask = tube_mask((20, 20, 60), spacing, [((5, 5, 4), (5, 5, 26))], 2.0)
     ct = np.where(mask, 180.0, 90.0)
     (branch,) = build_vessel_graph(mask, spacing, ct).branches
     assert branch.mean_hu == pytest.approx(180.0)
@@ -99,7 +87,7 @@ def test_median_bounding_box_and_distances_agree_with_numpy_and_scipy():
     assert bounding_box(mask) == ndimage.find_objects(mask.astype(int))[0]
     assert bounding_box(np.zeros((3, 3, 3))) is None
     spacing = (0.7, 0.9, 2.0)
-    blob = tube((20, 18, 10), spacing, [((3, 3, 4), (10, 12, 14))], 2.5)
+    blob = tube_mask((20, 18, 10), spacing, [((3, 3, 4), (10, 12, 14))], 2.5)
     points = np.nonzero(blob)
     expected = ndimage.distance_transform_edt(blob, sampling=spacing)[points]
     assert np.array_equal(distances_at(feature_indices(blob, spacing), points, spacing), expected)

@@ -1,0 +1,212 @@
+"""Junction explanation of the portal/hepatic split (livervessels/split_junctions.py) on tubes drawn
+in mm: two vessels crossing are explained as two straight vessels, a Murray bifurcation as one
+vessel, a thin vessel ending on a thick one as no part of it; the same affinities after flipping
+the volume, after scaling spacing and lengths together, and by the greedy search; the HU term; the
+directions leaving a junction; and the partitions the exact search enumerates."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from livervessels.split_junctions import _partitions, junction_affinities
+from livervessels.split_types import SplitParams
+from livervessels.vessel_graph import build_vessel_graph
+
+from synthetic_ct import tube_mask
+
+SPACING = (0.5, 0.5, 0.5)
+SHAPE = (96, 96, 40)  # 48 x 48 x 20 mm
+CENTRE = np.array([24.0, 24.0, 10.0])
+
+
+def _draw(segments, spacing=SPACING, shape=SHAPE) -> np.ndarray:
+    """Union of tubes ((start mm, end mm, radius mm), ...)."""
+    mask = np.zeros(shape, bool)
+    for a, b, r in segments:
+        mask |= tube_mask(shape, spacing, [(a, b)], r)
+    return mask
+
+
+def _crossing(angle_deg: float, dz: float = 0.0) -> list:
+    """A 2.5 mm vessel along x through the centre, crossed by a 2 mm one at angle_deg (its axis dz
+    mm above the first's: touching, not passing through, when dz > 0)."""
+    d = 20 * np.array([np.cos(np.radians(angle_deg)), np.sin(np.radians(angle_deg)), 0.0])
+    other = CENTRE + [0, 0, dz]
+    return [((4, 24, 10), (44, 24, 10), 2.5), (tuple(other - d), tuple(other + d), 2.0)]
+
+
+def _links(edges) -> dict[frozenset, tuple[float, float]]:
+    return {frozenset((a, b)): (w, q) for w, a, b, q in edges}
+
+
+def _vessel_of(graph, branch: int) -> str:
+    """'x' for branches on the vessel along x (y = 24 mm), else 'other'."""
+    y = graph.branches[branch].voxels[:, 1].mean() * graph.spacing[1]
+    return "x" if abs(y - 24.0) < 1.0 else "other"
+
+
+def _internal(graph) -> set[int]:
+    return {b.index for b in graph.branches if all(graph.nodes[n].kind == "junction" for n in b.nodes)}
+
+
+@pytest.mark.parametrize("angle, dz", [(90, 0.0), (90, 2.0), (60, 0.0), (60, 2.0)])
+def test_crossing_vessels_are_explained_as_two_straight_vessels(angle, dz):
+    # Going straight on costs nothing; turning 60-90 degrees into the other vessel costs 1-2.25 per
+    # turn: each arm's straight continuation is its vessel (affinity 1), the other vessel's arms are
+    # not (the skeleton may split the crossing into two junctions with a short piece between).
+    graph = build_vessel_graph(_draw(_crossing(angle, dz)), SPACING)
+    edges, _ = junction_affinities(graph, SplitParams())
+    inner = _internal(graph)
+    arms = [b.index for b in graph.branches if b.index not in inner]
+    assert len(arms) == 4 and sorted(_vessel_of(graph, b) for b in arms) == ["other", "other", "x", "x"]
+    links = _links(edges)
+    for a, b in itertools.combinations(arms, 2):
+        w, q = links[frozenset((a, b))]
+        assert 0 < w <= 1 and 0 < q < 1
+        if _vessel_of(graph, a) == _vessel_of(graph, b):
+            assert w == 1.0 and q > 0.9
+        else:
+            assert w < 0.05 and q < 0.05
+    # a short piece inside the crossing goes with an arm of the most similar radius, as one vessel
+    for s in inner:
+        (other,) = [b for pair in links if s in pair for b in pair if b != s]
+        assert links[frozenset((s, other))] == (1.0, pytest.approx(1.0, abs=1e-5))
+        r = {b: graph.branches[b].mean_radius_mm for b in arms + [s]}
+        assert abs(np.log(r[s] / r[other])) == pytest.approx(min(abs(np.log(r[s] / r[b])) for b in arms))
+
+
+def test_a_bifurcation_obeying_murrays_law_is_one_vessel():
+    # 3.0^3 = 27 ~ 2 x 2.4^3 = 27.6, children at +-30 degrees from the trunk's flow: the best
+    # explanation groups all three ends, so every pair is one vessel.
+    fork = (24, 24, 10)
+    graph = build_vessel_graph(_draw([((4, 24, 10), fork, 3.0), (fork, (41, 34, 10), 2.4),
+                                      (fork, (41, 14, 10), 2.4)]), SPACING)
+    assert len(graph.branches) == 3
+    edges, _ = junction_affinities(graph, SplitParams())
+    assert len(edges) == 3
+    for w, _, _, q in edges:
+        assert w == 1.0 and q > 0.5
+
+
+def _t_junction(flip_axis=None):
+    """A 3 mm vessel along x with a 1.2 mm vessel ending on it at 90 degrees (towards +y):
+    (graph, {'left'|'right'|'side': branch}) with left / right named in the unflipped frame."""
+    mask = _draw([((4, 24, 10), (44, 24, 10), 3.0), ((24, 24, 10), (24, 44, 10), 1.2)])
+    if flip_axis is not None:
+        mask = np.flip(mask, flip_axis)
+    graph = build_vessel_graph(mask, SPACING)
+    assert len(graph.branches) == 3
+    side = min(graph.branches, key=lambda b: b.mean_radius_mm).index
+    x = {b.index: b.voxels[:, 0].mean() for b in graph.branches if b.index != side}
+    left, right = sorted(x, key=x.get)
+    if flip_axis == 0:
+        left, right = right, left
+    return graph, {"left": left, "right": right, "side": side}
+
+
+def test_a_thin_vessel_ending_on_a_thick_one_is_no_part_of_it():
+    # The thick vessel runs straight through: its halves are one vessel. The thin one meets it at
+    # 90 degrees with a radius far from Murray's split: less likely one vessel with either half,
+    # and equally linked to both (the geometry is mirror-symmetric).
+    graph, name = _t_junction()
+    links = _links(junction_affinities(graph, SplitParams())[0])
+    w_through, q_through = links[frozenset((name["left"], name["right"]))]
+    w_left, q_left = links[frozenset((name["left"], name["side"]))]
+    w_right, q_right = links[frozenset((name["right"], name["side"]))]
+    assert w_through == 1.0 and q_through > 0.9
+    assert w_left < 1.0 and q_left < 0.5
+    assert w_right == pytest.approx(w_left, rel=0.05) and q_right == pytest.approx(q_left, rel=0.05)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_flipping_the_volume_gives_the_same_affinities(axis):
+    # Flow directions come from the geometry, not from the order of the voxels.
+    graph, name = _t_junction()
+    links = _links(junction_affinities(graph, SplitParams())[0])
+    graph_f, name_f = _t_junction(axis)
+    links_f = _links(junction_affinities(graph_f, SplitParams())[0])
+    for a, b in itertools.combinations(("left", "right", "side"), 2):
+        w, q = links[frozenset((name[a], name[b]))]
+        w_f, q_f = links_f[frozenset((name_f[a], name_f[b]))]
+        assert w_f == pytest.approx(w, abs=0.02) and q_f == pytest.approx(q, abs=0.02)
+
+
+def test_scaling_the_spacing_with_the_lengths_changes_no_affinity():
+    # The same mask on voxels twice as large, with the axis measured over twice the length: angles,
+    # radius ratios and offsets over radii are the same, hence the same affinities (power-of-two
+    # scaling: the same floats) and the same leaving directions at twice the position.
+    mask = _draw(_crossing(60))
+    edges, leaving = junction_affinities(build_vessel_graph(mask, SPACING), SplitParams())
+    p2 = SplitParams(direction_reach_mm=2 * SplitParams().direction_reach_mm)
+    edges2, leaving2 = junction_affinities(build_vessel_graph(mask, tuple(2 * s for s in SPACING)), p2)
+    assert len(edges) == 7
+    for (w, a, b, q), (w2, a2, b2, q2) in zip(edges, edges2):
+        assert (a, b) == (a2, b2) and w2 == pytest.approx(w, rel=1e-9) and q2 == pytest.approx(q, rel=1e-9)
+    assert leaving.keys() == leaving2.keys()
+    for key, (u, at) in leaving.items():
+        np.testing.assert_allclose(leaving2[key][0], u, atol=1e-9)
+        np.testing.assert_allclose(leaving2[key][1], 2 * at, atol=1e-9)
+
+
+def test_leaving_directions_point_from_the_junction_into_each_branch():
+    graph = build_vessel_graph(_draw(_crossing(90)), SPACING)
+    _, leaving = junction_affinities(graph, SplitParams())
+    ids = [b.index for b in graph.branches]
+    assert len(ids) == 4 and set(leaving) == set(itertools.permutations(ids, 2))
+    sp = np.asarray(SPACING)
+    for (_, b), (u, at) in leaving.items():
+        assert np.linalg.norm(at - CENTRE) < 1.0  # the crossing's centre
+        away = graph.branches[b].voxels.mean(axis=0) * sp - at
+        assert np.linalg.norm(u) == pytest.approx(1.0)
+        assert u @ away > 0.95 * np.linalg.norm(away)  # the arm is straight: along its axis
+
+
+def test_a_vessel_whose_pieces_differ_in_hu_by_far_more_than_noise_is_two_vessels():
+    graph = build_vessel_graph(_draw(_crossing(90)), SPACING)
+    p = SplitParams(intensity_weight=1.0)
+    x_arms = [b.index for b in graph.branches if _vessel_of(graph, b.index) == "x"]
+    y_arms = [b.index for b in graph.branches if _vessel_of(graph, b.index) == "other"]
+    geometry = _links(junction_affinities(graph, p)[0])
+
+    def links_with(hu_of_one_x_arm: float):
+        for b in graph.branches:
+            b.mean_hu = 200.0
+        graph.branches[x_arms[0]].mean_hu = hu_of_one_x_arm
+        return _links(junction_affinities(graph, p, intensity=(20.0, 100.0))[0])
+
+    # equal HU adds nothing; 2 HU apart with 20 HU noise: still one vessel
+    assert links_with(200.0) == geometry
+    assert links_with(202.0)[frozenset(x_arms)][0] == 1.0
+    # 100 HU apart (the halves are ~40 voxels each: the means' noise is ~4.5 HU): not one vessel,
+    # while the other vessel stays whole
+    split = links_with(100.0)
+    assert split[frozenset(x_arms)][0] < 0.01 and split[frozenset(x_arms)][1] < 0.01
+    assert split[frozenset(y_arms)][0] == 1.0
+    # without the scan's noise and contrast, HU is not used
+    assert _links(junction_affinities(graph, p)[0]) == geometry
+
+
+@pytest.mark.parametrize("angle", [90, 60])
+def test_the_greedy_search_of_large_junctions_agrees_on_a_clear_crossing(angle):
+    graph = build_vessel_graph(_draw(_crossing(angle)), SPACING)
+    exact = _links(junction_affinities(graph, SplitParams())[0])
+    greedy = _links(junction_affinities(graph, SplitParams(max_enumerated_ends=2))[0])
+    assert exact.keys() == greedy.keys()
+    for pair, (w, _) in exact.items():
+        # the same vessels: straight continuations together, turns into the other vessel apart
+        assert (greedy[pair][0] == 1.0) == (w == 1.0)
+        assert w == 1.0 or greedy[pair][0] < 0.05
+
+
+def test_the_exact_search_enumerates_every_partition_into_groups_of_up_to_four():
+    # Set partitions of k ends (Bell numbers 1, 2, 5, 15, 52, 203) without groups over 4: for k = 5
+    # the one 5-group goes (51), for k = 6 the 6-group and the six 5 + 1 splits (196).
+    for k, expected in ((1, 1), (2, 2), (3, 5), (4, 15), (5, 51), (6, 196)):
+        parts = list(_partitions(tuple(range(k)), 4))
+        assert len(parts) == expected
+        canonical = {frozenset(frozenset(g) for g in part) for part in parts}
+        assert len(canonical) == expected  # no partition twice
+        for part in parts:
+            assert sorted(i for g in part for i in g) == list(range(k)) and max(map(len, part)) <= 4
