@@ -33,9 +33,9 @@ each voxel by its nearest seed fails there. The split works on the centerline gr
    Both trees supply or drain the whole liver, so they interleave everywhere: a liver region far
    from every branch of one tree but close to the other's means a branch of the first was taken
    whole through a contact (the one-sided failure seen on real livers). Such a region is flagged
-   and its branches' confidence capped; optionally (SplitParams.territory_candidates, off by
-   default) the vessel where the growth came into it first roots itself in the missing tree when
-   that gives both trees back everywhere (split_territory).
+   and its branches' confidence capped. Where the scan shows the trees' HU difference, the vessel
+   where the growth came into the region roots itself in the missing tree when that gives both
+   trees back everywhere and the moved branches' HU speaks for it (split_territory).
 4. Voxels take the label of their nearest centerline voxel within their own connected component.
 
 Voxels coarser than max_working_spacing_mm are subdivided first (thin vessels are one voxel wide on
@@ -72,17 +72,45 @@ from livervessels.enhancement import _dilate_ball  # exact, fast ball dilation (
 from livervessels.geometry import CanonicalFrame
 from livervessels.split_fine_grid import block_majority, downsample_labels, repeat_voxels, upsample_ct, upsample_mask
 from livervessels.split_geodesic import split_geodesic
-from livervessels.split_growth import (branch_core_radius, branch_margin, confidence_summary, flip_subtrees,
-                                       grow_trees, growth_depth, intensity_roots, orphan_roots, other_tree_neighbours,
-                                       parent_link_cost, path_risks, radial_costs, tree_roots)
+from livervessels.split_growth import (
+    branch_core_radius,
+    branch_margin,
+    confidence_summary,
+    flip_subtrees,
+    grow_trees,
+    growth_depth,
+    intensity_roots,
+    orphan_roots,
+    other_tree_neighbours,
+    parent_link_cost,
+    path_risks,
+    radial_costs,
+    tree_roots,
+)
 from livervessels.split_intensity import TreeIntensity, branch_log_odds, measure_tree_intensity
 from livervessels.split_junctions import junction_affinities
 from livervessels.split_seeds import crop_to_box, find_seeds, padded_box, seed_contacts, superior_height
 from livervessels.split_territory import missing_tree_regions, territory_roots
-from livervessels.split_types import (HEPATIC, PORTAL, TREE_NAMES, UNREACHED_CONFIDENCE, Labelling, PortalHepaticSplit,
-                                      SplitBranches, SplitParams)
-from livervessels.vessel_graph import (VesselGraph, attach_image_axes, bounding_box, build_vessel_graph, distances_at,
-                                       feature_indices, summarize_tree, values_in_box_at)
+from livervessels.split_types import (
+    HEPATIC,
+    PORTAL,
+    TREE_NAMES,
+    UNREACHED_CONFIDENCE,
+    Labelling,
+    PortalHepaticSplit,
+    SplitBranches,
+    SplitParams,
+)
+from livervessels.vessel_graph import (
+    VesselGraph,
+    attach_image_axes,
+    bounding_box,
+    build_vessel_graph,
+    distances_at,
+    feature_indices,
+    summarize_tree,
+    values_in_box_at,
+)
 
 __all__ = ["HEPATIC", "PORTAL", "PortalHepaticSplit", "SplitBranches", "SplitParams", "find_seeds",
            "split_portal_hepatic"]
@@ -239,7 +267,10 @@ def _split_on_finer_grid(vessels, v, box, scale, ct, spacing, liver, portal_vein
     t = time.perf_counter()
     fine_spacing = tuple(s / k for s, k in zip(spacing, scale))
     v_w = upsample_mask(v, scale)
-    crop = (lambda m: None if m is None else repeat_voxels(np.asarray(m, bool)[box], scale))
+
+    def crop(m):
+        return None if m is None else repeat_voxels(np.asarray(m, bool)[box], scale)
+
     ct_w = None
     if ct is not None:
         ct_w = upsample_ct(np.asarray(ct)[box], scale)
@@ -360,18 +391,18 @@ def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings,
                                                         log_odds=log_odds, soft_roots=soft_roots)
     # A region of the liver left to one tree: try giving it the missing tree back by rooting, in that
     # tree, the vessel where the other tree's growth came into the region (kept only when both trees
-    # then interleave everywhere; off by default).
+    # then interleave everywhere and the scan's HU speaks for it: only where the HU cue is used).
     liver_w = support.get("liver")
     region_roots: dict = {}
     grow_kw = {"radius": radius, "log_odds": log_odds if tree_hu.used else None}
-    if p.territory_candidates > 0:
+    if p.territory_candidates > 0 and tree_hu.used:
         def regrow(extra: dict) -> tuple[np.ndarray, np.ndarray]:
             grown = grow_trees(nb, edges, seed_label, graph, p, radial, soft_roots={**soft_roots, **extra}, **grow_kw)
             return grown[0], grown[2]
 
         territory = missing_tree_regions(graph, branch_label, liver_w, p, far_ratio=p.territory_search_ratio)
         region_roots = territory_roots(graph, branch_label, seed_label, parent, parent_link_cost(edges, parent),
-                                       liver_w, territory, p, regrow)
+                                       log_odds, liver_w, territory, p, regrow)
     if region_roots:
         soft_roots = {**soft_roots, **region_roots}
         branch_label, refused, parent = grow_trees(nb, edges, seed_label, graph, p, radial, soft_roots=soft_roots,
@@ -419,9 +450,9 @@ def _seed_branches(graph: VesselGraph, seeds: dict, comps: np.ndarray, p: SplitP
     component: the hepatic veins usually meet the IVC in one contact patch, but the IVC label may
     separate them, and each needs its root."""
     nb = len(graph.branches)
-    is_seed = {l: np.zeros(nb, bool) for l in (PORTAL, HEPATIC)}
-    candidates = {l: np.zeros(nb, bool) for l in (PORTAL, HEPATIC)}
-    centerline_dist = {l: np.full(nb, np.inf) for l in (PORTAL, HEPATIC)}
+    is_seed = {tree: np.zeros(nb, bool) for tree in (PORTAL, HEPATIC)}
+    candidates = {tree: np.zeros(nb, bool) for tree in (PORTAL, HEPATIC)}
+    centerline_dist = {tree: np.full(nb, np.inf) for tree in (PORTAL, HEPATIC)}
     radius = np.array([b.mean_radius_mm for b in graph.branches])
     vox, starts = _centerline(graph)
     comp_of = comps[tuple(vox[starts].T)].astype(np.int64)
@@ -429,16 +460,16 @@ def _seed_branches(graph: VesselGraph, seeds: dict, comps: np.ndarray, p: SplitP
     # Distances to a contact are compared with at most this (a candidate's or a junction's radius
     # beyond the reach, the lumen region of _continuous_with_contact): farther ones may read inf.
     reach = p.seed_distance_mm + p.seed_reach_mm + max(10.0, float(graph.radius_mm.max()))
-    for l in (PORTAL, HEPATIC):
-        if not seeds[l].any():
+    for tree in (PORTAL, HEPATIC):
+        if not seeds[tree].any():
             continue
         # on the contact's box grown by reach only (inf / patch 0 outside it)
-        box = padded_box(seeds[l], graph.spacing, reach)
-        d_box, ind = ndimage.distance_transform_edt(~seeds[l][box], sampling=graph.spacing, return_indices=True)
-        patch_box = cc3d.connected_components(seeds[l][box], connectivity=26)[tuple(ind)]
+        box = padded_box(seeds[tree], graph.spacing, reach)
+        d_box, ind = ndimage.distance_transform_edt(~seeds[tree][box], sampling=graph.spacing, return_indices=True)
+        patch_box = cc3d.connected_components(seeds[tree][box], connectivity=26)[tuple(ind)]
         d = functools.partial(values_in_box_at, d_box, box, fill=np.inf)
         patch_of = functools.partial(values_in_box_at, patch_box, box, fill=0)
-        near = centerline_dist[l]
+        near = centerline_dist[tree]
         k = _segment_argmin(d(vox), starts)  # each branch's centerline voxel nearest the contact
         near[:] = d(vox[k])
         patch = patch_of(vox[k]).astype(np.int64)
@@ -447,9 +478,9 @@ def _seed_branches(graph: VesselGraph, seeds: dict, comps: np.ndarray, p: SplitP
         # of a blob end), or a little farther in when the support label covers its first
         # millimetres and only a rim of partial-volume voxels touches it.
         cand = near <= p.seed_distance_mm + p.seed_reach_mm + max_radius
-        if l == PORTAL:
-            cand &= _continuous_with_contact(graph, seeds[l][box], d_box, p, box)
-        if l == HEPATIC:
+        if tree == PORTAL:
+            cand &= _continuous_with_contact(graph, seeds[tree][box], d_box, p, box)
+        if tree == HEPATIC:
             # The hepatic veins converge on the IVC, often in one junction blob of the mask: every
             # thick vessel leaving a junction at the contact is a root. (The portal vein enters as
             # one trunk; a thick hepatic vein touching it there must not become a portal root.)
@@ -463,15 +494,15 @@ def _seed_branches(graph: VesselGraph, seeds: dict, comps: np.ndarray, p: SplitP
                         if near[bi] > dn[k]:
                             near[bi], patch[bi] = dn[k], patch_of(n.voxels[k:k + 1])[0]
                         cand[bi] = True
-        candidates[l] = cand.copy()
+        candidates[tree] = cand.copy()
         group = patch * (int(comps.max()) + 1) + comp_of
         for c in np.unique(group[cand]):
             members = np.flatnonzero(cand & (group == c))
             # Portal: the trunk's continuation only (a thick hepatic vein may touch it at the hilum).
             # Hepatic: every vein reaching the contact; several converge on the IVC, and the
             # thickness filter of the contact patches already drops vessels brushing it lower down.
-            ratio = p.root_radius_ratio if l == PORTAL else 0.0
-            is_seed[l][members[radius[members] >= ratio * radius[members].max()]] = True
+            ratio = p.root_radius_ratio if tree == PORTAL else 0.0
+            is_seed[tree][members[radius[members] >= ratio * radius[members].max()]] = True
     both = is_seed[PORTAL] & is_seed[HEPATIC]
     portal = is_seed[PORTAL] & ~(both & (centerline_dist[PORTAL] > centerline_dist[HEPATIC]))
     hepatic = is_seed[HEPATIC] & ~portal
@@ -488,12 +519,13 @@ def _refine_roots(graph: VesselGraph, seed_label: np.ndarray, candidates: dict, 
     drain into the IVC through their thick trunks, and thin vessels of the other tree brush both
     structures. A thinner branch
     near a contact may be a root too when it emerges from the structure: at least
-    emerging_root_ratio x the thickest root and emerging_min_radius_mm thick, and joined to the portal vein / IVC through lumen
-    emerging_lumen_fraction of its own radius wide (the left portal vein beside a thicker right one;
-    an inferior right hepatic vein). A vessel of the other tree merely touching the structure is
-    joined through a narrow waist. Such roots are not certain (a vessel of the other tree can end
-    on the structure): the growth takes them at a cost, root_cost_weight x ln(thickest / own radius),
-    unless the other tree reaches them more cheaply through its own vessels."""
+    emerging_root_ratio x the thickest root and emerging_min_radius_mm thick, and joined to the
+    portal vein / IVC through lumen emerging_lumen_fraction of its own radius wide (the left portal
+    vein beside a thicker right one; an inferior right hepatic vein). A vessel of the other tree
+    merely touching the structure is joined through a narrow waist. Such roots are not certain (a
+    vessel of the other tree can end on the structure): the growth takes them at a cost,
+    root_cost_weight x ln(thickest / own radius), unless the other tree reaches them more cheaply
+    through its own vessels."""
     out = seed_label.copy()
     soft: dict[int, tuple[int, float]] = {}
     for lab, ratio in ((PORTAL, p.root_radius_ratio), (HEPATIC, p.hepatic_root_ratio)):
@@ -741,22 +773,22 @@ def _label_unreached(lab, v, comps, unreached, pv, ivc, spacing) -> dict:
         return {"components": 0, "voxels": 0}
     where = np.nonzero(unreached & (comps > 0))
     comp_of = comps[where]
-    targets = {l: lab == l for l in (PORTAL, HEPATIC) if (lab == l).any()}
+    targets = {label: lab == label for label in (PORTAL, HEPATIC) if (lab == label).any()}
     if not targets:  # nothing labelled anywhere: the nearer of the portal vein and the IVC
-        targets = {l: m for l, m in ((PORTAL, pv), (HEPATIC, ivc)) if m is not None and m.any()}
+        targets = {label: m for label, m in ((PORTAL, pv), (HEPATIC, ivc)) if m is not None and m.any()}
     if targets:
         sp = np.asarray(spacing, float)
         points = np.stack(where, axis=1) * sp
         lowest = {}
-        for l, m in targets.items():
+        for label, m in targets.items():
             tree = spatial.cKDTree(np.argwhere(m) * sp, balanced_tree=False, compact_nodes=False)
-            lowest[l] = np.asarray(ndimage.minimum(tree.query(points)[0], comp_of, ids))
+            lowest[label] = np.asarray(ndimage.minimum(tree.query(points)[0], comp_of, ids))
         best = np.zeros(int(ids.max()) + 1, np.uint8)
         for i, c in enumerate(ids):
-            d = {l: float(lowest[l][i]) for l in targets}
+            d = {label: float(lowest[label][i]) for label in targets}
             if len(d) == 2 and abs(d[PORTAL] - d[HEPATIC]) <= 1e-6 * max(d.values()):
                 d = _unreached_minima(targets, where, comp_of == c, max(d.values()), spacing)
-            best[c] = min(d, key=lambda l: d[l])
+            best[c] = min(d, key=lambda label: d[label])
         lab[where] = best[comp_of]
     return {"components": int(len(ids)), "voxels": int(len(comp_of))}
 
@@ -772,11 +804,11 @@ def _unreached_minima(targets: dict, where, sel, reach_mm: float, spacing) -> di
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
     local = tuple((pts - lo).T)
     out = {}
-    for l, m in targets.items():
+    for label, m in targets.items():
         if m[box].any():
-            out[l] = float(distances_at(feature_indices(~m[box], spacing), local, spacing).min())
+            out[label] = float(distances_at(feature_indices(~m[box], spacing), local, spacing).min())
         else:
-            out[l] = np.inf
+            out[label] = np.inf
     return out
 
 

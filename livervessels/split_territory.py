@@ -115,20 +115,25 @@ def _block_mean(mask: np.ndarray, f: np.ndarray, coarse_shape: tuple[int, ...]) 
 
 
 def territory_roots(graph: VesselGraph, branch_label: np.ndarray, seed_label: np.ndarray, parent: np.ndarray,
-                    link_cost: np.ndarray, liver: np.ndarray | None, territory: TreeTerritory, p: SplitParams,
+                    link_cost: np.ndarray, log_odds: np.ndarray, liver: np.ndarray | None,
+                    territory: TreeTerritory, p: SplitParams,
                     regrow: Callable[[dict], tuple[np.ndarray, np.ndarray]]) -> dict[int, tuple[int, float]]:
     """{branch: (label, cost)}: further roots that give a liver region its missing tree back.
 
     territory: missing_tree_regions(..., far_ratio=p.territory_search_ratio) of these labels. For
-    each tree flagged missing from a region, in turn, the present tree's branches whose growth subtree holds
-    a good share of the region's branches are tried, weakest link to their growth parent first,
+    each tree flagged missing from a region, in turn, the present tree's branches whose growth
+    subtree holds a good share of the region's branches are tried, weakest link to their growth
+    parent first (link_cost: -ln affinity of the link each branch was reached over),
     one at a time as a root of the missing tree; regrow(extra_roots) returns the branch labels and
     growth parents with them. The best trial is kept when the missing tree then reaches most of
     the region (it is no longer flagged and at most p.territory_return_share of the region is
-    left), no tree is newly flagged and at most half as much liver is left to one tree: a lobar branch taken through a contact hands its whole
-    subtree back, and both trees interleave again. Where the mask itself lacks the tree there (its
-    thin branches were not segmented), re-rooting a vessel of the other tree only moves the gap or
-    nibbles at it: no trial is kept."""
+    left), no tree is newly flagged and at most half as much liver is left to one tree: a lobar
+    branch taken through a contact hands its whole subtree back, and both trees interleave again.
+    And the scan's own HU must speak for the move: the branches that change tree together carry at
+    least p.territory_hu_support nats of HU log-odds (log_odds: log P(portal) / P(hepatic) per
+    branch) for their new tree. Territory alone is no proof: a mask that lacks the thin branches of
+    one tree somewhere looks the same, and there re-rooting a vessel of the other tree only moves
+    the gap or nibbles at it: no trial is kept."""
     out: dict[int, tuple[int, float]] = {}
     if not territory.flagged or p.territory_candidates <= 0:
         return out
@@ -155,18 +160,28 @@ def territory_roots(graph: VesselGraph, branch_label: np.ndarray, seed_label: np
             labels, parents = regrow(trial)
             after = missing_tree_regions(graph, labels, liver, p, far_ratio=p.territory_search_ratio)
             total = sum(after.missing_fraction.values())
+            support = hu_support(branch_label, labels, log_odds)
             # the region gets its tree back (most of it: a sparse mask can leave a region without
             # one tree, and a root that only nibbles at it is a guess), no other region loses one,
-            # and less liver is left to one tree
+            # less liver is left to one tree, and the scan's HU speaks for the move
             if (name in after.flagged
                     or after.missing_fraction[name] > p.territory_return_share * territory.missing_fraction[name]
-                    or not set(after.flagged) <= set(territory.flagged) or total > 0.5 * before):
+                    or not set(after.flagged) <= set(territory.flagged) or total > 0.5 * before
+                    or support < p.territory_hu_support):
                 continue
-            if best is None or total < best[0]:
-                best = (total, b, labels, parents, after)
+            # least liver left to one tree; among equals (often none left), the most HU evidence
+            rank = (round(total, 2), -support)
+            if best is None or rank < best[0]:
+                best = (rank, b, labels, parents, after)
         if best is not None:
             _, b, branch_label, parent, territory = best
             out[b] = (missing, 0.0)
+
+
+def hu_support(before: np.ndarray, after: np.ndarray, log_odds: np.ndarray) -> float:
+    """Summed HU log-odds of the branches that changed tree, for their new tree (nats)."""
+    changed = (before > 0) & (after > 0) & (before != after)
+    return float(np.sum(np.where(after[changed] == PORTAL, log_odds[changed], -log_odds[changed])))
 
 
 def _suspect_descendants(parent: np.ndarray, suspect: np.ndarray) -> np.ndarray:

@@ -10,7 +10,6 @@ import numpy as np
 from livervessels.split_confidence import DEFAULT_MODEL, ConfidenceModel
 from livervessels.vessel_graph import VesselGraph
 
-
 PORTAL, HEPATIC = 1, 2
 
 
@@ -107,7 +106,8 @@ class SplitParams:
     intensity_root_log_odds: float = 3.0  # ... with log-odds at least this (0: off) roots itself there
     intensity_root_cost: float = 0.0  # ... at this cost
     intensity_root_min_length_mm: float = 5.0  # ... when this long (a stub at a junction mixes both trees' HU)
-    subtree_flip_margin: float = 3.0  # a subtree changes tree when its HU evidence beats its attachment by this (0: off)
+    # a subtree changes tree when its HU evidence beats its attachment by this (0: off)
+    subtree_flip_margin: float = 3.0
     subtree_flip_mean: float = 1.0  # ... and its branches' mean log-odds for the other tree reach this
     # one tree missing from a region of the liver (split_territory): both trees reach everywhere
     territory_block_mm: float = 3.0  # measured on blocks about this size
@@ -116,11 +116,15 @@ class SplitParams:
     territory_search_ratio: float = 4.0  # ... for the search for roots that give a region its tree back: this x)
     territory_near_mm: float = 15.0  # ... and this close to the other's lacks the first tree
     territory_min_fraction: float = 0.05  # flagged when such liver is at least this share of the liver
-    territory_candidates: int = 0  # branches tried as a root of the missing tree there (0: off; 5 tested): those whose
-    territory_subtree_share: float = 0.2  # ... growth subtree holds this share of the region's branches, weakest link first
+    # branches tried as a root of the missing tree there (0: off): those whose growth subtree holds
+    # territory_subtree_share of the region's branches, weakest link first
+    territory_candidates: int = 5
+    territory_subtree_share: float = 0.2
     territory_return_share: float = 0.3  # a root is kept when at most this share of the region stays without its tree
-    territory_confidence: float = 0.7  # branches of the present tree there: confidence at most this x (1 - the
-    # region's share of the liver) (1: off; 0.7: the share right of such branches over the flagged tuning cases, 0.46-0.85)
+    territory_hu_support: float = 2.0  # ... and the branches it moves carry this many nats of HU log-odds for it
+    # branches of the present tree there: confidence at most this x (1 - the region's share of the liver)
+    # (1: off; 0.7: the share right of such branches over the flagged tuning cases, 0.46-0.85)
+    territory_confidence: float = 0.7
     # confidence: a model of P(label right | evidence), fitted on synthetic livers (split_confidence)
     confidence_model: ConfidenceModel = DEFAULT_MODEL
     # QC

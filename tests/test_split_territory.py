@@ -6,7 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from livervessels.split_territory import missing_tree_regions, territory_roots
+from livervessels.split_territory import hu_support, missing_tree_regions, territory_roots
 from livervessels.split_types import HEPATIC, PORTAL, SplitParams
 from livervessels.vessel_graph import build_vessel_graph
 
@@ -102,10 +102,26 @@ def test_a_root_that_gives_the_region_its_tree_back_is_kept(comb):
         return labels, parent
 
     territory = missing_tree_regions(graph, wrong, liver, p)
-    roots = territory_roots(graph, wrong, np.zeros(len(wrong), np.uint8), parent, link_cost, liver, territory, p,
-                            regrow)
+    # the scan's HU: portal branches a little brighter than hepatic ones (log-odds +0.5 nats each)
+    log_odds = np.where(truth == PORTAL, 0.5, -0.5)
+    roots = territory_roots(graph, wrong, np.zeros(len(wrong), np.uint8), parent, link_cost, log_odds, liver,
+                            territory, p, regrow)
     assert roots == {int(entry): (PORTAL, 0.0)}
     assert list(tried[0]) == [int(entry)]  # the weakest link is tried first
+    # the same move where the HU says nothing (equal HU) or speaks against it is refused: a region
+    # without one tree is no proof on its own (a mask can lack that tree's thin branches there)
+    for hu in (np.zeros(len(wrong)), -log_odds):
+        assert territory_roots(graph, wrong, np.zeros(len(wrong), np.uint8), parent, link_cost, hu, liver,
+                               territory, p, regrow) == {}
+
+
+def test_hu_support_sums_the_evidence_for_the_new_tree():
+    before = np.array([HEPATIC, HEPATIC, PORTAL, HEPATIC, 0], np.uint8)
+    after = np.array([PORTAL, PORTAL, HEPATIC, HEPATIC, PORTAL], np.uint8)
+    log_odds = np.array([1.0, 2.0, -0.5, 9.0, 9.0])  # log P(portal) / P(hepatic)
+    # the changed branches only (an unlabelled one gaining a label is no change of tree)
+    assert hu_support(before, after, log_odds) == pytest.approx(1.0 + 2.0 + 0.5)
+    assert hu_support(before, before, log_odds) == 0.0
 
 
 def test_a_root_that_only_moves_the_gap_is_refused(comb):
@@ -126,13 +142,14 @@ def test_a_root_that_only_moves_the_gap_is_refused(comb):
         return labels, parent
 
     territory = missing_tree_regions(graph, wrong, liver, p)
-    assert territory_roots(graph, wrong, np.zeros(len(wrong), np.uint8), parent, np.ones(len(wrong)), liver,
-                           territory, p, regrow) == {}
+    log_odds = np.where(x < 50, 1.0, 0.0)  # even with the HU all for the move
+    assert territory_roots(graph, wrong, np.zeros(len(wrong), np.uint8), parent, np.ones(len(wrong)), log_odds,
+                           liver, territory, p, regrow) == {}
     assert tried  # a root was tried, and refused
     tried.clear()
     off = SplitParams(territory_candidates=0)
-    assert territory_roots(graph, wrong, np.zeros(len(wrong), np.uint8), parent, np.ones(len(wrong)), liver,
-                           territory, off, regrow) == {}
+    assert territory_roots(graph, wrong, np.zeros(len(wrong), np.uint8), parent, np.ones(len(wrong)), log_odds,
+                           liver, territory, off, regrow) == {}
     assert not tried
 
 
