@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from livervessels.geometry import Volume  # noqa: E402
 from livervessels.inference import segment  # noqa: E402
-from livervessels.phantom import LABELS, make_phantom  # noqa: E402
+from livervessels.synthetic.phantom import LABELS, make_phantom  # noqa: E402
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:

@@ -23,9 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from livervessels.enhancement import enhance_liver_vessels  # noqa: E402
-from livervessels.metrics import cldice, dice, n_components  # noqa: E402
-from livervessels.phantom import LABELS, make_phantom  # noqa: E402
-from livervessels.phantom_degrade import simulate_network_mask  # noqa: E402
+from livervessels.synthetic.metrics import cldice, dice, n_components  # noqa: E402
+from livervessels.synthetic.phantom import LABELS, make_phantom  # noqa: E402
+from livervessels.synthetic.phantom_degrade import simulate_network_mask  # noqa: E402
 
 GRIDS = {
     "1.5x1.5x2.5": {"shape": (160, 160, 64), "spacing": (1.5, 1.5, 2.5)},

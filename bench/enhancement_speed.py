@@ -46,8 +46,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from livervessels.compute import resolve_device  # noqa: E402
 from livervessels.enhancement import EnhancementParams, enhance_liver_vessels  # noqa: E402
-from livervessels.phantom import LABELS, make_phantom  # noqa: E402
-from livervessels.phantom_degrade import simulate_network_mask  # noqa: E402
+from livervessels.synthetic.phantom import LABELS, make_phantom  # noqa: E402
+from livervessels.synthetic.phantom_degrade import simulate_network_mask  # noqa: E402
 from livervessels.vesselness import sigma_for_radius, vesselness  # noqa: E402
 
 from large_cases import large_noisy_case  # noqa: E402

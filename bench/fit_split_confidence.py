@@ -126,7 +126,7 @@ def collect(realistic_seeds, first_seeds, store: Path) -> list[dict]:
                       f"({time.perf_counter() - t:.1f} s)", flush=True)
     import split_accuracy as first  # the first family's cases, as its benchmark builds them
 
-    from livervessels.phantom import make_phantom
+    from livervessels.synthetic.phantom import make_phantom
     for seed in first_seeds:
         for case in (0, 1, 2, 3, 4):
             label, grid, clearance, source = first.CASES[case]

@@ -1,6 +1,6 @@
 """Inference speed and memory: this project's engine vs TotalSegmentator 2.18, same input, same weights.
 
-A 512x512x300 CT at 0.8x0.8x1.5 mm (livervessels.phantom.make_phantom, cached under build/speed/)
+A 512x512x300 CT at 0.8x0.8x1.5 mm (livervessels.synthetic.phantom.make_phantom, cached under build/speed/)
 through the random-weight stand-ins of bench/standin_weights.py --random (nnU-Net-sized networks in
 the official layout; the results are noise, the work is real). For every run:
 
@@ -165,7 +165,7 @@ def worker(args) -> None:
 def make_input(path: Path, shape, spacing, seed: int) -> dict:
     import nibabel as nib
 
-    from livervessels.phantom import make_phantom
+    from livervessels.synthetic.phantom import make_phantom
 
     info = {"shape": list(shape), "spacing_mm": list(spacing), "seed": seed, "path": str(path)}
     if path.exists():
@@ -187,7 +187,7 @@ def dicom_input(image: Path) -> Path:
     """The NIfTI input written once as a DICOM CT series (one file per slice), beside it."""
     import nibabel as nib
 
-    from livervessels.dicom.write_series import write_image_series
+    from livervessels.synthetic.write_series import write_image_series
 
     folder = image.with_name(image.name.replace(".nii.gz", "_dicom"))
     if not (folder / "done").exists():

@@ -19,8 +19,8 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from livervessels.phantom import LABELS, make_phantom  # noqa: E402
-from livervessels.phantom_degrade import simulate_network_mask  # noqa: E402
+from livervessels.synthetic.phantom import LABELS, make_phantom  # noqa: E402
+from livervessels.synthetic.phantom_degrade import simulate_network_mask  # noqa: E402
 
 
 @dataclass

@@ -50,7 +50,7 @@ def make_long_ct(slices: int, folder: Path) -> tuple[Path, Path]:
     import nibabel as nib
 
     from livervessels.geometry import nifti_image
-    from livervessels.phantom import LABELS, make_phantom
+    from livervessels.synthetic.phantom import LABELS, make_phantom
 
     ct_path, support = folder / "ct.nii", folder / "support"
     if ct_path.exists() and all((support / f"{n}.nii.gz").exists() for n in SUPPORT):

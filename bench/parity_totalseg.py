@@ -16,7 +16,7 @@ internet: TOTALSEG_HOME_DIR is a temporary folder holding config.json with "send
 false and nnunet/results -> the stand-ins (present weights are never downloaded), and the
 subprocess gets HTTP(S)_PROXY=http://127.0.0.1:9 so any request would fail at once.
 
-Cases (default phantom, real, noliver): `phantom` is livervessels.phantom.make_phantom on a
+Cases (default phantom, real, noliver): `phantom` is livervessels.synthetic.phantom.make_phantom on a
 realistic grid (default 256x256x120 at 0.8x0.8x1.5 mm, RAS); `real` is the real example CT
 (/work/shared/data/totalseg_example/ct_dicom,
 512x512x20 at 0.98x0.98x2 mm, LPS voxel order) converted to NIfTI by this project's DICOM reader;
@@ -195,10 +195,10 @@ def run_measured(cmd: list[str], env: dict, cwd: Path, log: Path, timeout: float
 # ------------------------------------------------------------------ inputs
 
 def write_phantom(path: Path, shape, spacing, seed: int) -> dict:
-    from livervessels.phantom import make_phantom
+    from livervessels.synthetic.phantom import make_phantom
 
     ph = make_phantom(seed=seed, shape=tuple(shape), spacing=tuple(spacing))
-    img = nib.Nifti1Image(np.asarray(ph.ct, np.int16), ph.affine)  # as livervessels.phantom.save_nifti
+    img = nib.Nifti1Image(np.asarray(ph.ct, np.int16), ph.affine)  # as livervessels.synthetic.phantom.save_nifti
     img.header.set_data_dtype(np.int16)
     img.header.set_xyzt_units("mm")
     img.set_qform(ph.affine, code=1)

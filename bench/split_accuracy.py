@@ -42,9 +42,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from livervessels.enhancement import enhance_liver_vessels  # noqa: E402
-from livervessels.phantom import LABELS, make_phantom  # noqa: E402
-from livervessels.phantom_degrade import simulate_network_mask  # noqa: E402
 from livervessels.portal_hepatic import HEPATIC, PORTAL, SplitParams, find_seeds, split_portal_hepatic  # noqa: E402
+from livervessels.synthetic.phantom import LABELS, make_phantom  # noqa: E402
+from livervessels.synthetic.phantom_degrade import simulate_network_mask  # noqa: E402
 from livervessels.vessel_graph import build_vessel_graph, skeletonize_mask  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))

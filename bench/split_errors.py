@@ -30,9 +30,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from livervessels.phantom import LABELS, centerline_distances, make_phantom  # noqa: E402
 from livervessels.portal_hepatic import SplitParams, split_portal_hepatic  # noqa: E402
 from livervessels.split_junctions import _axis_offsets, _group_cost, _junction_regions, _partitions, _region_ends  # noqa: E402
+from livervessels.synthetic.phantom import LABELS, centerline_distances, make_phantom  # noqa: E402
 
 
 def nearest_segment(ph, points_mm: np.ndarray) -> int:

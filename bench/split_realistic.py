@@ -39,8 +39,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from livervessels.enhancement import enhance_liver_vessels  # noqa: E402
-from livervessels.metrics import cldice, dice, n_components  # noqa: E402
 from livervessels.portal_hepatic import SplitParams, split_portal_hepatic  # noqa: E402
+from livervessels.synthetic.metrics import cldice, dice, n_components  # noqa: E402
 from livervessels.synthetic.network_mask import simulate_network_mask  # noqa: E402
 from livervessels.synthetic.realistic import CONDITIONS, make_realistic_phantom  # noqa: E402
 

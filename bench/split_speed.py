@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from livervessels.phantom import LABELS, make_phantom  # noqa: E402
 from livervessels.portal_hepatic import split_portal_hepatic  # noqa: E402
+from livervessels.synthetic.phantom import LABELS, make_phantom  # noqa: E402
 from livervessels.vessel_graph import build_vessel_graph, skeletonize_mask  # noqa: E402
 
 from large_cases import large_noisy_case  # noqa: E402

@@ -206,7 +206,7 @@ def check_demo_008(results: Path) -> float:
     import numpy as np
 
     from livervessels import nnunet_runner
-    from livervessels.phantom import make_phantom
+    from livervessels.synthetic.phantom import make_phantom
 
     ph = make_phantom(seed=3, shape=(120, 120, 64), spacing=(2.0, 2.0, 2.5))
     image = ph.ct.astype(np.float32)

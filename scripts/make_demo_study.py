@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from livervessels.dicom.write_series import write_image_series
-from livervessels.phantom import make_phantom, save_nifti
+from livervessels.synthetic.phantom import make_phantom, save_nifti
+from livervessels.synthetic.write_series import write_image_series
 
 DEMO_SEED = 2026
 

@@ -21,6 +21,7 @@ version=$("$python" -c "import re;print(re.search(r'__version__ = \"(.+)\"', ope
 rm -rf "$build" && mkdir -p "$build/lib"
 cp -r app "$build/app" && cp requirements.txt "$build/app/requirements.txt"
 cp -r livervessels operators "$build/lib/"
+rm -rf "$build/lib/livervessels/synthetic"  # test/benchmark tools (phantoms, metrics), not part of the application
 find "$build" -name __pycache__ -prune -exec rm -rf {} +
 [ "${ASSEMBLE_ONLY:-0}" = 1 ] && { echo "assembled $build"; exit 0; }
 if [ -n "$weights" ]; then

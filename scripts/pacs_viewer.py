@@ -266,8 +266,8 @@ def dicom_for_nifti_run(output_dir: Path, ct_nifti: Path, folder: Path) -> list[
     import pydicom
 
     sys.path.insert(0, str(REPO))
-    from livervessels.dicom.write_series import write_image_series
     from livervessels.outputs.dicom_seg import write_dicom_seg
+    from livervessels.synthetic.write_series import write_image_series
 
     image = nib.load(str(ct_nifti))
     ct_dir = folder / "ct"

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from livervessels.phantom import make_phantom
+from livervessels.synthetic.phantom import make_phantom
 from livervessels.tasks import DEMO_CLASSES, DEMO_DATASET
 
 SPACING_MM = 2.0

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from livervessels.dicom.write_series import write_image_series
-from livervessels.phantom import make_phantom
+from livervessels.synthetic.phantom import make_phantom
+from livervessels.synthetic.write_series import write_image_series
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"

@@ -100,7 +100,7 @@ def test_real_study_with_empty_uids(real_data, tmp_path):
 
 
 def _bad_inputs(tmp: Path, phantom) -> dict[str, Path]:
-    from livervessels.dicom.write_series import write_image_series
+    from livervessels.synthetic.write_series import write_image_series
 
     cases = {}
     (tmp / "empty").mkdir()

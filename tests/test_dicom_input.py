@@ -9,10 +9,10 @@ import pytest
 
 from livervessels.dicom.scan import scan_dicom_folder
 from livervessels.dicom.selection import select_ct_series
-from livervessels.dicom.write_series import JPEG2000Lossless
 from livervessels.errors import InputError
 from livervessels.geometry import to_canonical
 from livervessels.pipeline import load_ct_study
+from livervessels.synthetic.write_series import JPEG2000Lossless
 
 
 def _same_world_image(a, a_affine, b, b_affine):

@@ -10,9 +10,9 @@ from scipy import ndimage
 
 from livervessels.enhancement import EnhancementParams, enhance_liver_vessels
 from livervessels.errors import InputError
-from livervessels.metrics import cldice, n_components
-from livervessels.phantom import LABELS
-from livervessels.phantom_degrade import simulate_network_mask
+from livervessels.synthetic.metrics import cldice, n_components
+from livervessels.synthetic.phantom import LABELS
+from livervessels.synthetic.phantom_degrade import simulate_network_mask
 
 from conftest import dice
 from synthetic_ct import edge, grid
@@ -282,7 +282,7 @@ def test_real_ct_enhancement_stays_on_visible_vessels_and_backs_off(real_data, a
 
 
 def _noisy_case(seed: int, noise_hu: float):
-    from livervessels.phantom import make_phantom
+    from livervessels.synthetic.phantom import make_phantom
     ph = make_phantom(seed=seed, noise_hu=noise_hu)
     truth = ph.labels == LABELS["liver_vessels"]
     liver = (ph.labels == LABELS["liver"]) | truth

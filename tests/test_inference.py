@@ -12,7 +12,7 @@ from livervessels.errors import InputError, ModelNotFoundError
 from livervessels.geometry import Volume
 from livervessels.inference import _bounding_box, _crop_margin, segment
 from livervessels.model_store import find_model_folder
-from livervessels.phantom import LABELS
+from livervessels.synthetic.phantom import LABELS
 from livervessels.tasks import TASKS, get_task
 
 from conftest import MODELS, dice

@@ -53,7 +53,7 @@ def test_classwise_export_refuses_slice_by_slice_resampling(predictor):
 
 def test_prediction_off_the_models_grid_equals_nnunetv2s_end_to_end(predictor):
     # a 1.3 x 0.9 x 0.9 mm scan for the 2 mm model: lean preprocessing, network, class-wise export
-    from livervessels.phantom import make_phantom
+    from livervessels.synthetic.phantom import make_phantom
 
     ph = make_phantom(seed=43, shape=(110, 100, 60), spacing=(0.9, 0.9, 1.3))
     image_zyx = np.asarray(ph.ct, np.int16).transpose(2, 1, 0)[None]

@@ -8,7 +8,7 @@ import pytest
 
 from livervessels import nnunet_runner
 from livervessels.nnunet_preprocess import preprocess_for_prediction
-from livervessels.phantom import make_phantom
+from livervessels.synthetic.phantom import make_phantom
 
 MODEL = Path(__file__).resolve().parent.parent / "models" / "Dataset990_LiverVesselsDemo" / \
     "nnUNetTrainer__nnUNetPlans__3d_fullres"

@@ -8,14 +8,14 @@ import highdicom as hd
 import numpy as np
 import pytest
 
-from livervessels.dicom.write_series import JPEG2000Lossless
 from livervessels.geometry import LPS_TO_RAS, reorient_to_grid
 from livervessels.outputs.dicom_seg import read_seg_labels, write_dicom_seg
 from livervessels.outputs.measurements import structure_statistics
 from livervessels.outputs.meshes import export_meshes, read_stl
 from livervessels.outputs.preview import render_preview
-from livervessels.phantom import LABELS
 from livervessels.pipeline import load_ct_study
+from livervessels.synthetic.phantom import LABELS
+from livervessels.synthetic.write_series import JPEG2000Lossless
 
 GEOMETRIES = ["ascending", "descending", "flipped_inplane", "non_square", "jpeg2000", "shuffled"]
 

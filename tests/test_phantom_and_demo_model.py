@@ -9,7 +9,7 @@ import numpy as np
 import pydicom
 from scipy import ndimage
 
-from livervessels.phantom import HEPATIC_TREE, LABELS, PORTAL_TREE, make_phantom
+from livervessels.synthetic.phantom import HEPATIC_TREE, LABELS, PORTAL_TREE, make_phantom
 
 from conftest import ROOT
 

@@ -175,7 +175,7 @@ def test_repair_and_split_do_not_depend_on_how_the_slices_were_stored(phantom):
     anatomy stored either way gets the same repair and split in patient space (both run in the
     closest RAS orientation); before, the split's tie-breaking followed the voxel order and 8 % of
     the demo study's vessel voxels changed tree when its slices were stored the scanner's way."""
-    from livervessels.phantom import LABELS
+    from livervessels.synthetic.phantom import LABELS
 
     masks = {name: (phantom.labels == value).astype(np.uint8) for name, value in LABELS.items()}
     # a repair that has something to do: the raw mask loses a third of its voxels
@@ -206,9 +206,9 @@ def test_repair_and_split_do_not_depend_on_how_the_slices_were_stored(phantom):
 def test_the_demo_study_gives_the_same_outputs_stored_either_way(tmp_path):
     """demo/study is stored as a scanner writes it (IOP 1,0,0, 0,1,0); the same CT re-stored in RAS
     order (as the demo study was before) gives the same masks, voxel for voxel in patient space."""
-    from livervessels.dicom.write_series import write_image_series
     from livervessels.geometry import to_canonical
     from livervessels.pipeline import load_ct_study
+    from livervessels.synthetic.write_series import write_image_series
 
     study = load_ct_study(MODELS.parent / "demo" / "study")
     iop = [float(v) for v in study.series_volume.sorted_datasets[0].ImageOrientationPatient]

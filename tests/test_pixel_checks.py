@@ -8,8 +8,8 @@ import pydicom
 from pydicom.encaps import encapsulate, generate_fragmented_frames
 
 from livervessels.dicom.pixel_checks import jpeg2000_frame_problem, pixel_warnings, suspect_slices
-from livervessels.dicom.write_series import JPEG2000Lossless
 from livervessels.pipeline import load_ct_study
+from livervessels.synthetic.write_series import JPEG2000Lossless
 
 
 def _frame(ds) -> bytes:

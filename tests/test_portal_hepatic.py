@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from livervessels.phantom import LABELS, make_phantom
 from livervessels.portal_hepatic import HEPATIC, PORTAL, SplitParams, find_seeds, split_portal_hepatic
+from livervessels.synthetic.phantom import LABELS, make_phantom
 from livervessels.vessel_graph import attach_image_axes, build_vessel_graph, summarize_tree
 
 from conftest import dice
@@ -421,7 +421,7 @@ def test_network_mask_of_the_demo_phantom_splits_sensibly():
     from livervessels.enhancement import enhance_liver_vessels
     from livervessels.geometry import Volume
     from livervessels.inference import segment
-    from livervessels.phantom import make_phantom
+    from livervessels.synthetic.phantom import make_phantom
 
     from conftest import MODELS
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from livervessels import nnunet_runner
-from livervessels.phantom import make_phantom
 from livervessels.sliding_window import predict_labels_in_slabs, slab_prediction_applies
+from livervessels.synthetic.phantom import make_phantom
 
 MODEL = Path(__file__).resolve().parent.parent / "models" / "Dataset990_LiverVesselsDemo" / \
     "nnUNetTrainer__nnUNetPlans__3d_fullres"

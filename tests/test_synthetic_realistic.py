@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from livervessels.phantom import HEPATIC_TREE, LABELS, PORTAL_TREE
 from livervessels.synthetic import realistic
 from livervessels.synthetic.network_mask import branch_detectability, simulate_network_mask
+from livervessels.synthetic.phantom import HEPATIC_TREE, LABELS, PORTAL_TREE
 from livervessels.synthetic.realistic import (
     CONDITIONS,
     ScanProtocol,

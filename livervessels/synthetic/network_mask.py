@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from livervessels.phantom import HEPATIC_TREE, PORTAL_TREE
+from livervessels.synthetic.phantom import HEPATIC_TREE, PORTAL_TREE
 from livervessels.synthetic.realistic import RealisticPhantom, point_spread_sigmas
 
 

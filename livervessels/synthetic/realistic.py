@@ -1,6 +1,6 @@
 """Realistic liver phantoms: dense portal and hepatic trees that fill the liver, as on a real CT.
 
-The second phantom family beside `livervessels.phantom` (whose trees have a few dozen branches).
+The second phantom family beside `livervessels.synthetic.phantom` (whose trees have a few dozen branches).
 Anatomy, from the textbook (Couinaud; Skandalakis) and CT literature:
 
 - a liver of 1.2-1.8 litres in the right upper abdomen (right lobe, left lobe crossing the midline,
@@ -23,7 +23,7 @@ noise 8-30 HU, portal-venous (portal 0-40 HU brighter than hepatic) to equilibri
 
 Ground truth: `vessel_tree` (1 portal, 2 hepatic) for voxels whose centre lies inside a vessel or
 on its centerline (thin vessels stay connected, as an expert's label would); `branch_map` the branch
-each vessel voxel belongs to; the trees themselves. Labels use `livervessels.phantom.LABELS`, so
+each vessel voxel belongs to; the trees themselves. Labels use `livervessels.synthetic.phantom.LABELS`, so
 the tools written for the first family work on this one.
 
 Research use only; not a medical device.
@@ -36,7 +36,7 @@ import numpy as np
 from scipy import ndimage, special
 from scipy.spatial import cKDTree
 
-from livervessels.phantom import HEPATIC_TREE, LABELS, PORTAL_TREE
+from livervessels.synthetic.phantom import HEPATIC_TREE, LABELS, PORTAL_TREE
 from livervessels.synthetic.vascular_tree import (
     ColonizationParams,
     VascularTree,
@@ -514,7 +514,7 @@ class RealisticPhantom:
     """A realistic liver phantom on one grid (arrays indexed i, j, k along world +x, +y, +z)."""
 
     ct: np.ndarray  # int16 HU
-    labels: np.ndarray  # uint8, livervessels.phantom.LABELS
+    labels: np.ndarray  # uint8, livervessels.synthetic.phantom.LABELS
     vessel_tree: np.ndarray  # uint8 0 / 1 portal / 2 hepatic (intrahepatic vessels)
     branch_map: np.ndarray  # int32: 1 + branch id of each vessel voxel (0 elsewhere); see branch_* arrays
     affine: np.ndarray  # 4x4 voxel -> RAS mm

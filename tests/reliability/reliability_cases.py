@@ -20,7 +20,7 @@ import numpy as np
 import pydicom
 from pydicom.uid import JPEGLSLossless, RLELossless
 
-from livervessels.dicom.write_series import JPEG2000Lossless, write_image_series
+from livervessels.synthetic.write_series import JPEG2000Lossless, write_image_series
 
 
 @dataclass(frozen=True)
@@ -421,7 +421,7 @@ def thick_slices(folder, ph):
 
 
 def below_the_liver(folder, ph):
-    from livervessels.phantom import LABELS
+    from livervessels.synthetic.phantom import LABELS
 
     rows = np.nonzero((ph.labels == LABELS["liver"]).any(axis=(0, 1)))[0]
     return _series(folder, ph, array=ph.ct[:, :, rows[-1] + 1:]), []

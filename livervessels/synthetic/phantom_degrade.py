@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from livervessels.phantom import LABELS, Phantom
+from livervessels.synthetic.phantom import LABELS, Phantom
 
 
 def _world(affine: np.ndarray, idx: np.ndarray) -> np.ndarray:
