@@ -66,6 +66,20 @@ class Phantom:
 # --------------------------------------------------------------------------
 
 
+def ellipsoid_union_field(shape, x, y, z):
+    """The normalised distance field of a union of ellipsoids (shape.centres, shape.axes: (k, 3) mm)
+    under a shared sinusoidal distortion (shape.wave_k rad/mm, wave_amp, wave_phase): < 1 inside.
+    x, y, z are broadcastable (grid axes or point arrays); float64, as computed."""
+    f = None
+    for c, a in zip(shape.centres, shape.axes):
+        r = np.sqrt(((x - c[0]) / a[0]) ** 2 + ((y - c[1]) / a[1]) ** 2 + ((z - c[2]) / a[2]) ** 2)
+        f = r if f is None else np.minimum(f, r)
+    distort = 1.0
+    for k, amp, ph in zip(shape.wave_k, shape.wave_amp, shape.wave_phase):
+        distort = distort + amp * np.sin(k[0] * x + k[1] * y + k[2] * z + ph)
+    return f * distort
+
+
 @dataclass
 class _Blob:
     """Union of ellipsoids with a shared low-frequency sinusoidal distortion.
@@ -82,14 +96,7 @@ class _Blob:
 
     def field(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
         # x, y, z are broadcastable (grid axes or point arrays).
-        f = None
-        for c, a in zip(self.centres, self.axes):
-            r = np.sqrt(((x - c[0]) / a[0]) ** 2 + ((y - c[1]) / a[1]) ** 2 + ((z - c[2]) / a[2]) ** 2)
-            f = r if f is None else np.minimum(f, r)
-        distort = 1.0
-        for k, amp, ph in zip(self.wave_k, self.wave_amp, self.wave_phase):
-            distort = distort + amp * np.sin(k[0] * x + k[1] * y + k[2] * z + ph)
-        return (f * distort).astype(np.float32)
+        return ellipsoid_union_field(self, x, y, z).astype(np.float32)
 
     def bounds(self, pad: float = 1.25) -> tuple[np.ndarray, np.ndarray]:
         lo = np.min(self.centres - pad * self.axes, axis=0)

@@ -36,7 +36,7 @@ import numpy as np
 from scipy import ndimage, special
 from scipy.spatial import cKDTree
 
-from livervessels.synthetic.phantom import HEPATIC_TREE, LABELS, PORTAL_TREE
+from livervessels.synthetic.phantom import HEPATIC_TREE, LABELS, PORTAL_TREE, ellipsoid_union_field
 from livervessels.synthetic.vascular_tree import (
     ColonizationParams,
     VascularTree,
@@ -116,14 +116,7 @@ class _Ellipsoids:
     cut_point: np.ndarray | None = None
 
     def field(self, x, y, z) -> np.ndarray:
-        f = None
-        for c, a in zip(self.centres, self.axes):
-            r = np.sqrt(((x - c[0]) / a[0]) ** 2 + ((y - c[1]) / a[1]) ** 2 + ((z - c[2]) / a[2]) ** 2)
-            f = r if f is None else np.minimum(f, r)
-        distort = 1.0
-        for k, amp, ph in zip(self.wave_k, self.wave_amp, self.wave_phase):
-            distort = distort + amp * np.sin(k[0] * x + k[1] * y + k[2] * z + ph)
-        f = f * distort
+        f = ellipsoid_union_field(self, x, y, z)
         if self.cut_normal is not None:
             n, p0 = self.cut_normal, self.cut_point
             s = n[0] * (x - p0[0]) + n[1] * (y - p0[1]) + n[2] * (z - p0[2])
