@@ -50,6 +50,7 @@ class LiverVesselsApp(Application):
         self.output_lock: staging.OutputLock | None = None
         self.output_dir: Path | None = None
         self.committed = False
+        self.failure: BaseException | None = None  # an operator's InputError (operators.refusal)
         self.stage_timings: dict[str, float] = {}  # node name -> seconds (operators/refusal.py)
         self.run_started = time.perf_counter()
         super().__init__(*args, **kwargs)

@@ -1,6 +1,7 @@
 """Run the application with clear errors, exit codes and no half-written outputs."""
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -31,16 +32,21 @@ def main(argv: list[str] | None = None) -> int:
 
     if argv is not None:
         sys.argv = list(argv)  # Holoscan reads the program's arguments from sys.argv
+    given = _path_arguments(sys.argv)
+    if given.input is not None and not Path(given.input).exists():
+        # checked before the SDK's parser runs: it would print its usage and create the output first
+        print(f"error: input folder {Path(given.input).absolute()} does not exist", file=sys.stderr)
+        return 2
     output = _output_argument(sys.argv)
-    # the SDK creates the output folder when it reads its arguments: a run that fails or is stopped
-    # removes it again when it was not there before and stays empty
-    created = output if output is not None and not output.exists() else None
+    # the SDK creates the output folder and its missing parents when it reads its arguments: a run
+    # that fails or is stopped removes those again when they stay empty
+    created = _missing_folders(output) if output is not None else []
     interrupts.install()
     interrupts.start_guardian(remove_if_empty=created)
     try:
         rc = _run_app(LiverVesselsApp())
-        if rc != 0 and created is not None and created.is_dir() and not any(created.iterdir()):
-            created.rmdir()
+        if rc != 0:
+            _remove_empty_folders(created)
     finally:
         interrupts.release_guardian()
     if interrupts.received() is not None and rc in interrupts.EXIT_CODES.values():
@@ -48,15 +54,41 @@ def main(argv: list[str] | None = None) -> int:
     return rc
 
 
+def _path_arguments(argv: list[str]) -> argparse.Namespace:
+    """The SDK's -i/--input and -o/--output as its parser reads them (every spelling argparse takes:
+    -oX, --output=X, --out X), without its side effects (it creates the output folder)."""
+    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    parser.add_argument("--input", "-i")
+    parser.add_argument("--output", "-o")
+    try:
+        known, _ = parser.parse_known_args(argv[1:])
+    except argparse.ArgumentError:  # e.g. -o without a value: the SDK's parser reports it
+        return argparse.Namespace(input=None, output=None)
+    return known
+
+
 def _output_argument(argv: list[str]) -> Path | None:
     """The output folder as the SDK will read it: -o/--output, else HOLOSCAN_OUTPUT_PATH."""
-    for i, arg in enumerate(argv):
-        if arg in ("-o", "--output") and i + 1 < len(argv):
-            return Path(argv[i + 1]).absolute()
-        if arg.startswith("--output="):
-            return Path(arg.split("=", 1)[1]).absolute()
-    env = os.environ.get("HOLOSCAN_OUTPUT_PATH")
-    return Path(env).absolute() if env else None
+    given = _path_arguments(argv).output or os.environ.get("HOLOSCAN_OUTPUT_PATH")
+    return Path(given).absolute() if given else None
+
+
+def _missing_folders(path: Path) -> list[Path]:
+    """path and those of its parents that do not exist yet, innermost first."""
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    return missing
+
+
+def _remove_empty_folders(folders: list[Path]) -> None:
+    """Remove the folders (innermost first) while each is an empty folder."""
+    for folder in folders:
+        if not folder.is_dir() or any(folder.iterdir()):
+            return
+        folder.rmdir()
 
 
 def _run_app(app) -> int:
@@ -75,7 +107,7 @@ def _run_app(app) -> int:
     signum = interrupts.received()
     if signum is not None and not app.committed:
         return interrupts.report(signum)
-    error = error or getattr(app, "failure", None)
+    error = error or app.failure
     if error is None and not app.committed:
         error = RuntimeError("the application stopped before writing its outputs (see the log above)")
     if error is None:

@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import NoReturn
 
@@ -74,7 +75,7 @@ if not done:
     for path in remove:
         if os.path.isdir(path): shutil.rmtree(path, ignore_errors=True)
         elif os.path.exists(path): os.remove(path)
-    for path in empty_dirs:
+    for path in sorted(empty_dirs, key=len, reverse=True):  # a folder before its parent
         try: os.rmdir(path)
         except OSError: pass
     print("error: the run was stopped (interrupted, killed or crashed) before it finished; its partial outputs "
@@ -92,9 +93,10 @@ def _tell_guardian(command: str, path: Path | None = None) -> None:
             pass
 
 
-def start_guardian(remove_if_empty: Path | None = None) -> None:
-    """Start the guardian process (once per process); remove_if_empty: a folder created by this run
-    that should not stay behind empty (e.g. an output folder a framework made at start)."""
+def start_guardian(remove_if_empty: Iterable[Path] = ()) -> None:
+    """Start the guardian process (once per process); remove_if_empty: folders created by this run
+    that should not stay behind empty (e.g. an output folder and its parents a framework made at start);
+    they are removed innermost first."""
     import subprocess
 
     global _guardian
@@ -104,8 +106,8 @@ def start_guardian(remove_if_empty: Path | None = None) -> None:
         with _lock:
             for path in _temporary:
                 _tell_guardian("remove", path)
-    if remove_if_empty is not None:
-        _tell_guardian("rmdir-if-empty", Path(remove_if_empty))
+    for folder in remove_if_empty:
+        _tell_guardian("rmdir-if-empty", Path(folder))
 
 
 def release_guardian() -> None:
