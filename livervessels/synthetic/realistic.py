@@ -36,7 +36,7 @@ import numpy as np
 from scipy import ndimage, special
 from scipy.spatial import cKDTree
 
-from livervessels.synthetic.phantom import HEPATIC_TREE, LABELS, PORTAL_TREE, ellipsoid_union_field
+from livervessels.synthetic.phantom import HEPATIC_TREE, LABELS, PORTAL_TREE, WorldGrid, ellipsoid_union_field
 from livervessels.synthetic.vascular_tree import (
     ColonizationParams,
     VascularTree,
@@ -538,35 +538,6 @@ def point_spread_sigmas(p: ScanProtocol) -> np.ndarray:
     return np.array([p.psf_sigma_mm, p.psf_sigma_mm, np.hypot(p.slice_mm / 2.355, 0.3)])
 
 
-class _Grid:
-    def __init__(self, origin, spacing, shape):
-        self.origin = np.asarray(origin, float)
-        self.spacing = np.asarray(spacing, float)
-        self.shape = tuple(int(s) for s in shape)
-
-    def affine(self) -> np.ndarray:
-        a = np.diag(np.r_[self.spacing, 1.0])
-        a[:3, 3] = self.origin
-        return a
-
-    def box(self, lo, hi):
-        lo = np.floor((np.asarray(lo) - self.origin) / self.spacing).astype(int)
-        hi = np.ceil((np.asarray(hi) - self.origin) / self.spacing).astype(int) + 1
-        lo, hi = np.clip(lo, 0, self.shape), np.clip(hi, 0, self.shape)
-        if np.any(hi <= lo):
-            return None
-        return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
-
-    def coords(self, box):
-        out = []
-        for ax, sl in enumerate(box):
-            c = (self.origin[ax] + np.arange(sl.start, sl.stop) * self.spacing[ax]).astype(np.float32)
-            shp = [1, 1, 1]
-            shp[ax] = c.size
-            out.append(c.reshape(shp))
-        return out
-
-
 def _tube_fraction(d, r: float, sigma_dir, sigma_plane: float):
     """Share of a voxel's (blurred) value coming from a tube of radius r at axis distance d: an erfc
     edge with the point-spread along the direction from the axis, scaled so the centre matches the
@@ -576,7 +547,7 @@ def _tube_fraction(d, r: float, sigma_dir, sigma_plane: float):
     return (peak * 0.5 * special.erfc((d - r) / (np.sqrt(2) * sigma_dir))).astype(np.float32)
 
 
-def _render_segment(grid: _Grid, a, b, r, sig, reach):
+def _render_segment(grid: WorldGrid, a, b, r, sig, reach):
     """(box, distance to the segment, fraction) for the tube a-b of radius r."""
     box = grid.box(np.minimum(a, b) - reach, np.maximum(a, b) + reach)
     if box is None:
@@ -598,7 +569,7 @@ def _render_segment(grid: _Grid, a, b, r, sig, reach):
     return box, d, _tube_fraction(d, r, sdir, np.sqrt(plane))
 
 
-def _grid_for(anat: Anatomy, p: ScanProtocol) -> _Grid:
+def _grid_for(anat: Anatomy, p: ScanProtocol) -> WorldGrid:
     sp = np.asarray(p.spacing)
     dmap, origin, step = anat.depth_grid
     idx = np.argwhere(dmap > -1.0)
@@ -608,13 +579,13 @@ def _grid_for(anat: Anatomy, p: ScanProtocol) -> _Grid:
         lo = np.minimum(lo, [anat.ivc_xy[0] - anat.ivc_radius_mm, anat.ivc_xy[1] - anat.ivc_radius_mm, lo[2]])
         lo, hi = lo - p.margin_mm, hi + p.margin_mm
         shape = np.ceil((hi - lo) / sp).astype(int) + 1
-        return _Grid(lo, sp, shape)
+        return WorldGrid(lo, sp, shape)
     shape = np.asarray(p.shape)
     centre = np.array([0.0, -10.0, 0.5 * (lo[2] + hi[2])])  # the body's centre, the liver's height
-    return _Grid(centre - (shape - 1) / 2.0 * sp, sp, shape)
+    return WorldGrid(centre - (shape - 1) / 2.0 * sp, sp, shape)
 
 
-def _body(grid: _Grid, anat: Anatomy, p: ScanProtocol, rng) -> np.ndarray:
+def _body(grid: WorldGrid, anat: Anatomy, p: ScanProtocol, rng) -> np.ndarray:
     """Sharp HU image of the body around the liver (organs by simple shapes)."""
     x, y, z = grid.coords(tuple(slice(0, n) for n in grid.shape))
     ct = np.full(grid.shape, -1000.0, np.float32)
@@ -707,7 +678,7 @@ def render(anat: Anatomy, portal: VascularTree, hepatic: VascularTree, p: ScanPr
     occ = {t: np.zeros(shape_l, np.float32) for t in (PORTAL_TREE, HEPATIC_TREE)}
     surf = np.full(shape_l, np.inf, np.float32)  # signed distance to the nearest vessel surface
     bmap = np.zeros(shape_l, np.int32)
-    sub = _Grid(grid.origin + np.array([s.start for s in lbox]) * grid.spacing, grid.spacing, shape_l)
+    sub = WorldGrid(grid.origin + np.array([s.start for s in lbox]) * grid.spacing, grid.spacing, shape_l)
     offset = 0
     b_tree, b_rad, b_par, b_len = [], [], [], []
     centre_step = 0.3 * float(grid.spacing.min())
