@@ -21,13 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> int:
-    from livervessels.pipeline import (
-        load_ct_study,
-        run_liver_vessels,
-        write_dicom_reports,
-        write_study_outputs,
-        write_study_seg,
-    )
+    from livervessels.outputs.study_outputs import write_dicom_reports, write_study_outputs, write_study_seg
+    from livervessels.pipeline import run_liver_vessels
+    from livervessels.study import load_ct_study
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)

@@ -5,7 +5,7 @@
 
 Seeds 0..15 trained the demo model, so the default seeds are 100..104. For each grid and image
 condition, the raw mask is simulate_network_mask(phantom, seed) (thin branches missed, gaps,
-false-positive blobs, boundary errors) and the enhanced mask is enhance_liver_vessels(raw, liver,
+false-positive blobs, boundary errors) and the enhanced mask is repair_vessel_mask(raw, liver,
 ct, spacing) with the liver from the phantom's labels. Prints Dice, centerline Dice and the number
 of 26-connected components for raw vs enhanced (per seed and mean) and writes them as JSON.
 """
@@ -22,7 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from livervessels.enhancement import enhance_liver_vessels  # noqa: E402
+from livervessels.enhancement import repair_vessel_mask  # noqa: E402
 from livervessels.synthetic.metrics import cldice, dice, n_components  # noqa: E402
 from livervessels.synthetic.phantom import LABELS, make_phantom  # noqa: E402
 from livervessels.synthetic.phantom_degrade import simulate_network_mask  # noqa: E402
@@ -49,7 +49,7 @@ def evaluate(seed: int, grid: dict, condition: dict) -> dict:
     # the IVC and portal trunk labels, as the app passes TotalSegmentator's
     trunks = (ph.labels == LABELS["inferior_vena_cava"]) | (ph.labels == LABELS["portal_vein_and_splenic_vein"])
     t = time.perf_counter()
-    enhanced, meta = enhance_liver_vessels(raw, liver, ph.ct, ph.spacing, exclude=trunks)
+    enhanced, meta = repair_vessel_mask(raw, liver, ph.ct, ph.spacing, exclude=trunks)
     seconds = time.perf_counter() - t
     return {
         "seed": seed,

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from livervessels.enhancement import enhance_liver_vessels  # noqa: E402
+from livervessels.enhancement import repair_vessel_mask  # noqa: E402
 from livervessels.portal_hepatic import SplitParams, split_portal_hepatic  # noqa: E402
 from livervessels.split_confidence import DEFAULT_MODEL, EVIDENCE, FEATURES, fit_confidence_model, fit_recalibration  # noqa: E402
 from livervessels.synthetic.network_mask import simulate_network_mask  # noqa: E402
@@ -116,7 +116,7 @@ def collect(realistic_seeds, first_seeds, store: Path) -> list[dict]:
                     vessels = ph.vessel_mask
                 else:
                     raw = simulate_network_mask(ph, seed)
-                    vessels = enhance_liver_vessels(raw, support["liver"], ph.ct, ph.spacing,
+                    vessels = repair_vessel_mask(raw, support["liver"], ph.ct, ph.spacing,
                                                     exclude=support["ivc"] | support["portal_vein"])[0] > 0
                 t = time.perf_counter()
                 split = split_portal_hepatic(vessels, ph.ct, ph.spacing, affine=ph.affine, params=params, **support)

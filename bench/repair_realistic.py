@@ -1,4 +1,4 @@
-"""Vessel repair (enhance_liver_vessels) on the realistic phantom family: never worse than the raw mask?
+"""Vessel repair (repair_vessel_mask) on the realistic phantom family: never worse than the raw mask?
 
     .venv/bin/python bench/repair_realistic.py --set validation      # seeds 2000-2019
     .venv/bin/python bench/repair_realistic.py --set final           # seeds 3000-3019, the reported run
@@ -8,7 +8,7 @@
 For each seed and condition (livervessels.synthetic.realistic CONDITIONS: normal, hard,
 equilibrium), the raw mask is a network-like mask (livervessels.synthetic.network_mask: branches
 missed by their detectability on that scan, gaps, false bridges, blobs, boundary errors) and the
-repaired mask is enhance_liver_vessels(raw, liver, ct, spacing). Dice and centerline Dice (clDice)
+repaired mask is repair_vessel_mask(raw, liver, ct, spacing). Dice and centerline Dice (clDice)
 against the true vessel mask, raw and repaired, mean and standard error over the phantoms, the
 worst change of any phantom, components, and how often the repair backed off (the scan too noisy
 or its slices too thick to tell thin vessels from noise). Seed sets as in bench/split_realistic.py.
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from livervessels.enhancement import enhance_liver_vessels  # noqa: E402
+from livervessels.enhancement import repair_vessel_mask  # noqa: E402
 from livervessels.synthetic.metrics import cldice, dice, n_components  # noqa: E402
 from livervessels.synthetic.network_mask import simulate_network_mask  # noqa: E402
 from livervessels.synthetic.realistic import make_realistic_phantom  # noqa: E402
@@ -44,7 +44,7 @@ def evaluate(seed: int, condition: str) -> dict:
     raw = simulate_network_mask(ph, seed)
     t = time.perf_counter()
     support = ph.support()
-    enhanced, meta = enhance_liver_vessels(raw, support["liver"], ph.ct, ph.spacing,
+    enhanced, meta = repair_vessel_mask(raw, support["liver"], ph.ct, ph.spacing,
                                            exclude=support["ivc"] | support["portal_vein"])
     seconds = time.perf_counter() - t
     enhanced = enhanced > 0

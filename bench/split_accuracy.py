@@ -41,7 +41,7 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from livervessels.enhancement import enhance_liver_vessels  # noqa: E402
+from livervessels.enhancement import repair_vessel_mask  # noqa: E402
 from livervessels.portal_hepatic import HEPATIC, PORTAL, SplitParams, find_seeds, split_portal_hepatic  # noqa: E402
 from livervessels.synthetic.phantom import LABELS, make_phantom  # noqa: E402
 from livervessels.synthetic.phantom_degrade import simulate_network_mask  # noqa: E402
@@ -49,6 +49,7 @@ from livervessels.vessel_graph import build_vessel_graph, skeletonize_mask  # no
 
 sys.path.insert(0, str(ROOT / "bench"))
 from parallel import run_cases  # noqa: E402
+from split_scoring import split_params_from  # noqa: E402
 
 GRIDS = {
     "1.5x1.5x2.5 mm": {"shape": (160, 160, 64), "spacing": (1.5, 1.5, 2.5)},
@@ -104,14 +105,14 @@ def vessel_mask(ph, source: str, seed: int) -> tuple[np.ndarray, dict]:
         return degrade(truth, ph.spacing, seed), support
     if source == "network":
         raw = simulate_network_mask(ph, seed)
-        return enhance_liver_vessels(raw, support["liver"] | truth, ph.ct, ph.spacing,
+        return repair_vessel_mask(raw, support["liver"] | truth, ph.ct, ph.spacing,
                                      exclude=support["ivc"] | support["portal_vein"])[0] > 0, support
     from livervessels.geometry import Volume  # demo model: its own masks, as the app runs it
     from livervessels.inference import segment
     seg = segment(Volume(ph.ct, ph.affine), "demo_liver", model_dirs=[MODELS])
     support = {"liver": seg.mask("liver") > 0, "ivc": seg.mask("inferior_vena_cava") > 0,
                "portal_vein": seg.mask("portal_vein_and_splenic_vein") > 0}
-    enhanced = enhance_liver_vessels(seg.mask("liver_vessels"), seg.mask("liver"), ph.ct, ph.spacing,
+    enhanced = repair_vessel_mask(seg.mask("liver_vessels"), seg.mask("liver"), ph.ct, ph.spacing,
                                      exclude=support["ivc"] | support["portal_vein"])[0] > 0
     return enhanced, support
 
@@ -232,14 +233,7 @@ def main() -> None:
         if before:
             print(f"\nagainst {args.against}:\n" + "\n".join(paired_lines(results, before)))
         return
-    overrides = {}
-    for item in args.param:
-        name, _, value = item.partition("=")
-        default = getattr(SplitParams(), name, None)
-        if default is None or not value:
-            ap.error(f"--param {item}: expected NAME=VALUE with NAME a SplitParams field")
-        overrides[name] = type(default)(value)
-    params = SplitParams(**overrides)
+    params, overrides = split_params_from(args.param, ap.error)
     results = {"seeds": args.seeds, "params": overrides, "rows": []}
     for name, grid_name, clearance, source in [CASES[i] for i in args.cases]:
         if source == "demo_model" and not any(MODELS.glob("Dataset*")):

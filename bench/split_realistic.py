@@ -10,7 +10,7 @@ liver, hundreds of branches each, touching wherever they meet), imaged under thr
 (`CONDITIONS`: normal = 1-2 mm slices and 8-16 HU noise; hard = 2-3 mm slices and 18-30 HU;
 equilibrium = normal but portal and hepatic veins equally bright; portal-venous contrast of 0-40 HU
 between the trees otherwise). Vessel masks: the truth, and a network-like mask
-(livervessels.synthetic.network_mask) after the repair step (enhance_liver_vessels), as the app
+(livervessels.synthetic.network_mask) after the repair step (repair_vessel_mask), as the app
 runs it. Support labels: the phantom's liver, IVC and portal/splenic vein.
 
 Methods: the graph split (split_portal_hepatic) and the nearest-seed baseline (same seeds). Metrics
@@ -38,14 +38,21 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from livervessels.enhancement import enhance_liver_vessels  # noqa: E402
+from livervessels.enhancement import repair_vessel_mask  # noqa: E402
 from livervessels.portal_hepatic import SplitParams, split_portal_hepatic  # noqa: E402
 from livervessels.synthetic.metrics import cldice, dice, n_components  # noqa: E402
 from livervessels.synthetic.network_mask import simulate_network_mask  # noqa: E402
 from livervessels.synthetic.realistic import CONDITIONS, make_realistic_phantom  # noqa: E402
 
 from parallel import run_cases  # noqa: E402
-from split_scoring import Reference, calibration_error, mean_se, nearest_seed_labels, reliability  # noqa: E402
+from split_scoring import (  # noqa: E402
+    Reference,
+    calibration_error,
+    mean_se,
+    nearest_seed_labels,
+    reliability,
+    split_params_from,
+)
 
 SEED_SETS = {"tuning": list(range(1000, 1010)), "validation": list(range(2000, 2020)),
              "final": list(range(3000, 3020))}
@@ -86,7 +93,7 @@ def evaluate(seed: int, condition: str, masks, params: SplitParams) -> list[dict
             vessels = truth_mask
         else:
             raw = simulate_network_mask(ph, seed)
-            enhanced, meta = enhance_liver_vessels(raw, support["liver"], ph.ct, ph.spacing,
+            enhanced, meta = repair_vessel_mask(raw, support["liver"], ph.ct, ph.spacing,
                                                    exclude=support["ivc"] | support["portal_vein"])
             vessels = enhanced > 0
             truth = ph.vessel_mask
@@ -185,14 +192,7 @@ def main() -> None:
         rows = [r for f in args.from_json for r in json.loads(Path(f).read_text())["rows"]]
         print("\n".join(table(rows) + [""] + reliability_lines(rows)))
         return
-    overrides = {}
-    for item in args.param:
-        name, _, value = item.partition("=")
-        default = getattr(SplitParams(), name, None)
-        if default is None or not value:
-            ap.error(f"--param {item}: expected NAME=VALUE with NAME a SplitParams field")
-        overrides[name] = type(default)(value) if not isinstance(default, bool) else value.lower() in ("1", "true")
-    params = SplitParams(**overrides)
+    params, overrides = split_params_from(args.param, ap.error)
     seeds = args.seeds or SEED_SETS[args.set]
     per_seed = run_cases(evaluate_seed, [(s, args.conditions, args.masks, params) for s in seeds], args.jobs)
     rows = sorted((r for rs in per_seed for r in rs),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from livervessels.portal_hepatic import HEPATIC, PORTAL, find_seeds
+from livervessels.portal_hepatic import HEPATIC, PORTAL, SplitParams, find_seeds
 from livervessels.vessel_graph import VesselGraph, build_vessel_graph
 
 # Confidence bins of the reliability table.
@@ -111,3 +111,16 @@ def mean_se(values) -> tuple[float, float]:
     if not len(v):
         return float("nan"), float("nan")
     return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+
+
+def split_params_from(items: list[str], error) -> tuple[SplitParams, dict]:
+    """SplitParams with the benchmark's --param NAME=VALUE overrides (booleans as 1/0 or true/false),
+    and the overrides for the results JSON; error(message) reports a bad item (argparse's parser.error)."""
+    overrides = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        default = getattr(SplitParams(), name, None)
+        if default is None or not value:
+            error(f"--param {item}: expected NAME=VALUE with NAME a SplitParams field")
+        overrides[name] = value.lower() in ("1", "true") if isinstance(default, bool) else type(default)(value)
+    return SplitParams(**overrides), overrides

@@ -24,22 +24,18 @@ from livervessels.errors import InputError, PacsError
 from livervessels.geometry import nifti_image
 from livervessels.inference import check_roi_subset, segment
 from livervessels.inputs import LoadedInput, load_input
+from livervessels.model_plan import choose_model_plan, preload_models
 from livervessels.outputs import qc as qc_report
-from livervessels.outputs.dicom_seg import SEG_FILE, SegResult, write_dicom_seg
+from livervessels.outputs.dicom_seg import SEG_FILE, write_dicom_seg
 from livervessels.outputs.dicomweb import send_outputs
 from livervessels.outputs.nifti import LabelMasks, write_masks, write_multilabel
 from livervessels.outputs.staging import OutputLock, check_output_folder, staged_output
 from livervessels.outputs.structures import structures_for
-from livervessels.pipeline import (
-    choose_model_plan,
-    nifti_input_report,
-    preload_models,
-    run_liver_vessels,
-    write_reports,
-    write_study_artifacts,
-    write_study_outputs,
-)
+from livervessels.outputs.study_outputs import write_reports, write_study_artifacts, write_study_outputs
+from livervessels.pipeline import run_liver_vessels
 from livervessels.progress import Progress
+from livervessels.stage_types import SegResult
+from livervessels.study import nifti_input_report
 from livervessels.tasks import FAST_VARIANTS, get_task
 
 DICOM_SEG_NEEDS_DICOM = ("--output_type dicom_seg needs DICOM input (a folder of slices or a zip); a DICOM SEG "

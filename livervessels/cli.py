@@ -26,6 +26,9 @@ PRECISION_HELP = ("network precision: auto, fp32 (exact parity with TotalSegment
 
 
 def _run(fn, argv, parser: argparse.ArgumentParser) -> int:
+    """Parse argv and run fn(args), turning every failure into one stderr line and its exit code:
+    0 done, 2 bad input or usage (InputError), 4 PACS refused (PacsError), 1 internal failure,
+    130 / 143 interrupted (the process ends there)."""
     args = parser.parse_args(argv)
     interrupts.install()  # Ctrl-C / SIGTERM: exit 130 / 143 within seconds, nothing left behind
     try:
@@ -127,6 +130,8 @@ def _segment(args) -> None:
 
 
 def totalsegmentator_main(argv: list[str] | None = None) -> int:
+    """`TotalSegmentator ...` and `TotalSegmentator weights ...`; returns the exit code (see _run), never
+    raises except argparse's SystemExit on bad usage."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["weights"]:
         return _run(_weights, argv[1:], weights_parser())
@@ -182,6 +187,8 @@ def _enhance(args) -> None:
 
 
 def enhanced_main(argv: list[str] | None = None) -> int:
+    """`TotalSegmentatorEnhanced ...`; returns the exit code (see _run), never raises except argparse's
+    SystemExit on bad usage."""
     return _run(_enhance, sys.argv[1:] if argv is None else list(argv), enhanced_parser())
 
 
@@ -230,6 +237,8 @@ def _batch(args) -> int:
 
 
 def batch_main(argv: list[str] | None = None) -> int:
+    """`TotalSegmentatorBatch ...`; returns 0 when every study succeeded, 3 when some failed, else the
+    exit code of _run; never raises except argparse's SystemExit on bad usage."""
     argv = sys.argv[1:] if argv is None else list(argv)
     enhanced = any(a == "--mode" or a.startswith("--mode=") for a in argv)
     status: list[int] = []

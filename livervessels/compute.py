@@ -139,5 +139,9 @@ def resolve(device: Compute | str | torch.device | None = None, precision: str |
 
 
 def as_compute(compute: Compute | str | torch.device | None) -> Compute:
-    """A Compute from whatever a caller passed as its device (a Compute passes through)."""
+    """A Compute from whatever a caller passed as its device (a Compute passes through).
+
+    Raises:
+        InputError: an unknown device or precision, or a GPU asked for that is not there.
+    """
     return compute if isinstance(compute, Compute) else resolve(compute)

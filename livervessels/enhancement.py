@@ -34,11 +34,14 @@ import cc3d
 import numpy as np
 import torch
 from scipy import ndimage
+from scipy.stats import median_abs_deviation
 from skimage.graph import MCP_Geometric
 from skimage.morphology import skeletonize
 
 from livervessels.compute import resolve_device
 from livervessels.errors import InputError
+from livervessels.masks import bounding_box, fill_holes, grow_box, padded_box, reach_voxels
+from livervessels.timing import timed
 from livervessels.versions import software_versions
 from livervessels.vesselness import TUBE_PEAK_FRACTION, sigma_for_radius, vesselness
 
@@ -97,23 +100,13 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return lab, int(n)
 
 
-def _box(mask: np.ndarray, pad_vox, shape) -> tuple[slice, ...]:
-    """Bounding box of a non-empty mask, padded by pad_vox voxels and clipped to shape."""
-    # Projections, not np.nonzero: a full-size liver mask holds millions of voxels.
-    xy = mask.any(axis=2)
-    xs, ys = np.flatnonzero(xy.any(axis=1)), np.flatnonzero(xy.any(axis=0))
-    zs = np.flatnonzero(mask[xs[0]:xs[-1] + 1, ys[0]:ys[-1] + 1].any(axis=(0, 1)))
-    return tuple(slice(max(int(i[0]) - int(p), 0), min(int(i[-1]) + int(p) + 1, n))
-                 for i, p, n in zip((xs, ys, zs), pad_vox, shape))
-
-
 def _liver_box(liver: np.ndarray, min_fraction: float, pad_vox) -> tuple[tuple[slice, ...], int, int]:
     """(bounding box of the liver pieces of at least min_fraction x the largest, padded by pad_vox and
     clipped to the grid; number and voxels of the smaller pieces not wholly inside it). liver:
     non-empty bool mask."""
     labels, n = cc3d.connected_components(liver.view(np.uint8), connectivity=26, return_N=True)
     if n <= 1:
-        return _box(liver, pad_vox, liver.shape), 0, 0
+        return padded_box(liver, pad_vox), 0, 0
     stats = cc3d.statistics(labels, no_slice_conversion=True)
     del labels
     counts = np.asarray(stats["voxel_counts"][1:], np.int64)
@@ -223,7 +216,7 @@ def _dilate_ball(mask: np.ndarray, spacing, radius_mm: float, strict: bool = Fal
         return d < radius_mm if strict else d <= radius_mm
     runs = _ball_runs(spacing, radius_mm, strict)
     reach = [max(abs(i) for i, _ in runs), max(runs.values()), max(abs(k) for _, k in runs)]
-    box = _box(mask, reach, mask.shape)
+    box = padded_box(mask, reach)
     m = np.packbits(mask[box], axis=2)
     rows = [m]  # rows[j]: m dilated by |dy| <= j
     for j in range(1, reach[1] + 1):
@@ -272,7 +265,7 @@ class _Stats:
 
 def _robust(values: np.ndarray) -> tuple[float, float]:
     med = float(np.median(values))
-    return med, float(1.4826 * np.median(np.abs(values - med)))
+    return med, float(median_abs_deviation(values, scale="normal"))
 
 
 def _measure(smooth: np.ndarray, raw: np.ndarray, background: np.ndarray, p: EnhancementParams,
@@ -304,8 +297,7 @@ def _local_peak(smooth: np.ndarray, spacing, radius_mm: float, within: tuple[sli
     (exact, and a few times faster than the filter's running-maximum lines).
     """
     size = [2 * max(1, int(round(radius_mm / s))) + 1 for s in spacing]
-    ext = tuple(slice(max(w.start - k // 2, 0), min(w.stop + k // 2, n))
-                for w, k, n in zip(within, size, smooth.shape))
+    ext = grow_box(within, [k // 2 for k in size], smooth.shape)
     peak = smooth[ext]
     for axis, k in enumerate(size):
         src, peak = peak, peak.copy()
@@ -316,11 +308,12 @@ def _local_peak(smooth: np.ndarray, spacing, radius_mm: float, within: tuple[sli
     return peak[tuple(slice(w.start - e.start, w.stop - e.start) for w, e in zip(within, ext))]
 
 
-def _candidates(v: np.ndarray, smooth: np.ndarray, peak: np.ndarray, st: _Stats, p: EnhancementParams) -> np.ndarray:
+def _candidates(tubeness: np.ndarray, smooth: np.ndarray, peak: np.ndarray, st: _Stats,
+                p: EnhancementParams) -> np.ndarray:
     """Voxels that look like contrast-filled vessel lumen."""
     floor = st.parenchyma_hu + max(p.noise_z * st.parenchyma_sd_hu, p.min_contrast_fraction * st.contrast_hu)
     half_max = st.parenchyma_hu + p.half_max_fraction * (peak - st.parenchyma_hu)
-    return (v >= st.low) & (smooth >= floor) & (smooth >= half_max)
+    return (tubeness >= st.low) & (smooth >= floor) & (smooth >= half_max)
 
 
 def _large_lumen(ct: np.ndarray, st: _Stats, spacing, radius_mm: float) -> np.ndarray:
@@ -357,10 +350,10 @@ def _large_lumen(ct: np.ndarray, st: _Stats, spacing, radius_mm: float) -> np.nd
     if bright.all():  # no non-bright voxel at all: keep the transforms' own answer
         core = ndimage.distance_transform_edt(bright, sampling=spacing) >= radius_mm
         return ndimage.distance_transform_edt(~core, sampling=spacing) <= radius_mm if core.any() else core
-    reach = [int(math.ceil(radius_mm / s)) + 1 for s in spacing]
+    reach = reach_voxels(spacing, radius_mm)
     lab, _ = _components(cand)
     for i, sl in enumerate(ndimage.find_objects(lab), start=1):
-        sub = tuple(slice(max(q.start - r, 0), min(q.stop + r, n)) for q, r, n in zip(sl, reach, bright.shape))
+        sub = grow_box(sl, reach, bright.shape)
         piece = lab[sub] == i
         b = bright[sub]
         # A box without non-bright voxels: nothing within radius_mm of the piece is non-bright.
@@ -374,12 +367,12 @@ class _GrowthPieces:
     """Candidate components touching the tree, with their peak vesselness: hysteresis growth at
     any high threshold without relabelling."""
 
-    def __init__(self, mask: np.ndarray, cand: np.ndarray, v: np.ndarray):
+    def __init__(self, mask: np.ndarray, cand: np.ndarray, tubeness: np.ndarray):
         self.pieces, n = _components(cand & ~mask)
         inside = self.pieces > 0
         self.touching = np.unique(self.pieces[_dilate_3(mask) & inside]) if n else np.zeros(0, int)
-        self.peaks = np.full(n + 1, -np.inf, v.dtype)
-        np.maximum.at(self.peaks, self.pieces[inside], v[inside])
+        self.peaks = np.full(n + 1, -np.inf, tubeness.dtype)
+        np.maximum.at(self.peaks, self.pieces[inside], tubeness[inside])
         self.n = n
 
     def kept(self, high: float) -> np.ndarray:
@@ -414,28 +407,10 @@ def _trim(mask: np.ndarray, smooth: np.ndarray, peak: np.ndarray, st: _Stats, p:
     drop = np.zeros(mask.shape, bool)
     drop[boundary] = clear & below
     # Thinning is local and keeps the scan order within a box: the mask's box gives the same skeleton.
-    box = _box(mask, (0, 0, 0), mask.shape)
+    box = bounding_box(mask)
     skeleton = np.zeros(mask.shape, bool)
     skeleton[box] = skeletonize(mask[box])
     return mask & ~(drop & ~skeleton)
-
-
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
-    """ndimage.binary_fill_holes: background not 6-connected to the array border is filled.
-
-    Labelled within the mask's box grown by a voxel, whose border background reaches the array's.
-    """
-    if not mask.any():
-        return mask.copy()
-    box = _box(mask, (1, 1, 1), mask.shape)
-    background = ~mask[box]
-    lab = cc3d.connected_components(background.view(np.uint8), connectivity=6)
-    outside = np.zeros(int(lab.max()) + 1, bool)
-    for face in (lab[0], lab[-1], lab[:, 0], lab[:, -1], lab[:, :, 0], lab[:, :, -1]):
-        outside[face] = True
-    out = mask.copy()
-    out[box] |= background & ~outside[lab]
-    return out
 
 
 def _component_table(lab: np.ndarray, labels, smooth: np.ndarray, spacing, st: _Stats) -> list[dict]:
@@ -461,7 +436,7 @@ def _prune(mask: np.ndarray, smooth: np.ndarray, spacing, st: _Stats, p: Enhance
     """Keep the main trees; drop other components that are small, not tubular or have no bright core."""
     if not mask.any():
         return mask
-    box = _box(mask, (0, 0, 0), mask.shape)  # labels and tables within the mask's box
+    box = bounding_box(mask)  # labels and tables within the mask's box
     lab, n = _components(mask[box])
     if n <= 1:
         return mask
@@ -488,7 +463,7 @@ def _prune(mask: np.ndarray, smooth: np.ndarray, spacing, st: _Stats, p: Enhance
     return out
 
 
-def _bridge(mask: np.ndarray, v: np.ndarray, smooth: np.ndarray, region: np.ndarray, st: _Stats,
+def _bridge(mask: np.ndarray, tubeness: np.ndarray, smooth: np.ndarray, region: np.ndarray, st: _Stats,
             p: EnhancementParams, spacing) -> tuple[np.ndarray, int]:
     """Join fragments to their nearest neighbour when a short, vessel-like path connects them."""
     if not mask.any():
@@ -497,11 +472,11 @@ def _bridge(mask: np.ndarray, v: np.ndarray, smooth: np.ndarray, region: np.ndar
     pad = np.ceil(p.gap_mm / sp).astype(int) + 1
     # Labels within the mask's box (the same labels as on the whole crop), stored in that box
     # grown by the padding, which holds every component's crop.
-    inner = _box(mask, (0, 0, 0), mask.shape)
+    inner = bounding_box(mask)
     lab_in, n = _components(mask[inner])
     if n <= 1:
         return mask, 0
-    outer = _box(mask, pad, mask.shape)
+    outer = padded_box(mask, pad)
     lab = np.zeros(tuple(o.stop - o.start for o in outer), lab_in.dtype)
     lab[tuple(slice(i.start - o.start, i.stop - o.start) for i, o in zip(inner, outer))] = lab_in
     sizes = np.bincount(lab_in.ravel())
@@ -513,8 +488,8 @@ def _bridge(mask: np.ndarray, v: np.ndarray, smooth: np.ndarray, region: np.ndar
     for c in np.argsort(sizes[1:]) + 1:  # smallest first
         if c == largest or objects[c - 1] is None:
             continue
-        sl = tuple(slice(max(s.start + i.start - q, 0), min(s.stop + i.start + q, nn))
-                   for s, i, q, nn in zip(objects[c - 1], inner, pad, mask.shape))
+        in_mask = tuple(slice(s.start + i.start, s.stop + i.start) for s, i in zip(objects[c - 1], inner))
+        sl = grow_box(in_mask, pad, mask.shape)
         lab_c = lab[tuple(slice(s.start - o.start, s.stop - o.start) for s, o in zip(sl, outer))]
         own = lab_c == c
         if not own.any():
@@ -527,7 +502,7 @@ def _bridge(mask: np.ndarray, v: np.ndarray, smooth: np.ndarray, region: np.ndar
         if gap > p.gap_mm:
             continue
         # Walking through the image costs 1 / vesselness per mm: paths follow tubes.
-        cost = np.where(region[sl], 1.0 / np.clip(v[sl], 0.02, 1.0), np.inf)
+        cost = np.where(region[sl], 1.0 / np.clip(tubeness[sl], 0.02, 1.0), np.inf)
         cost[own | other] = 0.5  # free travel inside the tree (half the best tube cost)
         starts = np.argwhere(own & (d_other <= gap + sp.max()))
         mcp = MCP_Geometric(cost, fully_connected=True, sampling=tuple(sp))
@@ -543,9 +518,9 @@ def _bridge(mask: np.ndarray, v: np.ndarray, smooth: np.ndarray, region: np.ndar
         new = path[on_new]
         steps = np.linalg.norm(np.diff(path * sp, axis=0), axis=1)
         length = float(steps[on_new[1:] | on_new[:-1]].sum())
-        mean_v = float(v[sl][tuple(new.T)].mean())
+        mean_tubeness = float(tubeness[sl][tuple(new.T)].mean())
         mean_c = float(smooth[sl][tuple(new.T)].mean()) - st.parenchyma_hu
-        if (length > 1.5 * p.gap_mm or mean_v < max(p.bridge_min_vesselness, st.low)
+        if (length > 1.5 * p.gap_mm or mean_tubeness < max(p.bridge_min_vesselness, st.low)
                 or mean_c < p.bridge_min_contrast_fraction * st.contrast_hu):
             continue
         # Thicken to the thinner of the two joined vessels' local radius.
@@ -567,7 +542,7 @@ def _bridge(mask: np.ndarray, v: np.ndarray, smooth: np.ndarray, region: np.ndar
 # ---------------------------------------------------------------------------------------------
 
 
-def enhance_liver_vessels(
+def repair_vessel_mask(
     vessels: np.ndarray,
     liver: np.ndarray | None,
     ct: np.ndarray,
@@ -591,6 +566,10 @@ def enhance_liver_vessels(
     fallback_full_volume=False makes a missing/empty liver mask an InputError instead of
     enhancing over the whole volume. device: a device request or torch device for the vesselness
     (livervessels.compute; default: auto).
+
+    Raises:
+        InputError: the arrays are not 3-D on one grid, the spacing is not three positive millimetre
+            values, or the liver mask is missing or empty while fallback_full_volume is False.
     """
     t_start = time.perf_counter()
     p = params or EnhancementParams()
@@ -610,33 +589,32 @@ def enhance_liver_vessels(
     halo_mm = 3.0 * max(sigmas) + p.gap_mm
 
     # ---- region of work -------------------------------------------------------------------
-    t = time.perf_counter()
-    have_liver = liver is not None and np.any(liver)
-    if not have_liver:
-        if not fallback_full_volume:
-            raise InputError("the liver mask is missing or empty, so vessel enhancement cannot be restricted to the "
-                             "liver; provide a liver segmentation or allow the whole-volume fallback "
-                             "(drop --no_fallback_full_liver)")
-        fallbacks.append("liver mask missing or empty: whole volume used")
-    out = np.zeros(raw.shape, np.uint8)
-    extra = {}
-    if not raw.any():
-        fallbacks.append("raw vessel mask empty: nothing to enhance")
-        box = None
-    elif have_liver:
-        liver_b = np.asarray(liver) > 0
-        box, n_out, vox_out = _liver_box(liver_b, p.min_liver_piece_fraction,
-                                         np.ceil((p.liver_margin_mm + halo_mm) / spa).astype(int))
-        if n_out:
-            fallbacks.append(f"{n_out} small liver piece(s) ({vox_out * voxel_mm3 / 1000.0:.1f} mL) away from the "
-                             "liver left out of the region of work")
-        region = _dilate_ball(liver_b[box], sp, p.liver_margin_mm)
-        liver_c = liver_b[box]
-    else:
-        box = _box(raw, np.ceil((p.fallback_margin_mm + halo_mm) / spa), raw.shape)
-        region = np.ones(tuple(s.stop - s.start for s in box), bool)
-        liver_c = None
-    timings["region"] = time.perf_counter() - t
+    with timed(timings, "region"):
+        have_liver = liver is not None and np.any(liver)
+        if not have_liver:
+            if not fallback_full_volume:
+                raise InputError("the liver mask is missing or empty, so vessel enhancement cannot be restricted "
+                                 "to the liver; provide a liver segmentation or allow the whole-volume fallback "
+                                 "(drop --no_fallback_full_liver)")
+            fallbacks.append("liver mask missing or empty: whole volume used")
+        out = np.zeros(raw.shape, np.uint8)
+        extra = {}
+        if not raw.any():
+            fallbacks.append("raw vessel mask empty: nothing to enhance")
+            box = None
+        elif have_liver:
+            liver_b = np.asarray(liver) > 0
+            box, n_out, vox_out = _liver_box(liver_b, p.min_liver_piece_fraction,
+                                             np.ceil((p.liver_margin_mm + halo_mm) / spa).astype(int))
+            if n_out:
+                fallbacks.append(f"{n_out} small liver piece(s) ({vox_out * voxel_mm3 / 1000.0:.1f} mL) away from the "
+                                 "liver left out of the region of work")
+            region = _dilate_ball(liver_b[box], sp, p.liver_margin_mm)
+            liver_c = liver_b[box]
+        else:
+            box = padded_box(raw, np.ceil((p.fallback_margin_mm + halo_mm) / spa))
+            region = np.ones(tuple(s.stop - s.start for s in box), bool)
+            liver_c = None
 
     backed_off: list[str] = []
     if box is not None:
@@ -644,14 +622,13 @@ def enhance_liver_vessels(
         mask, extra = _enhance_crop(raw[box] & region, region, liver_c, np.asarray(ct[box], np.float32), sp, p,
                                     sigmas, min_voxels, device, fallbacks, timings, backed_off, exclude_c)
         out[box] = mask
-    t = time.perf_counter()
-    # On the boxes: the enhanced mask is empty outside its box, the raw one outside its own.
-    n_before = _components(raw[_box(raw, (0, 0, 0), raw.shape)])[1] if box is not None else 0
-    n_vox = _count(mask) if box is not None else 0
-    n_after = _components(mask)[1] if n_vox else 0
-    kept = _count(mask & raw[box]) if n_vox else 0
-    removed, added = _count(raw) - kept, n_vox - kept
-    timings["statistics"] = time.perf_counter() - t
+    with timed(timings, "statistics"):
+        # On the boxes: the enhanced mask is empty outside its box, the raw one outside its own.
+        n_before = _components(raw[bounding_box(raw)])[1] if box is not None else 0
+        n_vox = _count(mask) if box is not None else 0
+        n_after = _components(mask)[1] if n_vox else 0
+        kept = _count(mask & raw[box]) if n_vox else 0
+        removed, added = _count(raw) - kept, n_vox - kept
     timings["total"] = time.perf_counter() - t_start
     metadata = {
         "method": METHOD,
@@ -669,7 +646,7 @@ def enhance_liver_vessels(
                        "fallback_full_volume": fallback_full_volume, **extra.pop("derived", {})},
         "image_statistics": extra.pop("stats", {}),
         "steps": extra,
-        "timings": {k: round(v, 3) for k, v in timings.items()},
+        "timings": {k: round(s, 3) for k, s in timings.items()},
         "software_versions": software_versions(),
     }
     return out, metadata
@@ -683,23 +660,22 @@ def _enhance_crop(raw: np.ndarray, region: np.ndarray, liver: np.ndarray | None,
     the scan cannot support it is appended to backed_off."""
     backed_off = [] if backed_off is None else backed_off
     spa = np.asarray(sp)
-    t = time.perf_counter()
-    smooth = ndimage.gaussian_filter(ct, sigma=p.smoothing_mm / spa)
-    if liver is not None:
-        near_raw = _dilate_ball(raw, sp, 2.0)
-        background = liver & ~near_raw
-    else:
-        # No liver: local background is a shell around the raw vessels, soft tissue only. The
-        # transform runs on the raw mask's box grown by 8 mm: it holds every voxel of the shell.
-        shell = np.zeros(raw.shape, bool)
-        near = (_box(raw, [int(math.ceil(8.0 / s)) + 1 for s in sp], raw.shape) if raw.any()
-                else (slice(None),) * 3)
-        d_raw = ndimage.distance_transform_edt(~raw[near], sampling=sp)
-        shell[near] = ~(d_raw <= 2.0) & (d_raw <= 8.0)
-        del d_raw
-        background = shell & (ct > -100) & (ct < 300)
-    st = _measure(smooth, raw, background, p, fallbacks)
-    timings["measure"] = time.perf_counter() - t
+    with timed(timings, "measure"):
+        smooth = ndimage.gaussian_filter(ct, sigma=p.smoothing_mm / spa)
+        if liver is not None:
+            near_raw = _dilate_ball(raw, sp, 2.0)
+            background = liver & ~near_raw
+        else:
+            # No liver: local background is a shell around the raw vessels, soft tissue only. The
+            # transform runs on the raw mask's box grown by 8 mm: it holds every voxel of the shell.
+            shell = np.zeros(raw.shape, bool)
+            near = (padded_box(raw, reach_voxels(sp, 8.0)) if raw.any()
+                    else (slice(None),) * 3)
+            d_raw = ndimage.distance_transform_edt(~raw[near], sampling=sp)
+            shell[near] = ~(d_raw <= 2.0) & (d_raw <= 8.0)
+            del d_raw
+            background = shell & (ct > -100) & (ct < 300)
+        st = _measure(smooth, raw, background, p, fallbacks)
     steps = {"stats": {"parenchyma_hu": round(st.parenchyma_hu, 1),
                        "parenchyma_spread_hu": round(st.parenchyma_sd_hu, 1),
                        "vessel_hu": round(st.vessel_hu, 1), "contrast_hu": round(st.contrast_hu, 1)}}
@@ -709,106 +685,99 @@ def _enhance_crop(raw: np.ndarray, region: np.ndarray, liver: np.ndarray | None,
                          "no image-based growth, bridging or trimming (size pruning and hole filling only)")
     mask = raw.copy()
     if use_image:
-        t = time.perf_counter()
-        # Clip far outside the vessel/parenchyma range so bone and air edges do not dominate.
-        lo, hi = st.parenchyma_hu - st.contrast_hu, st.parenchyma_hu + 2.0 * st.contrast_hu
-        # Only the region is used (dark: its liver part), and vesselness is 0 elsewhere.
-        v, dark = vesselness(np.clip(ct, lo, hi), sp, sigmas, beta=p.blob_beta, polarity="both", device=device,
-                             mask=region)
-        scale = st.contrast_hu * TUBE_PEAK_FRACTION  # 1 = ideal cylinder of this patient's contrast
-        v /= scale
-        # Liver has no dark tubes: the dark response there is the noise's tube-likeness.
-        dark /= scale
-        null = dark[background] if background.any() else np.zeros(1, np.float32)
-        st.low = max(p.grow_low, float(np.quantile(null, p.null_low_quantile)))
-        st.high = max(p.grow_high, float(np.quantile(null, p.null_high_quantile)))
-        steps["stats"].update(vesselness_low=round(st.low, 3), vesselness_high=round(st.high, 3))
-        timings["vesselness"] = time.perf_counter() - t
+        with timed(timings, "vesselness"):
+            # Clip far outside the vessel/parenchyma range so bone and air edges do not dominate.
+            lo, hi = st.parenchyma_hu - st.contrast_hu, st.parenchyma_hu + 2.0 * st.contrast_hu
+            # Only the region is used (dark: its liver part), and vesselness is 0 elsewhere.
+            tubeness, dark = vesselness(np.clip(ct, lo, hi), sp, sigmas, beta=p.blob_beta, polarity="both",
+                                        device=device, mask=region)
+            scale = st.contrast_hu * TUBE_PEAK_FRACTION  # 1 = ideal cylinder of this patient's contrast
+            tubeness /= scale
+            # Liver has no dark tubes: the dark response there is the noise's tube-likeness.
+            dark /= scale
+            null = dark[background] if background.any() else np.zeros(1, np.float32)
+            st.low = max(p.grow_low, float(np.quantile(null, p.null_low_quantile)))
+            st.high = max(p.grow_high, float(np.quantile(null, p.null_high_quantile)))
+            steps["stats"].update(vesselness_low=round(st.low, 3), vesselness_high=round(st.high, 3))
 
-        t = time.perf_counter()
-        before = _count(mask)
-        mask = _prune(mask, smooth, sp, st, p, min_voxels, use_image=True, use_size=False)
-        steps["blobs_removed_voxels"] = before - _count(mask)
-        timings["prune_blobs"] = time.perf_counter() - t
+        with timed(timings, "prune_blobs"):
+            before = _count(mask)
+            mask = _prune(mask, smooth, sp, st, p, min_voxels, use_image=True, use_size=False)
+            steps["blobs_removed_voxels"] = before - _count(mask)
 
-        t = time.perf_counter()
-        # Candidates, growth and trimming only test and change region voxels: they run on its box.
-        inner = _box(region, (0, 0, 0), region.shape)
-        peak = _local_peak(smooth, sp, p.peak_radius_mm, inner)
-        large = _large_lumen(ct, st, sp, p.large_lumen_radius_mm)
-        if exclude is not None:
-            large |= exclude
-        cand = _candidates(v[inner], smooth[inner], peak, st, p) & region[inner] & ~large[inner]
-        v[large] = 0.0  # bridges do not route through the IVC / portal trunk either
-        steps["large_lumen_voxels"] = _count(large)
-        before = _count(mask)
-        ungrown = mask[inner].copy()
-        # What noise alone would grow: the same growth on the mirrored image (dark tubes, HU
-        # reflected about the parenchyma). The liver holds no dark tubes, so all of it is noise.
-        # Where it rivals what the vessels grew, thin vessels cannot be told from noise at this
-        # threshold: it is raised step by step, and growth is dropped when no step is clean enough.
-        # Counted inside the liver only, 2 mm from its surface: outside it lie truly dark tissues.
-        interior = (~_dilate_ball(~liver, sp, 2.0) if liver is not None else region)[inner]
-        mirror = 2.0 * st.parenchyma_hu - smooth
-        null_cand = (_candidates(dark[inner], mirror[inner], _local_peak(mirror, sp, p.peak_radius_mm, inner), st, p)
-                     & interior & ~large[inner])
-        real = _GrowthPieces(ungrown, cand, v[inner])
-        noise = _GrowthPieces(ungrown, null_cand, dark[inner])
-        chosen, first = None, None
-        for factor in p.growth_backoff_factors:
-            keep = real.kept(st.high * factor)
-            grown_inside = real.voxels(keep, interior)
-            null_grown = noise.voxels(noise.kept(st.high * factor))
-            first = first or (grown_inside, null_grown)
-            if not grown_inside and factor != p.growth_backoff_factors[0]:
-                break  # raised until nothing grows: no growth
-            if null_grown <= p.max_noise_growth_ratio * grown_inside or not grown_inside:
-                chosen = (factor, keep, grown_inside, null_grown)
-                break
-        if chosen is None:
-            mask[inner] = ungrown
-            backed_off.append(
-                f"no growth: on this scan noise alone grows {first[1]} voxels for the vessels' {first[0]} "
-                f"(parenchyma spread {st.parenchyma_sd_hu:.0f} HU after smoothing, vessel contrast "
-                f"{st.contrast_hu:.0f} HU, voxels {' x '.join(f'{x:.2g}' for x in sp)} mm), and as much "
-                f"at any threshold up to {max(p.growth_backoff_factors):g}x: thin vessels cannot be told from noise, "
-                "the network's mask is kept")
-            steps.update(growth_threshold_factor=None, noise_grown_voxels=first[1])
-        else:
-            factor, keep, grown_inside, null_grown = chosen
-            mask[inner] = real.grown(ungrown, keep)
-            if factor != p.growth_backoff_factors[0]:
+        with timed(timings, "grow"):
+            # Candidates, growth and trimming only test and change region voxels: they run on its box.
+            inner = bounding_box(region)
+            peak = _local_peak(smooth, sp, p.peak_radius_mm, inner)
+            large = _large_lumen(ct, st, sp, p.large_lumen_radius_mm)
+            if exclude is not None:
+                large |= exclude
+            cand = _candidates(tubeness[inner], smooth[inner], peak, st, p) & region[inner] & ~large[inner]
+            tubeness[large] = 0.0  # bridges do not route through the IVC / portal trunk either
+            steps["large_lumen_voxels"] = _count(large)
+            before = _count(mask)
+            ungrown = mask[inner].copy()
+            # What noise alone would grow: the same growth on the mirrored image (dark tubes, HU
+            # reflected about the parenchyma). The liver holds no dark tubes, so all of it is noise.
+            # Where it rivals what the vessels grew, thin vessels cannot be told from noise at this
+            # threshold: it is raised step by step, and growth is dropped when no step is clean enough.
+            # Counted inside the liver only, 2 mm from its surface: outside it lie truly dark tissues.
+            interior = (~_dilate_ball(~liver, sp, 2.0) if liver is not None else region)[inner]
+            mirror = 2.0 * st.parenchyma_hu - smooth
+            null_peak = _local_peak(mirror, sp, p.peak_radius_mm, inner)
+            null_cand = _candidates(dark[inner], mirror[inner], null_peak, st, p) & interior & ~large[inner]
+            real = _GrowthPieces(ungrown, cand, tubeness[inner])
+            noise = _GrowthPieces(ungrown, null_cand, dark[inner])
+            chosen, first = None, None
+            for factor in p.growth_backoff_factors:
+                keep = real.kept(st.high * factor)
+                grown_inside = real.voxels(keep, interior)
+                null_grown = noise.voxels(noise.kept(st.high * factor))
+                first = first or (grown_inside, null_grown)
+                if not grown_inside and factor != p.growth_backoff_factors[0]:
+                    break  # raised until nothing grows: no growth
+                if null_grown <= p.max_noise_growth_ratio * grown_inside or not grown_inside:
+                    chosen = (factor, keep, grown_inside, null_grown)
+                    break
+            if chosen is None:
+                mask[inner] = ungrown
                 backed_off.append(
-                    f"growth threshold raised {factor:g}x: at the usual threshold noise alone would grow "
-                    f"{first[1]} voxels for the vessels' {first[0]} (parenchyma spread "
-                    f"{st.parenchyma_sd_hu:.0f} HU after smoothing, vessel contrast {st.contrast_hu:.0f} HU, "
-                    f"voxels {' x '.join(f'{x:.2g}' for x in sp)} mm); only clearly tubular vessels were added")
-            steps.update(growth_threshold_factor=factor, noise_grown_voxels=null_grown)
-        steps["grown_voxels"] = _count(mask) - before
-        del dark, mirror, interior
-        timings["grow"] = time.perf_counter() - t
+                    f"no growth: on this scan noise alone grows {first[1]} voxels for the vessels' {first[0]} "
+                    f"(parenchyma spread {st.parenchyma_sd_hu:.0f} HU after smoothing, vessel contrast "
+                    f"{st.contrast_hu:.0f} HU, voxels {' x '.join(f'{x:.2g}' for x in sp)} mm), and as much "
+                    f"at any threshold up to {max(p.growth_backoff_factors):g}x: thin vessels cannot be told from "
+                    "noise, the network's mask is kept")
+                steps.update(growth_threshold_factor=None, noise_grown_voxels=first[1])
+            else:
+                factor, keep, grown_inside, null_grown = chosen
+                mask[inner] = real.grown(ungrown, keep)
+                if factor != p.growth_backoff_factors[0]:
+                    backed_off.append(
+                        f"growth threshold raised {factor:g}x: at the usual threshold noise alone would grow "
+                        f"{first[1]} voxels for the vessels' {first[0]} (parenchyma spread "
+                        f"{st.parenchyma_sd_hu:.0f} HU after smoothing, vessel contrast {st.contrast_hu:.0f} HU, "
+                        f"voxels {' x '.join(f'{x:.2g}' for x in sp)} mm); only clearly tubular vessels were added")
+                steps.update(growth_threshold_factor=factor, noise_grown_voxels=null_grown)
+            steps["grown_voxels"] = _count(mask) - before
+            del dark, mirror, interior
 
-        t = time.perf_counter()
-        mask, n_bridges = _bridge(mask, v, smooth, region, st, p, sp)
-        steps["bridges"] = n_bridges
-        timings["bridge"] = time.perf_counter() - t
+        with timed(timings, "bridge"):
+            mask, n_bridges = _bridge(mask, tubeness, smooth, region, st, p, sp)
+            steps["bridges"] = n_bridges
 
         if p.trim_boundary:
-            t = time.perf_counter()
-            before = _count(mask)
-            mask[inner] = _trim(mask[inner], smooth[inner], peak, st, p)
-            steps["trimmed_voxels"] = before - _count(mask)
-            timings["trim"] = time.perf_counter() - t
+            with timed(timings, "trim"):
+                before = _count(mask)
+                mask[inner] = _trim(mask[inner], smooth[inner], peak, st, p)
+                steps["trimmed_voxels"] = before - _count(mask)
     if p.fill_holes:
-        t = time.perf_counter()
+        with timed(timings, "fill_holes"):
+            before = _count(mask)
+            mask = fill_holes(mask) & region
+            steps["hole_voxels_filled"] = _count(mask) - before
+    with timed(timings, "prune"):
         before = _count(mask)
-        mask = _fill_holes(mask) & region
-        steps["hole_voxels_filled"] = _count(mask) - before
-        timings["fill_holes"] = time.perf_counter() - t
-    t = time.perf_counter()
-    before = _count(mask)
-    mask = _prune(mask, smooth, sp, st, p, min_voxels, use_image=use_image, use_size=True)
-    steps["pruned_voxels"] = before - _count(mask)
-    timings["prune"] = time.perf_counter() - t
+        mask = _prune(mask, smooth, sp, st, p, min_voxels, use_image=use_image, use_size=True)
+        steps["pruned_voxels"] = before - _count(mask)
     steps["derived"] = {"device": str(resolve_device(device)) if use_image else None}
     return mask, steps

@@ -12,7 +12,6 @@ where they overlap).
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,8 +20,10 @@ from livervessels import model_store, nnunet_runner
 from livervessels.compute import Compute, as_compute, resolve
 from livervessels.errors import InputError, ModelNotFoundError
 from livervessels.geometry import Volume, from_canonical, to_canonical, voxel_spacing
+from livervessels.masks import padded_box
 from livervessels.resample import resample_to_shape, zoom_to_spacing
 from livervessels.tasks import Task, get_task
+from livervessels.timing import timed
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,11 @@ class LabelMap:
 
 
 def check_roi_subset(task: Task, roi_subset: list[str] | None) -> None:
+    """Check that every name in roi_subset is a class of the task (None or empty: nothing to check).
+
+    Raises:
+        InputError: a name is not a class of the task (the message lists the valid ones).
+    """
     if not roi_subset:
         return
     unknown = [r for r in roi_subset if r not in task.classes.values()]
@@ -81,20 +87,19 @@ def segment(
     check_roi_subset(task, roi_subset)
     compute = resolve(device, precision) if precision is not None else as_compute(device)
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
     torch_device = compute.device
     gpu = torch_device if compute.on_gpu else None  # resampling on the GPU when there is one
     model_store.check_model_dirs(model_dirs, task)  # a wrong -m never falls back to other weights
     roots = model_store.model_roots(model_dirs)
     part_ids = task.parts_for(roi_subset)
-    models = [
-        nnunet_runner.load_model(
-            model_store.find_model_folder(task.parts[i], roots, task.name), task.parts[i].fold, torch_device,
-            task.step_size, task.mirroring, compute.precision,
-        )
-        for i in part_ids
-    ]
-    timings["load"] = time.perf_counter() - t0
+    with timed(timings, "load"):  # from the cache after the first call in a process
+        models = [
+            nnunet_runner.load_model(
+                model_store.find_model_folder(task.parts[i], roots, task.name), task.parts[i].fold, torch_device,
+                task.step_size, task.mirroring, compute.precision,
+            )
+            for i in part_ids
+        ]
     used = [{"task": task.name, "folder": str(m.folder), "sha256": m.checkpoint_sha256} for m in models]
 
     # the scan as stored (int16 HU from DICOM / NIfTI): every step below reads it as float32 or
@@ -105,12 +110,11 @@ def segment(
     if crop_classes:
         # As TotalSegmentator: the crop model predicts all its classes on the whole image (no
         # roi_subset, so no nested crop), the box is the union of the wanted classes plus a margin.
-        t = time.perf_counter()
-        organs = segment(Volume(image, affine), crop_task, model_dirs=model_dirs, device=compute)
-        ids = [k for k, v in organs.classes.items() if v in crop_classes]
-        crop = _bounding_box(np.isin(organs.array, ids),
-                             _crop_margin(task.crop_margin_mm, voxel_spacing(affine)))
-        timings["crop_model"] = time.perf_counter() - t
+        with timed(timings, "crop_model"):
+            organs = segment(Volume(image, affine), crop_task, model_dirs=model_dirs, device=compute)
+            ids = [k for k, v in organs.classes.items() if v in crop_classes]
+            crop = padded_box(np.isin(organs.array, ids),
+                                 _crop_margin(task.crop_margin_mm, voxel_spacing(affine)))
         used = organs.models + used
         if crop is None:  # TotalSegmentator returns an empty segmentation when the crop is empty
             log.warning("no %s found for cropping: %s gives an empty segmentation", ", ".join(crop_classes), task.name)
@@ -120,39 +124,35 @@ def segment(
         image = image[crop] if np.issubdtype(image.dtype, np.integer) else np.trunc(image[crop])
     spacing = voxel_spacing(affine)
 
-    t = time.perf_counter()
-    work, work_spacing = image, spacing
-    if task.resample_mm:
-        # TotalSegmentator casts the resampled image to int32 before nnU-Net reads it
-        work, work_spacing = zoom_to_spacing(image, spacing, task.resample_mm, order=1, truncate=True,
-                                             device=gpu)
-    timings["resample"] = time.perf_counter() - t
+    with timed(timings, "resample"):
+        work, work_spacing = image, spacing
+        if task.resample_mm:
+            # TotalSegmentator casts the resampled image to int32 before nnU-Net reads it
+            work, work_spacing = zoom_to_spacing(image, spacing, task.resample_mm, order=1, truncate=True,
+                                                 device=gpu)
 
     merged = np.zeros(work.shape, np.uint8)
     offsets = task.offsets or (0,) * len(task.parts)
     timings["predict"] = timings["merge"] = 0.0
     for i, model in zip(part_ids, models):
-        t = time.perf_counter()
-        labels = nnunet_runner.predict_labels(model, work, work_spacing)
-        timings["predict"] += time.perf_counter() - t
-        t = time.perf_counter()
-        nonzero = labels > 0
-        merged[nonzero] = labels[nonzero] + offsets[i]  # later parts win where they overlap
-        timings["merge"] += time.perf_counter() - t
+        with timed(timings, "predict", add=True):
+            labels = nnunet_runner.predict_labels(model, work, work_spacing)
+        with timed(timings, "merge", add=True):
+            nonzero = labels > 0
+            merged[nonzero] = labels[nonzero] + offsets[i]  # later parts win where they overlap
 
-    t = time.perf_counter()
-    if task.resample_mm:
-        merged = resample_to_shape(merged, image.shape, order=0, device=gpu)
-    if crop is not None:
-        full = np.zeros(volume.shape, np.uint8)
-        full = to_canonical(full, volume.affine)[0]
-        full[crop] = merged
-        merged = full
-    classes = _selected_classes(task, roi_subset)
-    if roi_subset:
-        merged = np.where(np.isin(merged, list(classes)), merged, 0).astype(np.uint8)
-    labels = from_canonical(merged, original)
-    timings["resample_back"] = time.perf_counter() - t
+    with timed(timings, "resample_back"):
+        if task.resample_mm:
+            merged = resample_to_shape(merged, image.shape, order=0, device=gpu)
+        if crop is not None:
+            full = np.zeros(volume.shape, np.uint8)
+            full = to_canonical(full, volume.affine)[0]
+            full[crop] = merged
+            merged = full
+        classes = _selected_classes(task, roi_subset)
+        if roi_subset:
+            merged = np.where(np.isin(merged, list(classes)), merged, 0).astype(np.uint8)
+        labels = from_canonical(merged, original)
     assert labels.shape == volume.shape
     return LabelMap(labels, volume.affine.copy(), classes, timings, used)
 
@@ -193,13 +193,3 @@ def _crop_margin(margin_mm: float, spacing: tuple[float, float, float]) -> tuple
     24 voxels (float32(0.8) is a bit above 0.8), at 1.5 mm 13."""
     zooms = np.asarray(spacing, np.float32)
     return tuple(int(v) for v in np.full(3, margin_mm) / zooms)
-
-
-def _bounding_box(mask: np.ndarray, margin: int | tuple[int, ...]) -> tuple[slice, ...] | None:
-    if not mask.any():
-        return None
-    margins = (margin,) * mask.ndim if isinstance(margin, int) else tuple(margin)
-    idx = np.nonzero(mask)
-    return tuple(
-        slice(max(int(a.min()) - m, 0), min(int(a.max()) + m + 1, n)) for a, m, n in zip(idx, margins, mask.shape)
-    )

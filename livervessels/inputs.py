@@ -13,8 +13,9 @@ import numpy as np
 from livervessels import interrupts
 from livervessels.errors import InputError
 from livervessels.geometry import Volume
-from livervessels.pipeline import CtStudy, load_ct_study
 from livervessels.plausibility import check_ct_volume
+from livervessels.stage_types import CtStudy
+from livervessels.study import load_ct_study
 
 EXPECTED = "expected a NIfTI file (.nii or .nii.gz), a folder of DICOM slices, or a .zip holding one DICOM study"
 
@@ -49,7 +50,11 @@ def is_nifti(path: Path) -> bool:
 
 
 def load_nifti(path: str | Path | nib.Nifti1Image) -> tuple[Volume, nib.Nifti1Image]:
-    """A NIfTI image as a Volume (array in the file's voxel order, RAS affine)."""
+    """A NIfTI image as a Volume (array in the file's voxel order, RAS affine).
+
+    Raises:
+        InputError: the file cannot be read as NIfTI, or its image is not 3D.
+    """
     try:
         img = path if isinstance(path, nib.spatialimages.SpatialImage) else nib.load(str(path))
         array = np.asanyarray(img.dataobj)

@@ -71,6 +71,10 @@ def find_model_folder(part: ModelPart, roots: list[Path], task_name: str = "") -
 
     A root may be a results folder (holding DatasetNNN_*/), a dataset folder or a trainer folder,
     so a MAP's model path can point at a single model too.
+
+    Raises:
+        ModelNotFoundError: no root holds the part's trainer folder with the fold's checkpoint, or the
+            folder found lacks its dataset.json.
     """
     dataset, trainer_dir = part.folder.split("/")
     for root in roots:
@@ -79,17 +83,21 @@ def find_model_folder(part: ModelPart, roots: list[Path], task_name: str = "") -
             if candidate.name != trainer_dir or candidate.parent.name != dataset:
                 continue
             if (candidate / "plans.json").is_file() and checkpoint_path(candidate, part).is_file():
+                if not (candidate / "dataset.json").is_file():  # its label map: without it no labels are known
+                    raise ModelNotFoundError(f"model folder {candidate} has no dataset.json (the model's label "
+                                             f"map); reinstall it: {_install_hint(part, task_name)}")
                 return candidate
     expected = roots[0] / part.folder / f"fold_{part.fold}" / "checkpoint_final.pth"
-    how = (
-        f"get them with: TotalSegmentator weights --task {task_name or part.dataset}"
-        if part.release_tag
-        else "it ships with this project (models/); reinstall or pass -m path/to/models"
-    )
     raise ModelNotFoundError(
         f"weights for {task_name or part.dataset} not found: expected {expected} "
-        f"(searched {', '.join(str(r) for r in roots)}); {how}"
+        f"(searched {', '.join(str(r) for r in roots)}); {_install_hint(part, task_name)}"
     )
+
+
+def _install_hint(part: ModelPart, task_name: str) -> str:
+    if part.release_tag:
+        return f"get them with: TotalSegmentator weights --task {task_name or part.dataset}"
+    return "it ships with this project (models/); reinstall or pass -m path/to/models"
 
 
 def check_model_dirs(explicit: list[str | Path] | None, task=None) -> None:

@@ -26,7 +26,8 @@ from livervessels.sliding_window import predict_labels_in_slabs, slab_prediction
 
 log = logging.getLogger(__name__)
 
-_CACHE: dict[tuple[str, int, str, float, bool], "LoadedModel"] = {}
+# folder, fold, device, tile step, mirroring, precision -> the loaded model
+_CACHE: dict[tuple[str, int, str, float, bool, str], "LoadedModel"] = {}
 _LOCK = threading.Lock()
 
 
@@ -88,7 +89,7 @@ def load_model(folder: Path, fold: int = 0, device: torch.device | None = None, 
     device: a resolved torch device (livervessels.compute); precision: fp32, bf16 or fp16 (CUDA).
 
     Raises:
-        InputError: the checkpoint cannot be read.
+        InputError: the checkpoint cannot be read or does not fit the network its plans describe.
     """
     device = device or torch.device("cpu")
     key = (str(Path(folder).resolve()), fold, str(device), step_size, mirroring, precision)
@@ -126,7 +127,12 @@ def _load(folder: Path, fold: int, device: torch.device, step_size: float, mirro
         allow_init=False,
         deep_supervision=False,
     )
-    network.load_state_dict(checkpoint["network_weights"])
+    try:
+        network.load_state_dict(checkpoint["network_weights"])
+    except (KeyError, RuntimeError) as exc:  # weights of another network than plans.json describes
+        raise InputError(f"model checkpoint {checkpoint_path} does not fit the network in {folder / 'plans.json'} "
+                         f"({type(exc).__name__}); reinstall that model (TotalSegmentator weights --task ...)"
+                         ) from exc
     network = _with_precision(network, device, precision)
     with contextlib.redirect_stdout(io.StringIO()):  # it prints a CUDA-only notice on every CPU run
         predictor = nnUNetPredictor(
@@ -177,6 +183,9 @@ def predict_labels(model: LoadedModel, image_xyz: np.ndarray, spacing_xyz: tuple
     nnU-Net expects (z, y, x) arrays with spacing in the same order (SimpleITK's convention), so
     the canonical (x, y, z) image is transposed in and the labels transposed back. On CUDA
     out-of-memory it retries with the results accumulated on the CPU, then on the CPU, warning.
+
+    Raises:
+        torch.cuda.OutOfMemoryError: only when the CPU fallback also runs out of memory.
     """
     data = image_xyz.transpose(2, 1, 0)[None]  # a view: preprocessing makes the one float32 copy
     # float32 spacing: what nnU-Net reads from a NIfTI header when TotalSegmentator hands it a file

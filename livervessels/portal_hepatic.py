@@ -62,14 +62,17 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 
 import cc3d
 import numpy as np
 from scipy import ndimage, spatial
+from scipy.stats import median_abs_deviation
 
 from livervessels.enhancement import _dilate_ball  # exact, fast ball dilation (shared with the repair)
+from livervessels.errors import InputError
 from livervessels.geometry import CanonicalFrame
+from livervessels.masks import bounding_box, fill_holes, padded_box, reach_voxels
 from livervessels.split_fine_grid import block_majority, downsample_labels, repeat_voxels, upsample_ct, upsample_mask
 from livervessels.split_geodesic import split_geodesic
 from livervessels.split_growth import (
@@ -89,7 +92,7 @@ from livervessels.split_growth import (
 )
 from livervessels.split_intensity import TreeIntensity, branch_log_odds, measure_tree_intensity
 from livervessels.split_junctions import junction_affinities
-from livervessels.split_seeds import crop_to_box, find_seeds, padded_box, seed_contacts, superior_height
+from livervessels.split_seeds import crop_to_box, find_seeds, seed_contacts, superior_height
 from livervessels.split_territory import missing_tree_regions, territory_roots
 from livervessels.split_types import (
     HEPATIC,
@@ -101,10 +104,10 @@ from livervessels.split_types import (
     SplitBranches,
     SplitParams,
 )
+from livervessels.timing import timed
 from livervessels.vessel_graph import (
     VesselGraph,
     attach_image_axes,
-    bounding_box,
     build_vessel_graph,
     distances_at,
     feature_indices,
@@ -136,7 +139,12 @@ def split_portal_hepatic(
     then runs in the closest RAS orientation, so its answer does not depend on how the slices were
     stored; without it the IVC contacts farthest from the portal vein stand for the dome. Vessel
     components smaller than `min_component_size` voxels are left 0.
+
+    Raises:
+        InputError: vessels is not 3-D, ct or a support mask is not on its grid, or the spacing is
+            not three positive millimetre values.
     """
+    _check_grid(vessels, spacing, ct=ct, liver=liver, portal_vein=portal_vein, ivc=ivc)
     p = params or SplitParams()
     frame = None if affine is None else CanonicalFrame(affine, np.shape(vessels), spacing)
     if frame is not None and not frame.is_identity:
@@ -151,97 +159,118 @@ def split_portal_hepatic(
     timings: dict[str, float] = {}
     vessels = np.asarray(vessels, bool)
     spacing = tuple(float(s) for s in spacing)
-    flags: list[str] = []
-    for name, m in (("liver", liver), ("portal_vein", portal_vein), ("ivc", ivc)):
-        if m is None:
-            flags.append(f"missing_support_{name}")
-        elif not np.any(m):
-            flags.append(f"empty_support_{name}")
+    flags = _support_flags(liver=liver, portal_vein=portal_vein, ivc=ivc)
     labels = np.zeros(vessels.shape, np.uint8)
     skeleton_labels = np.zeros(vessels.shape, np.uint8) if use_skeleton else None
-    total = int(np.count_nonzero(vessels))
     qc: dict = {"method": ("centerline graph: junction explanation + trees grown from the seeds"
                            if use_skeleton else "voxel geodesic (1/radius) from the nearest seed"),
                 "use_skeleton": bool(use_skeleton), "min_component_size": int(min_component_size)}
-    if total == 0:
+    if not vessels.any():
         flags.append("empty_vessels")
         qc.update(_counts(labels, vessels, 0, 0), confidence=0.0, low_confidence_branches=0,
                   least_confident_branches=[], flags=flags, parameters=asdict(p))
         return PortalHepaticSplit(labels, skeleton_labels, qc)
 
     # Everything below runs on the vessels' bounding box, padded so seeds near it are inside.
-    pad = [int(np.ceil(p.seed_distance_mm / s)) + 1 for s in spacing]
-    box = bounding_box(vessels)
-    box = tuple(slice(max(b.start - q, 0), min(b.stop + q, n)) for b, q, n in zip(box, pad, vessels.shape))
-    v = vessels[box]
-    comps, n_comp = cc3d.connected_components(v, connectivity=26, return_N=True)
-    sizes = np.bincount(comps.ravel(), minlength=n_comp + 1)
-    small = (sizes < min_component_size) & (np.arange(n_comp + 1) > 0)
-    if small.any():
-        v = v & ~small[comps]
-        comps = np.where(v, comps, 0)
-    qc["small_components_unlabelled"] = int(small.sum())
-    qc["small_component_voxels"] = int(sizes[small].sum())
-
+    box = padded_box(vessels, reach_voxels(spacing, p.seed_distance_mm))
+    vessel_mask, comps = _drop_small_components(vessels[box], min_component_size, qc)
     scale = np.array([int(np.ceil(s / p.max_working_spacing_mm - 1e-6)) for s in spacing])
-    if use_skeleton and (scale > 1).any() and v.any():
-        return _split_on_finer_grid(vessels, v, box, scale, ct, spacing, liver, portal_vein, ivc, affine, p,
+    if use_skeleton and (scale > 1).any() and vessel_mask.any():
+        return _split_on_finer_grid(vessels, vessel_mask, box, scale, ct, spacing, liver, portal_vein, ivc, affine, p,
                                     qc, flags, t0)
 
-    pv_c = crop_to_box(portal_vein, box)
-    ivc_c = crop_to_box(ivc, box)
-    superior = superior_height(affine) if affine is not None else None
-    pv_centroid = (np.argwhere(portal_vein).mean(axis=0) - [b.start for b in box]  # (only used without affine)
-                   if superior is None and portal_vein is not None and np.any(portal_vein) else None)
-    t = time.perf_counter()
-    seeds = seed_contacts(v, pv_c, ivc_c, spacing, p, superior, pv_centroid)
-    timings["seeds"] = time.perf_counter() - t
-
+    pv_c, ivc_c = crop_to_box(portal_vein, box), crop_to_box(ivc, box)
+    with timed(timings, "seeds"):
+        seeds = _seeds(vessel_mask, box, portal_vein, pv_c, ivc_c, spacing, p, affine)
     ct_c = np.asarray(ct)[box] if ct is not None else None
     branches = None
     if use_skeleton:
-        labelling = _split_on_graph(v, comps, ct_c, spacing, seeds, p, timings,
+        labelling = _split_on_graph(vessel_mask, comps, ct_c, spacing, seeds, p, timings,
                                     support={"portal_vein": pv_c, "ivc": ivc_c, "liver": crop_to_box(liver, box)})
         branches = labelling.branches
         branches.offset = np.array([b.start for b in box])
     else:
-        labelling = split_geodesic(v, spacing, seeds, p, timings)
-    lab_c, skel_c, info = labelling.labels, labelling.skeleton_labels, labelling.qc
-    for lab in (PORTAL, HEPATIC):
-        if not seeds[lab].any():
-            flags.append(f"no_{TREE_NAMES[lab]}_seeds")
+        labelling = split_geodesic(vessel_mask, spacing, seeds, p, timings)
+    flags += [f"no_{TREE_NAMES[lab]}_seeds" for lab in (PORTAL, HEPATIC) if not seeds[lab].any()]
     # Components no seed reaches: label them by the best evidence left, with low confidence.
-    t = time.perf_counter()
-    unreached = _label_unreached(lab_c, v, comps, labelling.unreached, pv_c, ivc_c, spacing)
-    timings["unreached"] = time.perf_counter() - t
-    if branches is not None and unreached["components"]:
-        for b in branches.graph.branches:  # their branches take the fallback label too
-            if branches.labels[b.index] == 0:
-                branches.labels[b.index] = lab_c[tuple(b.voxels[0])]
-    if skel_c is not None:
-        skel_c[skel_c > 0] = lab_c[skel_c > 0]  # keep the centerline consistent after the fallback
-        skeleton_labels[box] = skel_c
-    labels[box] = lab_c
+    with timed(timings, "unreached"):
+        unreached = _label_unreached(labelling.labels, vessel_mask, comps, labelling.unreached, pv_c, ivc_c, spacing)
+    _follow_fallback_labels(labelling, branches, unreached)
+    labels[box] = labelling.labels
+    if labelling.skeleton_labels is not None:
+        skeleton_labels[box] = labelling.skeleton_labels
 
     qc.update(_counts(labels[box], vessels[box], int(seeds[PORTAL].sum()), int(seeds[HEPATIC].sum())))  # all in the box
+    _add_labelling_qc(qc, flags, labelling.qc, unreached, p)
+    timings["total"] = time.perf_counter() - t0
+    qc["timings_s"] = {k: round(val, 3) for k, val in timings.items()}
+    seed_map = np.zeros(vessels.shape, np.uint8)
+    seed_map[box] = np.where(seeds[PORTAL], PORTAL, np.where(seeds[HEPATIC], HEPATIC, 0))
+    return PortalHepaticSplit(labels, skeleton_labels, qc, branches, seed_map)
+
+
+def _support_flags(**support: np.ndarray | None) -> list[str]:
+    """missing_support_<name> / empty_support_<name> for each support mask not given or empty."""
+    flags = []
+    for name, m in support.items():
+        if m is None:
+            flags.append(f"missing_support_{name}")
+        elif not np.any(m):
+            flags.append(f"empty_support_{name}")
+    return flags
+
+
+def _drop_small_components(vessel_mask: np.ndarray, min_component_size: int, qc: dict
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """(vessel_mask without components under min_component_size voxels, its 26-connected component
+    labels); how many were left out goes into qc."""
+    comps, n_comp = cc3d.connected_components(vessel_mask, connectivity=26, return_N=True)
+    sizes = np.bincount(comps.ravel(), minlength=n_comp + 1)
+    small = (sizes < min_component_size) & (np.arange(n_comp + 1) > 0)
+    if small.any():
+        vessel_mask = vessel_mask & ~small[comps]
+        comps = np.where(vessel_mask, comps, 0)
+    qc["small_components_unlabelled"] = int(small.sum())
+    qc["small_component_voxels"] = int(sizes[small].sum())
+    return vessel_mask, comps
+
+
+def _seeds(vessel_mask, box, portal_vein, pv_c, ivc_c, spacing, p: SplitParams, affine) -> dict:
+    """Portal and hepatic seed voxels on the box. With an affine the dome is told by height; without
+    one, by distance from the portal vein's centroid (in box voxels)."""
+    superior = superior_height(affine) if affine is not None else None
+    pv_centroid = (np.argwhere(portal_vein).mean(axis=0) - [b.start for b in box]
+                   if superior is None and portal_vein is not None and np.any(portal_vein) else None)
+    return seed_contacts(vessel_mask, pv_c, ivc_c, spacing, p, superior, pv_centroid)
+
+
+def _follow_fallback_labels(labelling: Labelling, branches: SplitBranches | None, unreached: dict) -> None:
+    """After the unreached components took their fallback label: their branches take it too, and the
+    centerline shows the final voxel labels."""
+    if branches is not None and unreached["components"]:
+        for b in branches.graph.branches:
+            if branches.labels[b.index] == 0:
+                branches.labels[b.index] = labelling.labels[tuple(b.voxels[0])]
+    skel = labelling.skeleton_labels
+    if skel is not None:
+        skel[skel > 0] = labelling.labels[skel > 0]
+
+
+def _add_labelling_qc(qc: dict, flags: list[str], info: dict, unreached: dict, p: SplitParams) -> None:
+    """The labelling's QC, the unreached components (counted at UNREACHED_CONFIDENCE in the overall
+    confidence), the case flags and the parameters, into qc."""
     qc["unreached_components"] = unreached["components"]
     qc["unreached_voxels"] = unreached["voxels"]
     if unreached["components"]:
         flags.append("unreached_components")
     qc.update(info)
     flags += [f"{name}_missing_in_liver_region" for name in info.get("missing_tree_regions", {}).get("flagged", [])]
-    # Voxels of unreached components count with a low confidence in the overall figure.
     if unreached["voxels"] and "confidence" in qc:
         n_lab = qc["portal_voxels"] + qc["hepatic_voxels"]
         w = unreached["voxels"] / max(n_lab, 1)
         qc["confidence"] = round((1 - w) * qc["confidence"] + w * UNREACHED_CONFIDENCE, 3)
     qc["flags"] = _case_flags(qc, flags, p)
     qc["parameters"] = asdict(p)
-    timings["total"] = time.perf_counter() - t0
-    qc["timings_s"] = {k: round(val, 3) for k, val in timings.items()}
-    seed_map = np.zeros(vessels.shape, np.uint8)
-    seed_map[box] = np.where(seeds[PORTAL], PORTAL, np.where(seeds[HEPATIC], HEPATIC, 0))
-    return PortalHepaticSplit(labels, skeleton_labels, qc, branches, seed_map)
 
 
 def _case_flags(qc: dict, flags: list[str], p: SplitParams) -> list[str]:
@@ -259,38 +288,35 @@ def _case_flags(qc: dict, flags: list[str], p: SplitParams) -> list[str]:
     return flags
 
 
-def _split_on_finer_grid(vessels, v, box, scale, ct, spacing, liver, portal_vein, ivc, affine, p: SplitParams,
+def _split_on_finer_grid(vessels, vessel_mask, box, scale, ct, spacing, liver, portal_vein, ivc, affine, p: SplitParams,
                          qc: dict, flags: list, t0: float) -> PortalHepaticSplit:
     """Run the split on the cropped input subdivided `scale` times per axis and bring the labels
     back: on coarse voxels (thick slices) a thin vessel is one voxel wide, its skeleton follows the
     voxel staircase and touching vessels merge into junction blobs."""
-    t = time.perf_counter()
+    own: dict[str, float] = {}  # resampling both ways, on top of the inner split's own timings
     fine_spacing = tuple(s / k for s, k in zip(spacing, scale))
-    v_w = upsample_mask(v, scale)
 
     def crop(m):
         return None if m is None else repeat_voxels(np.asarray(m, bool)[box], scale)
 
-    ct_w = None
-    if ct is not None:
-        ct_w = upsample_ct(np.asarray(ct)[box], scale)
-    aff_w = None
-    if affine is not None:
-        aff_w = np.asarray(affine, float).copy()
-        aff_w[:3, :3] = aff_w[:3, :3] / scale[None, :]
-    resample_s = time.perf_counter() - t
-    inner = split_portal_hepatic(v_w, ct_w, fine_spacing, liver=crop(liver), portal_vein=crop(portal_vein),
+    with timed(own, "resample", add=True):
+        vessel_mask_fine = upsample_mask(vessel_mask, scale)
+        ct_w = None if ct is None else upsample_ct(np.asarray(ct)[box], scale)
+        aff_w = None
+        if affine is not None:
+            aff_w = np.asarray(affine, float).copy()
+            aff_w[:3, :3] = aff_w[:3, :3] / scale[None, :]
+    inner = split_portal_hepatic(vessel_mask_fine, ct_w, fine_spacing, liver=crop(liver), portal_vein=crop(portal_vein),
                                  ivc=crop(ivc), use_skeleton=True, affine=aff_w, params=p)
-    t = time.perf_counter()
-    labels = np.zeros(vessels.shape, np.uint8)
-    labels[box] = downsample_labels(inner.labels, scale, v, spacing)
-    skeleton_labels = np.zeros(vessels.shape, np.uint8)
-    # a centerline voxel of the input grid: one whose block holds the fine centerline; it shows
-    # the voxel's label
-    skeleton_labels[box] = np.where(block_majority(inner.skeleton_labels, scale) > 0, labels[box], 0)
-    seed_map = np.zeros(vessels.shape, np.uint8)
-    seed_map[box] = block_majority(inner.seeds, scale) * v
-    resample_s += time.perf_counter() - t
+    with timed(own, "resample", add=True):
+        labels = np.zeros(vessels.shape, np.uint8)
+        labels[box] = downsample_labels(inner.labels, scale, vessel_mask, spacing)
+        skeleton_labels = np.zeros(vessels.shape, np.uint8)
+        # a centerline voxel of the input grid: one whose block holds the fine centerline; it shows
+        # the voxel's label
+        skeleton_labels[box] = np.where(block_majority(inner.skeleton_labels, scale) > 0, labels[box], 0)
+        seed_map = np.zeros(vessels.shape, np.uint8)
+        seed_map[box] = block_majority(inner.seeds, scale) * vessel_mask
 
     out = dict(inner.qc)
     out.update(qc)  # method, use_skeleton, min_component_size, small components: from the input grid
@@ -302,7 +328,7 @@ def _split_on_finer_grid(vessels, v, box, scale, ct, spacing, liver, portal_vein
     out["flags"] = _case_flags(out, list(dict.fromkeys(flags + inner_flags)), p)
     out["working_spacing_mm"] = [round(s, 4) for s in fine_spacing]
     timings = dict(inner.qc.get("timings_s", {}))
-    timings["resample"] = round(resample_s, 3)
+    timings["resample"] = round(own["resample"], 3)
     timings["total"] = round(time.perf_counter() - t0, 3)
     out["timings_s"] = timings
     branches = inner.branches
@@ -312,57 +338,110 @@ def _split_on_finer_grid(vessels, v, box, scale, ct, spacing, liver, portal_vein
     return PortalHepaticSplit(labels, skeleton_labels, out, branches, seed_map)
 
 
-def _fill_cavities(v: np.ndarray) -> np.ndarray:
-    """v plus the background pockets it encloses completely (no face-connected path out of the
-    box). A vessel lumen is never an enclosed cavity: a pocket is lumen the segmentation missed
-    (hollow vessels, typically bright-rim / dark-core partial volume in network masks). Thinning a
-    hollow tube yields a surface, i.e. huge junction clusters joining unrelated vessels."""
-    bg, n = cc3d.connected_components(~v, connectivity=6, return_N=True)
-    if n <= 1:
-        return v
-    outside = np.zeros(n + 1, bool)
-    for ax in range(3):
-        for i in (0, -1):
-            outside[np.unique(np.take(bg, i, axis=ax))] = True
-    outside[0] = True
-    return v | ~outside[bg]
+def _check_grid(vessels, spacing, **arrays) -> None:
+    """Reject arrays off the vessels' grid here, with their names, rather than as an index error deep
+    in the graph."""
+    shape = np.shape(vessels)
+    if len(shape) != 3:
+        raise InputError(f"the vessel mask must be a 3-D array, got shape {shape}")
+    for name, array in arrays.items():
+        if array is not None and np.shape(array) != shape:
+            raise InputError(f"{name} {np.shape(array)} is not on the vessel mask's grid {shape}")
+    if len(spacing) != 3 or not all(np.isfinite(float(s)) and float(s) > 0 for s in spacing):
+        raise InputError(f"voxel spacing must be three positive numbers in mm, got {tuple(spacing)}")
 
 
-def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings, support: dict | None = None
+def _split_on_graph(vessel_mask_in, comps_in, ct, spacing, seeds, p: SplitParams, timings, support: dict | None = None
                     ) -> Labelling:
-    t = time.perf_counter()
-    v = _fill_cavities(v_in)
-    comps = comps_in
-    if v is not v_in:  # the enclosing component takes its cavities
-        comps = cc3d.connected_components(v, connectivity=26)
-    timings["fill_cavities"] = time.perf_counter() - t
-    t = time.perf_counter()
-    graph = build_vessel_graph(v, spacing, ct, spur_ratio=p.spur_ratio)
-    if ct is not None and p.axis_sigma_mm > 0:
-        attach_image_axes(graph, ct, p.axis_sigma_mm)
-    timings["skeleton_graph"] = time.perf_counter() - t
+    """The centerline-graph split of the box: branches, seed branches, junction affinities, both trees
+    grown, each branch's confidence, and the labels carried back to the input's vessel voxels."""
+    with timed(timings, "fill_cavities"):
+        # Enclosed cavities are lumen the mask missed: thinning a hollow tube gives a surface, i.e. huge
+        # junction clusters joining unrelated vessels. (Only which voxels share a component matters.)
+        vessel_mask = fill_holes(vessel_mask_in)
+        comps = comps_in
+        if np.count_nonzero(vessel_mask) != np.count_nonzero(vessel_mask_in):  # the enclosing component takes them
+            comps = cc3d.connected_components(vessel_mask, connectivity=26)
+    with timed(timings, "skeleton_graph"):
+        graph = build_vessel_graph(vessel_mask, spacing, ct, spur_ratio=p.spur_ratio)
+        if ct is not None and p.axis_sigma_mm > 0:
+            attach_image_axes(graph, ct, p.axis_sigma_mm)
     nb = len(graph.branches)
-    lab = np.zeros(v.shape, np.uint8)
-    skel_lab = np.zeros(v.shape, np.uint8)
+    lab = np.zeros(vessel_mask.shape, np.uint8)
+    skel_lab = np.zeros(vessel_mask.shape, np.uint8)
     if nb == 0:
-        return Labelling(lab, v_in.copy(), {"branches": 0, "confidence": 0.0, "low_confidence_branches": 0,
+        return Labelling(lab, vessel_mask_in.copy(), {"branches": 0, "confidence": 0.0, "low_confidence_branches": 0,
                                             "least_confident_branches": []}, skel_lab,
                          SplitBranches(graph, np.zeros(3, np.int64), np.zeros(0, np.uint8), np.zeros(0),
                                        np.zeros(0, np.int64), evidence={}))
-    t = time.perf_counter()
-    nearest = _nearest_branch(graph, v, comps)
-    # Roots are chosen per contact patch among the branches near it (not by each contact voxel's
-    # nearest centerline: the root is often a short, fat piece or a junction blob, and its contact
-    # voxels may lie nearer to the centerline of a thin vessel touching it).
-    support = support or {}
-    radius = branch_core_radius(graph)
-    seed_label, seed_conflicts, candidates = _seed_branches(graph, seeds, comps, p)
-    seed_label, soft_roots = _refine_roots(graph, seed_label, candidates, support, v, radius, p)
-    intensity = _intensity_model(graph, v, ct) if ct is not None and p.intensity_weight > 0 else None
-    edges, leaving = junction_affinities(graph, p, intensity)
-    radial = radial_costs(leaving, tree_roots(graph, seed_label), p)
-    timings["junctions"] = time.perf_counter() - t
-    t = time.perf_counter()
+    with timed(timings, "junctions"):
+        nearest = _nearest_branch(graph, vessel_mask, comps)
+        # Roots are chosen per contact patch among the branches near it (not by each contact voxel's
+        # nearest centerline: the root is often a short, fat piece or a junction blob, and its contact
+        # voxels may lie nearer to the centerline of a thin vessel touching it).
+        support = support or {}
+        radius = branch_core_radius(graph)
+        seed_label, seed_conflicts, candidates = _seed_branches(graph, seeds, comps, p)
+        seed_label, soft_roots = _refine_roots(graph, seed_label, candidates, support, vessel_mask, radius, p)
+        intensity = _intensity_model(graph, vessel_mask, ct) if ct is not None and p.intensity_weight > 0 else None
+        edges, leaving = junction_affinities(graph, p, intensity)
+        radial = radial_costs(leaving, tree_roots(graph, seed_label), p)
+    with timed(timings, "labelling"):
+        grown = _grow_labels(graph, edges, seed_label, soft_roots, radial, radius, ct, vessel_mask, support, p)
+        branch_label, parent, log_odds = grown.branch_label, grown.parent, grown.log_odds
+        margin = branch_margin(nb, edges, seed_label, branch_label, radial)
+        evidence = {"margin": margin, "log_odds_own": np.where(branch_label == HEPATIC, -log_odds, log_odds),
+                    "radius_mm": radius, "other_tree_neighbours": other_tree_neighbours(edges, branch_label),
+                    "growth_depth": growth_depth(parent), **path_risks(edges, parent, radius)}
+        conf = np.where(branch_label > 0, p.confidence_model(evidence), UNREACHED_CONFIDENCE)
+        # A region of the liver with one tree only: a branch of the other tree was taken whole there,
+        # whatever the junction evidence says (the failure on real livers came at 0.95-0.99).
+        territory = missing_tree_regions(graph, branch_label, support.get("liver"), p)
+        conf = np.minimum(conf, territory.confidence_cap(branch_label, p))
+        evidence["in_one_tree_region"] = territory.suspect
+
+    labelled = branch_label > 0
+    near = nearest[vessel_mask_in]
+    lab[vessel_mask_in] = np.where(labelled[near], branch_label[near], 0)  # input voxels only
+    skel_lab[graph.skeleton] = lab[graph.skeleton]
+    info = {"branches": nb,
+            "intensity": grown.tree_hu.as_qc(),
+            "portal_branches": int((branch_label == PORTAL).sum()),
+            "hepatic_branches": int((branch_label == HEPATIC).sum()),
+            "seed_conflict_branches": seed_conflicts,
+            "subtrees_moved_by_intensity": int(grown.flips),
+            "intensity_roots": grown.intensity_roots,
+            "orphan_roots": grown.orphan_roots,
+            "contacts_cut": int(grown.refused),
+            "missing_tree_regions": {**territory.as_qc(), "roots_added": grown.region_roots}}
+    info.update(confidence_summary(graph, branch_label, conf, p))
+    info["portal_tree"] = summarize_tree(graph, np.flatnonzero(branch_label == PORTAL))
+    info["hepatic_tree"] = summarize_tree(graph, np.flatnonzero(branch_label == HEPATIC))
+    return Labelling(lab, vessel_mask_in & (lab == 0), info, skel_lab,
+                     SplitBranches(graph, np.zeros(3, np.int64), branch_label, conf, parent, evidence=evidence))
+
+
+@dataclass
+class _Growth:
+    """The trees grown over the branch graph, and how many extra roots each step added."""
+
+    branch_label: np.ndarray  # (branches,) PORTAL / HEPATIC / 0
+    parent: np.ndarray  # (branches,) the branch each was reached from, -1 for roots
+    refused: int  # contacts cut: junction links no tree was allowed to cross
+    log_odds: np.ndarray  # (branches,) the scan's HU evidence for portal (0 when not used)
+    tree_hu: TreeIntensity
+    flips: int = 0
+    orphan_roots: int = 0
+    intensity_roots: int = 0
+    region_roots: int = 0
+
+
+def _grow_labels(graph: VesselGraph, edges, seed_label: np.ndarray, soft_roots: dict, radial, radius: np.ndarray,
+                 ct, vessel_mask: np.ndarray, support: dict, p: SplitParams) -> _Growth:
+    """Grow both trees from the seed branches, then again with each correction that applies: orphaned
+    thick vessels rooted, the scan's HU difference between the trees, regions of the liver left to one
+    tree given the other back, subtrees flipped by their HU."""
+    nb = len(graph.branches)
     branch_label, refused, parent = grow_trees(nb, edges, seed_label, graph, p, radial, radius=radius,
                                                 soft_roots=soft_roots)
     # A thick vessel reached only by climbing up from much thinner ones was cut off from its own
@@ -376,9 +455,8 @@ def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings,
                                                     soft_roots=soft_roots)
     # The scan's own HU difference between the trees, measured on the thick vessels of this first
     # labelling; where it is clear, the trees grow again with it.
-    tree_hu = _measure_tree_intensity(graph, ct, v, support.get("liver"), branch_label, radius, p)
+    tree_hu = _measure_tree_intensity(graph, ct, vessel_mask, support.get("liver"), branch_label, radius, p)
     log_odds = np.zeros(nb)
-    flips = 0
     hu_roots: dict = {}
     if tree_hu.used:
         log_odds = branch_log_odds(graph, ct, radius, tree_hu, branch_label)
@@ -397,7 +475,8 @@ def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings,
     grow_kw = {"radius": radius, "log_odds": log_odds if tree_hu.used else None}
     if p.territory_candidates > 0 and tree_hu.used:
         def regrow(extra: dict) -> tuple[np.ndarray, np.ndarray]:
-            grown = grow_trees(nb, edges, seed_label, graph, p, radial, soft_roots={**soft_roots, **extra}, **grow_kw)
+            roots = {**soft_roots, **extra}
+            grown = grow_trees(nb, edges, seed_label, graph, p, radial, soft_roots=roots, **grow_kw)
             return grown[0], grown[2]
 
         territory = missing_tree_regions(graph, branch_label, liver_w, p, far_ratio=p.territory_search_ratio)
@@ -407,38 +486,11 @@ def _split_on_graph(v_in, comps_in, ct, spacing, seeds, p: SplitParams, timings,
         soft_roots = {**soft_roots, **region_roots}
         branch_label, refused, parent = grow_trees(nb, edges, seed_label, graph, p, radial, soft_roots=soft_roots,
                                                     **grow_kw)
+    flips = 0
     if tree_hu.used and p.subtree_flip_margin > 0:
         branch_label, parent, flips = flip_subtrees(branch_label, parent, edges, seed_label, log_odds, p)
-    margin = branch_margin(nb, edges, seed_label, branch_label, radial)
-    evidence = {"margin": margin, "log_odds_own": np.where(branch_label == HEPATIC, -log_odds, log_odds),
-                "radius_mm": radius, "other_tree_neighbours": other_tree_neighbours(edges, branch_label),
-                "growth_depth": growth_depth(parent), **path_risks(edges, parent, radius)}
-    conf = np.where(branch_label > 0, p.confidence_model(evidence), UNREACHED_CONFIDENCE)
-    # A region of the liver with one tree only: a branch of the other tree was taken whole there,
-    # whatever the junction evidence says (the failure on real livers came at 0.95-0.99).
-    territory = missing_tree_regions(graph, branch_label, liver_w, p)
-    conf = np.minimum(conf, territory.confidence_cap(branch_label, p))
-    evidence["in_one_tree_region"] = territory.suspect
-    timings["labelling"] = time.perf_counter() - t
-
-    labelled = branch_label > 0
-    lab[v_in] = np.where(labelled[nearest[v_in]], branch_label[nearest[v_in]], 0)  # input voxels only
-    skel_lab[graph.skeleton] = lab[graph.skeleton]
-    info = {"branches": nb,
-            "intensity": tree_hu.as_qc(),
-            "portal_branches": int((branch_label == PORTAL).sum()),
-            "hepatic_branches": int((branch_label == HEPATIC).sum()),
-            "seed_conflict_branches": seed_conflicts,
-            "subtrees_moved_by_intensity": int(flips),
-            "intensity_roots": len(hu_roots),
-            "orphan_roots": len(orphans),
-            "contacts_cut": int(refused),
-            "missing_tree_regions": {**territory.as_qc(), "roots_added": len(region_roots)}}
-    info.update(confidence_summary(graph, branch_label, conf, p))
-    info["portal_tree"] = summarize_tree(graph, np.flatnonzero(branch_label == PORTAL))
-    info["hepatic_tree"] = summarize_tree(graph, np.flatnonzero(branch_label == HEPATIC))
-    return Labelling(lab, v_in & (lab == 0), info, skel_lab,
-                     SplitBranches(graph, np.zeros(3, np.int64), branch_label, conf, parent, evidence=evidence))
+    return _Growth(branch_label, parent, refused, log_odds, tree_hu, flips, len(orphans), len(hu_roots),
+                   len(region_roots))
 
 
 def _seed_branches(graph: VesselGraph, seeds: dict, comps: np.ndarray, p: SplitParams
@@ -464,7 +516,7 @@ def _seed_branches(graph: VesselGraph, seeds: dict, comps: np.ndarray, p: SplitP
         if not seeds[tree].any():
             continue
         # on the contact's box grown by reach only (inf / patch 0 outside it)
-        box = padded_box(seeds[tree], graph.spacing, reach)
+        box = padded_box(seeds[tree], reach_voxels(graph.spacing, reach))
         d_box, ind = ndimage.distance_transform_edt(~seeds[tree][box], sampling=graph.spacing, return_indices=True)
         patch_box = cc3d.connected_components(seeds[tree][box], connectivity=26)[tuple(ind)]
         d = functools.partial(values_in_box_at, d_box, box, fill=np.inf)
@@ -600,14 +652,14 @@ def _continuous_with_contact(graph: VesselGraph, contact: np.ndarray, dist: np.n
     return np.logical_or.reduceat(joined[values_in_box_at(labels, box, vox, fill=0)], starts)
 
 
-def _nearest_branch(graph: VesselGraph, v, comps) -> np.ndarray:
+def _nearest_branch(graph: VesselGraph, vessel_mask, comps) -> np.ndarray:
     """Index of the nearest branch centerline voxel (mm) for every vessel voxel, within its
     component (-1 outside the vessels)."""
     bmap = graph.branch_index_map()
     centerline = bmap > 0
-    vox = np.nonzero(v)
+    vox = np.nonzero(vessel_mask)
     near = tuple(_nearest_feature(centerline, np.stack(vox, axis=1), graph.spacing).T)
-    nearest = np.full(v.shape, -1, np.int32)
+    nearest = np.full(vessel_mask.shape, -1, np.int32)
     nearest[vox] = bmap[near] - 1
     comp_v = comps[vox]
     wrong = np.flatnonzero(comps[near] != comp_v)
@@ -721,44 +773,43 @@ def _nearest_in_box(feature_in, outer: tuple[slice, ...], pts: np.ndarray, spaci
     return found, distances_at(ind, local, spacing) < margin - 1e-6
 
 
-def _measure_tree_intensity(graph: VesselGraph, ct, v, liver, branch_label, radius, p: SplitParams) -> TreeIntensity:
+def _measure_tree_intensity(graph: VesselGraph, ct, vessel_mask, liver, branch_label, radius,
+                            p: SplitParams) -> TreeIntensity:
     """The scan's portal and hepatic lumen HU on the thick branches of a labelling, against the
     parenchyma a few mm away from every vessel (inside the liver when its mask is given)."""
     if ct is None or p.tree_intensity_weight <= 0:
         return TreeIntensity(False, "not used" if ct is not None else "no CT")
-    box = bounding_box(v)
     sp = np.asarray(graph.spacing)
-    pad = np.ceil(6.0 / sp).astype(int)
-    box = tuple(slice(max(b.start - q, 0), min(b.stop + q, n)) for b, q, n in zip(box, pad, v.shape))
+    box = padded_box(vessel_mask, np.ceil(6.0 / sp).astype(int))
     # 2-5 mm from every vessel: exact ball dilations (the same voxels as a distance transform of
     # the box, at a thirtieth of its cost on a full-size working grid)
-    parenchyma = np.zeros(v.shape, bool)
-    parenchyma[box] = _dilate_ball(v[box], sp, 5.0) & ~_dilate_ball(v[box], sp, 2.0)
+    parenchyma = np.zeros(vessel_mask.shape, bool)
+    parenchyma[box] = _dilate_ball(vessel_mask[box], sp, 5.0) & ~_dilate_ball(vessel_mask[box], sp, 2.0)
     if liver is not None:
         parenchyma &= liver
     return measure_tree_intensity(graph, ct, branch_label, parenchyma, radius)
 
 
-def _intensity_model(graph: VesselGraph, v, ct) -> tuple[float, float] | None:
+def _intensity_model(graph: VesselGraph, vessel_mask, ct) -> tuple[float, float] | None:
     """(noise_hu, contrast_hu): noise from neighbouring centerline voxels (robust std of their
     differences / sqrt 2), contrast = thick-vessel centerline HU - HU two voxels outside the mask."""
     diffs = [np.diff(ct[tuple(b.voxels.T)].astype(float)) for b in graph.branches if len(b.voxels) > 1]
     if not diffs:
         return None
     d = np.concatenate(diffs)
-    noise = 1.4826 * float(np.median(np.abs(d - np.median(d)))) / np.sqrt(2)
+    noise = float(median_abs_deviation(d, scale="normal")) / np.sqrt(2)
     voxel_mm = float(np.mean(graph.spacing))
     thick = graph.skeleton & (graph.radius_mm >= 2 * voxel_mm)
     if not thick.any():
         thick = graph.skeleton
-    ring = ndimage.binary_dilation(v, iterations=2) & ~ndimage.binary_dilation(v)
+    ring = ndimage.binary_dilation(vessel_mask, iterations=2) & ~ndimage.binary_dilation(vessel_mask)
     if not ring.any():
         return None
     contrast = float(np.median(ct[thick])) - float(np.median(ct[ring]))
     return max(noise, 1.0), max(contrast, 1.0)
 
 
-def _label_unreached(lab, v, comps, unreached, pv, ivc, spacing) -> dict:
+def _label_unreached(lab, vessel_mask, comps, unreached, pv, ivc, spacing) -> dict:
     """Give components without a seed the label of the nearest labelled vessel (else the nearer
     support structure). Edits lab in place.
 

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy import ndimage
+from scipy.stats import median_abs_deviation
 
 from livervessels.vessel_graph import VesselGraph
 
@@ -86,10 +87,9 @@ def measure_tree_intensity(graph: VesselGraph, ct: np.ndarray, branch_label: np.
     # noise of one centerline voxel: robust spread of differences between neighbours along branches
     diffs = [np.diff(ct[tuple(b.voxels.T)].astype(float)) for b in graph.branches if len(b.voxels) > 2]
     d = np.concatenate(diffs) if diffs else np.zeros(1)
-    noise = max(1.4826 * float(np.median(np.abs(d - np.median(d)))) / np.sqrt(2.0), 1.0)
+    noise = max(float(median_abs_deviation(d, scale="normal")) / np.sqrt(2.0), 1.0)
     mp, mh = (float(np.median(values[lab])) for lab in (PORTAL, HEPATIC))
-    spread = {lab: max(1.4826 * float(np.median(np.abs(values[lab] - np.median(values[lab])))), 1.0)
-              for lab in (PORTAL, HEPATIC)}
+    spread = {lab: max(float(median_abs_deviation(values[lab], scale="normal")), 1.0) for lab in (PORTAL, HEPATIC)}
     se = 1.2533 * float(np.sqrt(sum(spread[lab] ** 2 / len(values[lab]) for lab in (PORTAL, HEPATIC))))
     diff = mp - mh
     out = TreeIntensity(False, "", par, mp, mh, diff, se, noise)
@@ -139,7 +139,7 @@ def branch_log_odds(graph: VesselGraph, ct: np.ndarray, radius: np.ndarray, meas
             sel = (which == k) & np.isfinite(resid)
             if sel.sum() >= 10:
                 r = resid[sel]
-                spread2 = (1.4826 * float(np.median(np.abs(r - np.median(r))))) ** 2
+                spread2 = float(median_abs_deviation(r, scale="normal")) ** 2
                 noise2 = float(np.median(measured.noise_hu ** 2 / n[sel]))
                 structure[which == k] = np.maximum(structure[which == k], spread2 - noise2)
     var = measured.noise_hu ** 2 / n + structure

@@ -7,8 +7,9 @@ import cc3d
 import numpy as np
 from scipy import ndimage
 
+from livervessels.masks import padded_box, reach_voxels
 from livervessels.split_types import HEPATIC, PORTAL, SplitParams
-from livervessels.vessel_graph import bounding_box, distances_at, feature_indices, values_in_box_at
+from livervessels.vessel_graph import distances_at, feature_indices, values_in_box_at
 
 
 def find_seeds(vessels: np.ndarray, spacing: tuple[float, float, float], *, portal_vein: np.ndarray | None = None,
@@ -42,16 +43,8 @@ def _distance_near(mask, spacing, reach_mm: float) -> tuple[tuple[slice, ...], n
     transform's, bit for bit (farther voxels are left out). None for a missing or empty mask."""
     if mask is None or not mask.any():
         return None
-    box = padded_box(mask, spacing, reach_mm)
+    box = padded_box(mask, reach_voxels(spacing, reach_mm))  # every voxel within reach_mm
     return box, ndimage.distance_transform_edt(~mask[box], sampling=spacing)
-
-
-def padded_box(mask: np.ndarray, spacing, reach_mm: float) -> tuple[slice, ...]:
-    """Bounding box of a non-empty mask grown by reach_mm (and a voxel) per side, within the array:
-    every voxel outside it is farther than reach_mm from the mask."""
-    box = bounding_box(mask)
-    pad = [int(np.ceil(reach_mm / s)) + 1 for s in spacing]
-    return tuple(slice(max(b.start - q, 0), min(b.stop + q, n)) for b, q, n in zip(box, pad, mask.shape))
 
 
 def seed_contacts(vessels, portal_vein, ivc, spacing, p: SplitParams, superior, pv_centroid) -> dict:
@@ -102,9 +95,7 @@ def _thick_contacts(contact: np.ndarray, vessels: np.ndarray, spacing, p: SplitP
     if n <= 1:
         return contact
     # Only vessels near the contacts matter (their radius: room for a thick vessel beyond the reach).
-    box = bounding_box(patches > 0)
-    pad = [int(np.ceil((p.seed_reach_mm + 10.0) / s)) + 1 for s in spacing]
-    box = tuple(slice(max(b.start - q, 0), min(b.stop + q, m)) for b, q, m in zip(box, pad, vessels.shape))
+    box = padded_box(patches > 0, reach_voxels(spacing, p.seed_reach_mm + 10.0))
     # (transforms evaluated at the vessel voxels only)
     inside = np.nonzero(vessels[box])
     nearest = feature_indices(patches[box] == 0, spacing)

@@ -187,7 +187,11 @@ FAST_VARIANTS = {("total", "fast"): "total_fast", ("total", "fastest"): "total_f
 
 
 def get_task(name: str) -> Task:
-    """The registered task, or InputError listing the valid names."""
+    """The registered task, or InputError listing the valid names.
+
+    Raises:
+        InputError: name is not a registered task.
+    """
     try:
         return TASKS[name]
     except KeyError:

@@ -17,6 +17,8 @@ from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 from skimage.morphology import skeletonize
 
+from livervessels.masks import bounding_box, grow_box
+
 # The 26 neighbour offsets of a voxel.
 _OFFSETS = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)
                      if (i, j, k) != (0, 0, 0)], dtype=np.int64)
@@ -197,7 +199,7 @@ def skeletonize_mask(mask: np.ndarray) -> np.ndarray:
     box = bounding_box(mask)
     if box is None:
         return out
-    sl = _pad_box(box, mask.shape, 1)
+    sl = grow_box(box, 1, mask.shape)
     sub = mask[sl]
     skel = skeletonize(sub)
     comps, n = cc3d.connected_components(sub, connectivity=26, return_N=True)
@@ -207,7 +209,7 @@ def skeletonize_mask(mask: np.ndarray) -> np.ndarray:
     if len(missing):
         objs = ndimage.find_objects(comps)
         for c in missing:
-            csl = _pad_box(objs[c - 1], sub.shape, 1)
+            csl = grow_box(objs[c - 1], 1, sub.shape)
             comp = comps[csl] == c
             skel[csl] |= _thin_symmetric(comp)
     out[sl] = skel & sub
@@ -250,7 +252,7 @@ def build_vessel_graph(mask: np.ndarray, spacing, ct: np.ndarray | None = None, 
     box = bounding_box(mask)
     if box is None:
         return VesselGraph(shape, spacing, np.zeros(shape, bool), radius, [], [])
-    sl = _pad_box(box, shape, 1)
+    sl = grow_box(box, 1, shape)
     inside = np.nonzero(mask[sl])  # the transform is 0 elsewhere
     radius[sl][inside] = distances_at(feature_indices(mask[sl], spacing), inside, spacing)
     skel = skeletonize_mask(mask) if skeleton is None else (np.asarray(skeleton, bool) & mask)
@@ -334,19 +336,6 @@ def median(values: np.ndarray) -> np.float64:
     return (part[half - 1] + part[half]) / 2
 
 
-def bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
-    """ndimage.find_objects' box of the non-zero voxels of a 3D array (None if there are none),
-    from projections: several times faster on a large, mostly empty volume."""
-    mask = np.asarray(mask, bool)
-    rows = mask.any(axis=2)
-    i = np.flatnonzero(rows.any(axis=1))
-    if not len(i):
-        return None
-    j = np.flatnonzero(rows.any(axis=0))
-    k = np.flatnonzero(mask[i[0]:i[-1] + 1, j[0]:j[-1] + 1].any(axis=(0, 1)))
-    return tuple(slice(int(a[0]), int(a[-1]) + 1) for a in (i, j, k))
-
-
 def feature_indices(background: np.ndarray, spacing) -> np.ndarray:
     """(3, ...) int32 indices of each voxel's nearest zero voxel of `background` (mm): scipy's feature
     transform without the full-volume distance map (callers need it at a few voxels only)."""
@@ -373,10 +362,6 @@ def distances_at(ind: np.ndarray, points: tuple, spacing) -> np.ndarray:
         t *= t
         total = t if total is None else total + t
     return np.sqrt(total)
-
-
-def _pad_box(sl, shape, pad: int):
-    return tuple(slice(max(s.start - pad, 0), min(s.stop + pad, n)) for s, n in zip(sl, shape))
 
 
 def _voxel_adjacency(coords: np.ndarray, shape) -> sparse.csr_matrix:

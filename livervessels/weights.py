@@ -47,7 +47,12 @@ def _known_part(dataset: str) -> ModelPart:
 
 
 def import_zip(zip_path: str | Path, dest: str | Path | None = None) -> Path:
-    """Check and extract an official weights zip into dest (a results folder); returns the model folder."""
+    """Check and extract an official weights zip into dest (a results folder); returns the model folder.
+
+    Raises:
+        InputError: the zip is missing, corrupt, not the model its name says, or holds files outside
+            its dataset folder.
+    """
     zip_path = Path(zip_path)
     dest = Path(dest) if dest else totalseg_results_dir()
     if not zip_path.is_file():
@@ -82,7 +87,12 @@ def import_zip(zip_path: str | Path, dest: str | Path | None = None) -> Path:
 
 
 def download(url: str, target: Path, quiet: bool = False) -> Path:
-    """Download url to target, resuming a previous partial download (target.part); checks the size."""
+    """Download url to target, resuming a previous partial download (target.part); checks the size.
+
+    Raises:
+        InputError: the server refused, the connection failed, or the download is shorter than
+            announced (a rerun resumes it).
+    """
     part_file = target.with_name(target.name + ".part")
     have = part_file.stat().st_size if part_file.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
@@ -123,7 +133,12 @@ def download(url: str, target: Path, quiet: bool = False) -> Path:
 
 def install_task(task: str, dest: str | Path | None = None, base_url: str | None = None, quiet: bool = False,
                  cache_dir: str | Path | None = None) -> list[Path]:
-    """Download and import every model of a task that is not installed yet."""
+    """Download and import every model of a task that is not installed yet.
+
+    Raises:
+        InputError: a part has no download (it ships with the project) or its download or import
+            failed.
+    """
     dest = Path(dest) if dest else totalseg_results_dir()
     cache = Path(cache_dir) if cache_dir else dest / ".downloads"
     cache.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from monai.deploy.core.domain import Image
 from monai.deploy.operators import DICOMSeriesToVolumeOperator
 
 from livervessels.dicom.volume import build_volume
-from livervessels.pipeline import CtStudy
+from livervessels.stage_types import CtStudy
 from operators.ct_series_selector import SELECTION_KEY
 from operators.refusal import refuses_cleanly
 from operators.study_loader import SCAN_KEY, SERIES_KEY

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from monai.deploy.core import OperatorSpec
 
-from livervessels.pipeline import write_study_seg
+from livervessels.outputs.study_outputs import write_study_seg
 from operators.ct_series_to_volume import CT_STUDY_KEY
 from operators.refusal import refuses_cleanly
 from operators.staged_writer import StagedWriterOperator

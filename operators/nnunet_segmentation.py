@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from monai.deploy.core import Fragment, Operator, OperatorSpec
 
-from livervessels.pipeline import choose_model_plan, collect_masks, preload_models
+from livervessels.model_plan import choose_model_plan, preload_models
+from livervessels.pipeline import collect_masks
 from operators.ct_series_to_volume import CT_STUDY_KEY
 from operators.refusal import refuses_cleanly
 

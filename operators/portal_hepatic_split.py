@@ -5,7 +5,8 @@ from dataclasses import replace
 
 from monai.deploy.core import Operator, OperatorSpec
 
-from livervessels.pipeline import LiverVesselResult, add_portal_hepatic_split
+from livervessels.pipeline import add_portal_hepatic_split
+from livervessels.stage_types import LiverVesselResult
 from operators.ct_series_to_volume import CT_STUDY_KEY
 from operators.refusal import refuses_cleanly
 

@@ -5,7 +5,7 @@ import time
 
 from monai.deploy.core import OperatorSpec
 
-from livervessels.pipeline import write_reports
+from livervessels.outputs.study_outputs import write_reports
 from operators.ct_series_to_volume import CT_STUDY_KEY
 from operators.refusal import refuses_cleanly
 from operators.staged_writer import StagedWriterOperator

@@ -29,7 +29,7 @@ if [ -n "$weights" ]; then
   "$python" - "$weights" <<'PY' || exit 2
 import sys
 from livervessels.errors import InputError
-from livervessels.pipeline import check_official_weights
+from livervessels.model_plan import check_official_weights
 try:
     check_official_weights(sys.argv[1])
 except InputError as exc:

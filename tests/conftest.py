@@ -15,6 +15,8 @@ from livervessels.synthetic.write_series import write_image_series
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
 DEMO_STUDY = ROOT / "demo" / "study"
+# the demo model's classes, in label order
+DEMO_CLASSES = ["liver", "inferior_vena_cava", "portal_vein_and_splenic_vein", "liver_vessels"]
 REAL_DATA = (ROOT.parent / "shared" / "data" / "totalseg_example").resolve()
 ARTIFACTS = ROOT / "test-artifacts"
 
@@ -62,6 +64,13 @@ def run_app(input_dir: Path, output_dir: Path, models: Path = MODELS, timeout: i
         [sys.executable, str(ROOT / "app"), "-i", str(input_dir), "-o", str(output_dir), "-m", str(models)],
         capture_output=True, text=True, timeout=timeout, cwd=output_dir.parent, env={**os.environ, **(env or {})},
     )
+
+
+def nifti_voxels(path: Path) -> np.ndarray:
+    """A NIfTI file's voxels as stored (no reorientation)."""
+    import nibabel as nib
+
+    return np.asanyarray(nib.load(path).dataobj)
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:

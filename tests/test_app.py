@@ -12,7 +12,7 @@ import pydicom
 import pytest
 
 from livervessels.outputs.dicom_seg import read_seg_labels
-from livervessels.pipeline import load_ct_study
+from livervessels.study import load_ct_study
 
 from conftest import DEMO_STUDY, MODELS, ROOT, run_app
 

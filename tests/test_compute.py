@@ -13,7 +13,8 @@ import torch
 from livervessels import cli, compute, enhancement, nnunet_runner, resample
 from livervessels.api import enhance_liver_vessels
 from livervessels.errors import InputError
-from livervessels.pipeline import ModelPlan, run_liver_vessels
+from livervessels.pipeline import run_liver_vessels
+from livervessels.stage_types import ModelPlan
 from livervessels.tasks import TASKS
 
 from conftest import DEMO_STUDY, MODELS, run_app

@@ -11,7 +11,7 @@ from livervessels.dicom.scan import scan_dicom_folder
 from livervessels.dicom.selection import select_ct_series
 from livervessels.errors import InputError
 from livervessels.geometry import to_canonical
-from livervessels.pipeline import load_ct_study
+from livervessels.study import load_ct_study
 from livervessels.synthetic.write_series import JPEG2000Lossless
 
 

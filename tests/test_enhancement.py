@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from livervessels.enhancement import EnhancementParams, enhance_liver_vessels
+from livervessels.enhancement import EnhancementParams, repair_vessel_mask
 from livervessels.errors import InputError
 from livervessels.synthetic.metrics import cldice, n_components
 from livervessels.synthetic.phantom import LABELS
@@ -35,7 +35,6 @@ def test_enhancement_morphology_equals_scipy():
             d = ndimage.distance_transform_edt(~m, sampling=sp)
             assert np.array_equal(enh._dilate_ball(m, sp, r), d <= r)
             assert np.array_equal(enh._dilate_ball(m, sp, r, strict=True), d < r)
-        assert np.array_equal(enh._fill_holes(m), ndimage.binary_fill_holes(m))
         assert np.array_equal(enh._dilate_3(m), ndimage.binary_dilation(m, np.ones((3, 3, 3), bool)))
         assert np.array_equal(enh._erode_3(m), ndimage.binary_erosion(m, np.ones((3, 3, 3), bool)))
         ct = (ndimage.gaussian_filter(rng.normal(size=shape), 2.0) * 400 + 100).astype(np.float32)
@@ -102,7 +101,7 @@ def test_simulated_network_mask_has_network_errors(phantom, degraded):
 
 def test_enhancement_repairs_a_degraded_phantom(phantom, degraded):
     truth, liver, raw = degraded
-    out, meta = enhance_liver_vessels(raw, liver, phantom.ct, phantom.spacing)
+    out, meta = repair_vessel_mask(raw, liver, phantom.ct, phantom.spacing)
     assert out.dtype == np.uint8 and out.shape == raw.shape
     d_raw, d_enh = dice(raw, truth), dice(out, truth)
     cl_raw, cl_enh = cldice(raw, truth), cldice(out, truth)
@@ -131,7 +130,7 @@ def test_enhancement_stays_inside_the_dilated_liver(phantom, degraded):
     leaky[phantom.labels == LABELS["portal_vein_and_splenic_vein"]] = 1
     leaky[5:15, 5:15, 5:15] = 1
     margin = 3.0
-    out, meta = enhance_liver_vessels(leaky, liver, phantom.ct, phantom.spacing,
+    out, meta = repair_vessel_mask(leaky, liver, phantom.ct, phantom.spacing,
                                       params=EnhancementParams(liver_margin_mm=margin))
     dist = ndimage.distance_transform_edt(~liver, sampling=phantom.spacing)
     assert out.any() and not out[dist > margin].any()
@@ -143,21 +142,21 @@ def test_missing_liver_falls_back_or_raises(small_phantom):
     ph = small_phantom
     raw = simulate_network_mask(ph, seed=5)
     for liver in (None, np.zeros(raw.shape, np.uint8)):
-        out, meta = enhance_liver_vessels(raw, liver, ph.ct, ph.spacing)
+        out, meta = repair_vessel_mask(raw, liver, ph.ct, ph.spacing)
         assert any("liver mask missing or empty" in f for f in meta["fallbacks_used"])
         assert meta["parameters"]["fallback_full_volume"] is True
         assert out.any()
         with pytest.raises(InputError, match="liver mask is missing or empty"):
-            enhance_liver_vessels(raw, liver, ph.ct, ph.spacing, fallback_full_volume=False)
+            repair_vessel_mask(raw, liver, ph.ct, ph.spacing, fallback_full_volume=False)
 
 
 def test_rejects_mismatched_inputs(small_phantom):
     ph = small_phantom
     raw = simulate_network_mask(ph, seed=5)
     with pytest.raises(InputError):
-        enhance_liver_vessels(raw[:-1], None, ph.ct, ph.spacing)
+        repair_vessel_mask(raw[:-1], None, ph.ct, ph.spacing)
     with pytest.raises(InputError):
-        enhance_liver_vessels(raw, None, ph.ct, (1.0, 0.0, 1.0))
+        repair_vessel_mask(raw, None, ph.ct, (1.0, 0.0, 1.0))
 
 
 def _two_tubes(contrast=100.0):
@@ -178,20 +177,20 @@ def test_min_component_size_in_voxels_and_mm3_prunes():
     ct, vessels, liver, sp, frag = _two_tubes()
     n = int(frag.sum())
     vol = n * float(np.prod(sp))
-    kept, _ = enhance_liver_vessels(vessels, liver, ct, sp, min_component_size=n - 1)
+    kept, _ = repair_vessel_mask(vessels, liver, ct, sp, min_component_size=n - 1)
     assert kept[frag].all() and n_components(kept) == 2
-    cut, meta = enhance_liver_vessels(vessels, liver, ct, sp, min_component_size=n + 5)
+    cut, meta = repair_vessel_mask(vessels, liver, ct, sp, min_component_size=n + 5)
     assert not cut[frag].any() and n_components(cut) == 1
     assert meta["parameters"]["min_component_voxels"] == n + 5
-    kept_mm3, _ = enhance_liver_vessels(vessels, liver, ct, sp, min_component_mm3=0.8 * vol)
+    kept_mm3, _ = repair_vessel_mask(vessels, liver, ct, sp, min_component_mm3=0.8 * vol)
     assert kept_mm3[frag].all()
-    cut_mm3, _ = enhance_liver_vessels(vessels, liver, ct, sp, min_component_mm3=1.2 * vol)
+    cut_mm3, _ = repair_vessel_mask(vessels, liver, ct, sp, min_component_mm3=1.2 * vol)
     assert not cut_mm3[frag].any() and cut_mm3.sum() > 0
 
 
 def test_no_vessel_contrast_disables_image_based_growth():
     ct, vessels, liver, sp, _ = _two_tubes(contrast=5.0)
-    out, meta = enhance_liver_vessels(vessels, liver, ct, sp)
+    out, meta = repair_vessel_mask(vessels, liver, ct, sp)
     assert any("vessel contrast" in f for f in meta["fallbacks_used"])
     assert meta["added_voxels"] <= int(vessels.sum()) // 50  # hole filling at most
 
@@ -245,7 +244,7 @@ def test_real_ct_enhancement_stays_on_visible_vessels_and_backs_off(real_data, a
     import nibabel as nib
 
     from livervessels.geometry import from_canonical, to_canonical
-    from livervessels.pipeline import load_ct_study
+    from livervessels.study import load_ct_study
 
     vol = load_ct_study(real_data / "ct_dicom").volume
     ref = nib.load(real_data / "reference_total_multilabel.nii.gz")
@@ -259,7 +258,7 @@ def test_real_ct_enhancement_stays_on_visible_vessels_and_backs_off(real_data, a
     sd = 1.4826 * float(np.median(np.abs(hu - med)))
     raw = liver & (ct > med + 2.5 * sd)  # a crude "network": bright voxels in the liver
 
-    out, meta = enhance_liver_vessels(raw.astype(np.uint8), liver.astype(np.uint8), ct, vol.spacing)
+    out, meta = repair_vessel_mask(raw.astype(np.uint8), liver.astype(np.uint8), ct, vol.spacing)
     enhanced = out.astype(bool)
     _render(artifacts / "enhancement_real.png", ct, liver, raw, enhanced)
 
@@ -293,14 +292,14 @@ def _noisy_case(seed: int, noise_hu: float):
 def test_repair_backs_off_where_noise_grows_as_much_as_the_vessels():
     # 25 HU noise on 2.5 mm slices: what the growth adds is no better than what noise alone adds
     ph, truth, liver, trunks, raw = _noisy_case(102, 25.0)
-    out, meta = enhance_liver_vessels(raw, liver, ph.ct, ph.spacing, exclude=trunks)
+    out, meta = repair_vessel_mask(raw, liver, ph.ct, ph.spacing, exclude=trunks)
     assert meta["backed_off"] and "noise alone grows" in meta["backed_off"]
     assert meta["steps"]["grown_voxels"] == 0 and meta["steps"]["noise_grown_voxels"] > 0
     out = out > 0
     assert cldice(out, truth) >= cldice(raw, truth) - 0.005 and dice(out, truth) >= dice(raw, truth) - 0.005
     # the same patient at 12 HU: the vessels clearly outgrow the noise, so the repair grows
     ph, truth, liver, trunks, raw = _noisy_case(102, 12.0)
-    out, meta = enhance_liver_vessels(raw, liver, ph.ct, ph.spacing, exclude=trunks)
+    out, meta = repair_vessel_mask(raw, liver, ph.ct, ph.spacing, exclude=trunks)
     assert meta["backed_off"] is None
     assert meta["steps"]["grown_voxels"] > 5 * meta["steps"]["noise_grown_voxels"]
     assert cldice(out > 0, truth) > cldice(raw, truth) + 0.03
@@ -308,9 +307,9 @@ def test_repair_backs_off_where_noise_grows_as_much_as_the_vessels():
 
 def test_repair_never_grows_into_the_trunks_it_is_told_about():
     ph, truth, liver, trunks, raw = _noisy_case(101, 25.0)
-    free, _ = enhance_liver_vessels(raw, liver, ph.ct, ph.spacing)
+    free, _ = repair_vessel_mask(raw, liver, ph.ct, ph.spacing)
     assert ((free > 0) & ~raw & trunks).sum() > 50  # on noisy thick slices it leaks into the portal trunk
-    kept, _ = enhance_liver_vessels(raw, liver, ph.ct, ph.spacing, exclude=trunks)
+    kept, _ = repair_vessel_mask(raw, liver, ph.ct, ph.spacing, exclude=trunks)
     assert not ((kept > 0) & ~raw & trunks).any()
 
 
@@ -325,7 +324,7 @@ def test_a_cavity_enclosed_by_the_vessel_mask_is_filled():
     hollow[cavity] = 0
     ct = ct.copy()
     ct[cavity] = 100  # parenchyma there: no image-based growth reaches it
-    repaired, meta = enhance_liver_vessels(hollow, liver, ct, sp)
+    repaired, meta = repair_vessel_mask(hollow, liver, ct, sp)
     assert repaired[cavity].all()
     assert meta["steps"]["hole_voxels_filled"] >= cavity.sum()
 
@@ -345,8 +344,8 @@ def test_small_liver_pieces_far_away_do_not_stretch_the_region_of_work(phantom, 
     shapes = []
     real = enh._enhance_crop
     monkeypatch.setattr(enh, "_enhance_crop", lambda r, *a, **k: shapes.append(r.shape) or real(r, *a, **k))
-    out_ref, meta_ref = enhance_liver_vessels(raw_far, liver_far, ct, phantom.spacing)
-    out, meta = enhance_liver_vessels(raw_speck, liver_speck, ct, phantom.spacing)
+    out_ref, meta_ref = repair_vessel_mask(raw_far, liver_far, ct, phantom.spacing)
+    out, meta = repair_vessel_mask(raw_speck, liver_speck, ct, phantom.spacing)
     assert shapes[0] == shapes[1] and shapes[0][2] < ct.shape[2] - far + 20
     assert np.array_equal(out, out_ref) and not out[:, :, -far:].any()
     assert any("1 small liver piece(s)" in f for f in meta["fallbacks_used"])
@@ -354,5 +353,5 @@ def test_small_liver_pieces_far_away_do_not_stretch_the_region_of_work(phantom, 
     # A piece as large as the fraction asks for is liver: it widens the box.
     big = liver_far.copy()
     big[40:120, 40:120, -12:-2] = 1
-    enhance_liver_vessels(raw_far, big, ct, phantom.spacing)
+    repair_vessel_mask(raw_far, big, ct, phantom.spacing)
     assert shapes[2][2] == ct.shape[2]

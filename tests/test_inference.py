@@ -10,7 +10,7 @@ import pytest
 from livervessels import nnunet_runner
 from livervessels.errors import InputError, ModelNotFoundError
 from livervessels.geometry import Volume
-from livervessels.inference import _bounding_box, _crop_margin, segment
+from livervessels.inference import _crop_margin, segment
 from livervessels.model_store import find_model_folder
 from livervessels.synthetic.phantom import LABELS
 from livervessels.tasks import TASKS, get_task
@@ -133,13 +133,8 @@ def test_cuda_out_of_memory_falls_back_to_lighter_mode_then_cpu(small_phantom, c
         assert model.predictor.perform_everything_on_device is False
 
 
-def test_crop_box_is_the_mask_extent_plus_the_margin_within_the_image():
-    # TotalSegmentator's crop_to_mask: [first - addon, last + addon] inclusive, clipped to the image
-    mask = np.zeros((20, 30, 40), bool)
-    mask[5:8, 1, 30:40] = True
-    assert _bounding_box(mask, 2) == (slice(3, 10), slice(0, 4), slice(28, 40))
-    assert _bounding_box(mask, (0, 3, 1)) == (slice(5, 8), slice(0, 5), slice(29, 40))
-    assert _bounding_box(np.zeros_like(mask), 2) is None
+def test_the_crop_margin_is_millimetres_in_voxels_truncated_as_totalsegmentator_does():
+    # the crop box itself (extent plus margin, clipped): tests/test_masks.py
     assert _crop_margin(20.0, (0.8, 1.5, 3.0)) == (24, 13, 6)  # 20 mm in voxels, truncated
 
 

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from livervessels.geometry import Volume
-from livervessels.inference import _bounding_box, _crop_margin, segment
+from livervessels.inference import _crop_margin, segment
+from livervessels.masks import padded_box
 from livervessels.tasks import TOTAL_CLASSES
 
 from conftest import MODELS, ROOT, dice
@@ -85,7 +86,7 @@ def test_roi_subset_is_cropped_to_the_subset_found_by_total_fastest(volume, stan
     crop_model = segment(volume, "total_fastest", model_dirs=standin).array
     ivc = segment(volume, "total", model_dirs=standin, roi_subset=["inferior_vena_cava"])
     assert set(np.unique(ivc.array)) <= {0, IVC} and np.any(ivc.array == IVC)
-    box = _bounding_box(crop_model == IVC, _crop_margin(20.0, volume.spacing))
+    box = padded_box(crop_model == IVC, _crop_margin(20.0, volume.spacing))
     assert not ivc.array[_outside(box, volume.shape)].any()
     assert "Dataset298" in ivc.models[0]["folder"]  # the crop model is recorded among the models used
 
@@ -94,14 +95,14 @@ def test_liver_vessels_runs_inside_the_crop_to_the_liver(volume, standin, demo):
     vessels = segment(volume, "liver_vessels", model_dirs=standin)
     assert vessels.array.shape == volume.shape and vessels.classes == {1: "liver_vessels", 2: "liver_tumor"}
     crop_liver = segment(volume, "total_fastest", model_dirs=standin).array == LIVER
-    box = _bounding_box(crop_liver, _crop_margin(20.0, volume.spacing))
+    box = padded_box(crop_liver, _crop_margin(20.0, volume.spacing))
     assert _outside(box, volume.shape).any() and not vessels.array[_outside(box, volume.shape)].any()
     assert dice(vessels.array == 1, demo.mask("liver_vessels")) > 0.7
 
 
 def test_the_map_weights_check_wants_every_official_model_in_the_folder_itself(standin, standin_without_crop_model):
     from livervessels.errors import InputError
-    from livervessels.pipeline import check_official_weights
+    from livervessels.model_plan import check_official_weights
 
     folders = check_official_weights(standin[0])
     assert sorted(f.parent.name.split("_")[0] for f in folders) == ["Dataset008", "Dataset291", "Dataset293",

@@ -94,6 +94,14 @@ def test_a_model_needs_plans_and_the_checkpoint_of_its_own_fold(tmp_path, layout
     assert "ships with this project" in message
 
 
+def test_a_model_without_its_label_map_is_refused_by_name(tmp_path):
+    folder = _model(tmp_path / PART.folder)
+    (folder / "dataset.json").unlink()
+    with pytest.raises(ModelNotFoundError, match="has no dataset.json") as err:
+        find_model_folder(PART, [tmp_path], "liver_vessels")
+    assert str(folder) in str(err.value) and "reinstall" in str(err.value)
+
+
 @pytest.mark.parametrize("root_kind", ["dataset", "trainer"])
 def test_another_datasets_model_is_not_taken_for_this_one(tmp_path, root_kind):
     # a model of Dataset999 with the same (default) trainer, plans and configuration names
@@ -148,3 +156,10 @@ def test_only_a_true_value_switches_the_demo_model_policy(clean_env, allow, clin
     clean_env.setenv("LIVERVESSELS_ALLOW_DEMO_MODEL", allow)
     clean_env.setenv("LIVERVESSELS_CLINICAL", clinical)
     assert demo_model_policy()[0] is allowed
+
+
+def test_a_pkg_manifest_path_that_does_not_exist_is_not_a_map(monkeypatch, tmp_path):
+    monkeypatch.delenv("LIVERVESSELS_CLINICAL", raising=False)
+    monkeypatch.delenv("LIVERVESSELS_ALLOW_DEMO_MODEL", raising=False)
+    monkeypatch.setenv("HOLOSCAN_PKG_MANIFEST_PATH", str(tmp_path / "missing.json"))
+    assert demo_model_policy() == (True, "research mode")

@@ -13,7 +13,7 @@ from livervessels.outputs.dicom_seg import read_seg_labels, write_dicom_seg
 from livervessels.outputs.measurements import structure_statistics
 from livervessels.outputs.meshes import export_meshes, read_stl
 from livervessels.outputs.preview import render_preview
-from livervessels.pipeline import load_ct_study
+from livervessels.study import load_ct_study
 from livervessels.synthetic.phantom import LABELS
 from livervessels.synthetic.write_series import JPEG2000Lossless
 

@@ -9,29 +9,15 @@ import numpy as np
 import pydicom
 import pytest
 
-from livervessels import cli, nnunet_runner
+from livervessels import nnunet_runner
 from livervessels.api import enhance_liver_vessels
 from livervessels.errors import InputError
 from livervessels.geometry import Volume
-from livervessels.pipeline import (
-    ModelPlan,
-    add_enhanced_vessels,
-    add_portal_hepatic_split,
-    choose_model_plan,
-    plan_model_parts,
-    preload_models,
-    run_liver_vessels,
-    seg_series_description,
-)
+from livervessels.model_plan import choose_model_plan, preload_models
+from livervessels.outputs.study_outputs import seg_series_description
+from livervessels.pipeline import add_enhanced_vessels, add_portal_hepatic_split, run_liver_vessels
 
 from conftest import MODELS
-
-
-def test_the_official_plan_runs_the_support_parts_the_vessel_model_and_the_crop_model():
-    datasets = {task.parts[i].dataset.split("_")[0] for task, i in plan_model_parts(ModelPlan("official", "total",
-                                                                                              "liver_vessels"))}
-    # liver in part 1, IVC and portal vein in part 3, the 6 mm crop model, the hepatic vessel model
-    assert datasets == {"Dataset291", "Dataset293", "Dataset298", "Dataset008"}
 
 
 def test_preloaded_models_are_the_ones_the_run_uses(monkeypatch, small_phantom):
@@ -46,17 +32,6 @@ def test_preloaded_models_are_the_ones_the_run_uses(monkeypatch, small_phantom):
                                plan=plan, split=False)
     assert loads == []  # nothing loaded twice
     assert np.any(result.masks["liver"])
-
-
-def test_a_named_model_folder_without_models_is_refused_not_replaced_by_the_demo(tmp_path, capsys):
-    (tmp_path / "empty").mkdir()
-    for folder, message in ((tmp_path / "empty", "holds no nnU-Net model"), (tmp_path / "missing", "does not exist")):
-        with pytest.raises(InputError, match=message):
-            choose_model_plan([folder])
-    rc = cli.enhanced_main(["-i", str(MODELS.parent / "demo" / "study"), "-o", str(tmp_path / "out"),
-                            "--mode", "enhanced_liver", "-m", str(tmp_path / "empty"), "-q"])
-    err = capsys.readouterr().err
-    assert rc == 2 and "holds no nnU-Net model" in err and not (tmp_path / "out").exists()
 
 
 def test_qc_names_every_checkpoint_with_its_hash(demo_app_output):
@@ -78,30 +53,6 @@ def test_the_same_input_gives_byte_identical_masks_and_seg_pixels(tmp_path):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     a, b = (pydicom.dcmread(tmp_path / n / "segmentations.dcm") for n in ("a", "b"))
     assert a.PixelData == b.PixelData and a.SOPInstanceUID != b.SOPInstanceUID  # new UIDs, same pixels
-
-
-def test_field_of_view_warnings_for_a_missing_small_implausible_or_cut_liver():
-    from livervessels.pipeline import field_of_view_warnings
-
-    spacing = (1.0, 1.0, 2.0)
-    liver = np.zeros((120, 120, 100), np.uint8)
-    liver[20:100, 20:100, 20:80] = 1  # 768 ml, inside the scan
-    assert field_of_view_warnings({"liver": liver}, spacing) == []
-    cut = liver.copy()
-    cut[20:100, 20:100, 0:20] = 1  # reaches the first slice with 64 cm2
-    assert any("cut by the scan's first slice (64 cm2" in w for w in field_of_view_warnings({"liver": cut}, spacing))
-    small = np.zeros_like(liver)
-    small[40:80, 40:80, 30:80] = 1  # 160 ml: part of a liver
-    assert any("only 160 ml of liver found" in w for w in field_of_view_warnings({"liver": small}, spacing))
-    sliver = np.zeros_like(liver)
-    sliver[50:60, 50:60, 40:50] = 1  # 2 ml: a sliver, no vessel analysis
-    assert field_of_view_warnings({"liver": sliver}, spacing)[0].startswith("no liver in the field of view (2 ml")
-    assert "no liver in the field of view (0 ml" in field_of_view_warnings({"liver": np.zeros_like(liver)}, spacing)[0]
-    huge = np.zeros_like(liver)
-    huge[5:115, 5:115, 10:90] = 1  # 1.9 l at this spacing: plausible
-    assert field_of_view_warnings({"liver": huge}, spacing) == []
-    assert any(w.startswith("5.8 l of liver found") and "other tissue" in w
-               for w in field_of_view_warnings({"liver": huge}, (1.0, 1.0, 6.0)))  # 5.8 l: not a liver alone
 
 
 def test_without_a_liver_no_vessel_analysis_is_made_and_the_outputs_say_so(small_phantom):
@@ -127,47 +78,6 @@ def test_without_a_liver_no_vessel_analysis_is_made_and_the_outputs_say_so(small
     liver = np.zeros(volume.shape, np.uint8)
     liver[20:70, 20:70, 10:30] = 1  # 1250 ml: analysed as usual
     assert "skipped" not in add_enhanced_vessels(volume, {"liver": liver, "liver_vessels": vessels})[1]
-
-
-@pytest.mark.parametrize("env, refused", [
-    ({}, False),
-    ({"LIVERVESSELS_CLINICAL": "1"}, True),
-    ({"MAP_MANIFEST": "1"}, True),  # a MAP: its package manifest exists
-    ({"MAP_MANIFEST": "1", "LIVERVESSELS_ALLOW_DEMO_MODEL": "1"}, False),
-    ({"LIVERVESSELS_CLINICAL": "1", "LIVERVESSELS_ALLOW_DEMO_MODEL": "true"}, False),
-])
-def test_the_demo_model_is_refused_in_a_map_and_in_clinical_mode(monkeypatch, tmp_path, env, refused):
-    for key in ("LIVERVESSELS_CLINICAL", "LIVERVESSELS_ALLOW_DEMO_MODEL", "HOLOSCAN_PKG_MANIFEST_PATH"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("TOTALSEG_HOME_DIR", str(tmp_path / "no_official_weights"))
-    for key, value in env.items():
-        if key == "MAP_MANIFEST":
-            (tmp_path / "pkg.json").write_text("{}")
-            monkeypatch.setenv("HOLOSCAN_PKG_MANIFEST_PATH", str(tmp_path / "pkg.json"))
-        else:
-            monkeypatch.setenv(key, value)
-    if refused:
-        with pytest.raises(InputError, match="demo model may not be used here") as err:
-            choose_model_plan([MODELS])
-        # the message names the official models needed and how to bake them in
-        assert "Dataset008_HepaticVessel" in str(err.value) and "package_map.sh --weights" in str(err.value)
-        with pytest.raises(InputError):
-            choose_model_plan([MODELS], prefer="demo")  # asking for the demo by name does not get round it
-    else:
-        assert choose_model_plan([MODELS]).name == "demo"
-    # a caller's explicit decision wins over the environment
-    assert choose_model_plan([MODELS], allow_demo=True).name == "demo"
-    with pytest.raises(InputError):
-        choose_model_plan([MODELS], allow_demo=False)
-
-
-def test_a_pkg_manifest_path_that_does_not_exist_is_not_a_map(monkeypatch, tmp_path):
-    monkeypatch.delenv("LIVERVESSELS_CLINICAL", raising=False)
-    monkeypatch.delenv("LIVERVESSELS_ALLOW_DEMO_MODEL", raising=False)
-    monkeypatch.setenv("HOLOSCAN_PKG_MANIFEST_PATH", str(tmp_path / "missing.json"))
-    from livervessels.model_store import demo_model_policy
-
-    assert demo_model_policy() == (True, "research mode")
 
 
 def test_repair_and_split_do_not_depend_on_how_the_slices_were_stored(phantom):
@@ -207,7 +117,7 @@ def test_the_demo_study_gives_the_same_outputs_stored_either_way(tmp_path):
     """demo/study is stored as a scanner writes it (IOP 1,0,0, 0,1,0); the same CT re-stored in RAS
     order (as the demo study was before) gives the same masks, voxel for voxel in patient space."""
     from livervessels.geometry import to_canonical
-    from livervessels.pipeline import load_ct_study
+    from livervessels.study import load_ct_study
     from livervessels.synthetic.write_series import write_image_series
 
     study = load_ct_study(MODELS.parent / "demo" / "study")

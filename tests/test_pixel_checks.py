@@ -8,7 +8,7 @@ import pydicom
 from pydicom.encaps import encapsulate, generate_fragmented_frames
 
 from livervessels.dicom.pixel_checks import jpeg2000_frame_problem, pixel_warnings, suspect_slices
-from livervessels.pipeline import load_ct_study
+from livervessels.study import load_ct_study
 from livervessels.synthetic.write_series import JPEG2000Lossless
 
 

@@ -350,9 +350,9 @@ def test_split_on_real_ct(real_data, artifacts):
     import matplotlib.pyplot as plt
     import nibabel as nib
 
-    from livervessels.enhancement import enhance_liver_vessels
+    from livervessels.enhancement import repair_vessel_mask
     from livervessels.geometry import from_canonical, to_canonical
-    from livervessels.pipeline import load_ct_study
+    from livervessels.study import load_ct_study
 
     volume = load_ct_study(real_data / "ct_dicom").volume
     ct, affine, orientation = to_canonical(volume.array, volume.affine)
@@ -367,7 +367,7 @@ def test_split_on_real_ct(real_data, artifacts):
     median = np.median(hu)
     robust_sd = 1.4826 * np.median(np.abs(hu - median))
     raw = (liver & (ct > median + 2.0 * robust_sd)).astype(np.uint8)
-    vessels = enhance_liver_vessels(raw, liver.astype(np.uint8), ct, spacing)[0] > 0
+    vessels = repair_vessel_mask(raw, liver.astype(np.uint8), ct, spacing)[0] > 0
     split = split_portal_hepatic(vessels, ct, spacing, liver=liver, portal_vein=pv, ivc=ivc, affine=affine)
     qc = split.qc
     assert qc["total_vessel_voxels"] == int(vessels.sum()) and np.all(split.labels[vessels] > 0)
@@ -418,7 +418,7 @@ def test_network_mask_of_the_demo_phantom_splits_sensibly():
     """The bundled demo case end to end: demo network masks -> enhancement -> split. The network's
     vessel mask has hollow lumens; thinning them gave one huge junction joining both trees and the
     portal tree all but vanished (portal fraction 0.016 against 0.33)."""
-    from livervessels.enhancement import enhance_liver_vessels
+    from livervessels.enhancement import repair_vessel_mask
     from livervessels.geometry import Volume
     from livervessels.inference import segment
     from livervessels.synthetic.phantom import make_phantom
@@ -429,7 +429,7 @@ def test_network_mask_of_the_demo_phantom_splits_sensibly():
     if not MODELS.is_dir() or not any(MODELS.iterdir()):
         pytest.skip("demo model not present")
     seg = segment(Volume(ph.ct, ph.affine), "demo_liver", model_dirs=[MODELS])
-    enhanced, _ = enhance_liver_vessels(seg.mask("liver_vessels"), seg.mask("liver"), ph.ct, ph.spacing)
+    enhanced, _ = repair_vessel_mask(seg.mask("liver_vessels"), seg.mask("liver"), ph.ct, ph.spacing)
     vessels = enhanced > 0
     split = split_portal_hepatic(vessels, ph.ct, ph.spacing, affine=ph.affine, liver=seg.mask("liver"),
                                  portal_vein=seg.mask("portal_vein_and_splenic_vein"),
@@ -612,3 +612,21 @@ def test_nearest_centerline_voxel_for_points_outside_the_centerlines_box(point):
     _, ind = ndimage.distance_transform_edt(~feature, sampling=spacing, return_indices=True)
     expected = np.array([[ind[a][point] for a in range(3)]])
     np.testing.assert_array_equal(_nearest_feature(feature, pts, spacing), expected)
+
+
+@pytest.mark.parametrize("bad, words", [
+    ({"ct": np.zeros((8, 8, 9))}, "ct (8, 8, 9) is not on the vessel mask's grid (8, 8, 8)"),
+    ({"ivc": np.zeros((8, 8))}, "ivc (8, 8) is not on"),
+    ({"spacing": (1.0, 0.0, 1.0)}, "three positive numbers in mm"),
+    ({"spacing": (1.0, 1.0)}, "three positive numbers in mm"),
+    ({"vessels": np.ones((8, 8), bool)}, "must be a 3-D array"),
+])
+def test_split_rejects_arrays_off_the_vessel_grid_by_name(bad, words):
+    from livervessels.errors import InputError
+
+    vessels = np.zeros((8, 8, 8), bool)
+    vessels[2:6, 4, 4] = True
+    args = {"vessels": vessels, "ct": np.zeros((8, 8, 8)), "spacing": (1.0, 1.0, 1.0), **bad}
+    extra = {k: v for k, v in bad.items() if k in ("ivc", "liver", "portal_vein")}
+    with pytest.raises(InputError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        split_portal_hepatic(args["vessels"], args["ct"], args["spacing"], **extra)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from livervessels.split_seeds import crop_to_box, find_seeds, padded_box, superior_height
+from livervessels.masks import padded_box, reach_voxels
+from livervessels.split_seeds import crop_to_box, find_seeds, superior_height
 from livervessels.split_types import HEPATIC, PORTAL, SplitParams
 
 from synthetic_ct import tube_mask
@@ -35,14 +36,14 @@ def test_superior_height_is_the_world_z_step_of_each_array_axis():
 
 
 @pytest.mark.parametrize("reach_mm", [0.0, 2.0, 4.5])
-def test_padded_box_holds_every_voxel_within_reach_mm_of_the_mask(reach_mm):
+def test_the_seed_search_box_holds_every_voxel_within_reach_mm_and_crops_to_bool(reach_mm):
     spacing = (0.5, 1.0, 2.5)
     rng = np.random.default_rng(1)
     for _ in range(5):
         mask = np.zeros((40, 30, 12), bool)
         lo = rng.integers(0, [35, 25, 9])
         mask[tuple(slice(a, a + k) for a, k in zip(lo, rng.integers(1, 5, 3)))] = True
-        box = padded_box(mask, spacing, reach_mm)
+        box = padded_box(mask, reach_voxels(spacing, reach_mm))  # as the seed search pads it
         near = ndimage.distance_transform_edt(~mask, sampling=spacing) <= reach_mm
         inside = np.zeros(mask.shape, bool)
         inside[box] = True

@@ -7,7 +7,6 @@ import pytest
 from scipy import ndimage
 
 from livervessels.vessel_graph import (
-    bounding_box,
     build_vessel_graph,
     distances_at,
     feature_indices,
@@ -77,15 +76,11 @@ def test_an_empty_mask_gives_an_empty_graph_and_an_empty_summary():
                                      "max_radius_mm": 0.0, "terminal_branches": 0}
 
 
-def test_median_bounding_box_and_distances_agree_with_numpy_and_scipy():
+def test_median_and_distances_agree_with_numpy_and_scipy():
     rng = np.random.default_rng(0)
     for n in (1, 2, 7, 10):
         values = rng.normal(size=n)
         assert median(values) == np.median(values)
-    mask = np.zeros((9, 8, 7), bool)
-    mask[2:5, 3, 1:6] = True
-    assert bounding_box(mask) == ndimage.find_objects(mask.astype(int))[0]
-    assert bounding_box(np.zeros((3, 3, 3))) is None
     spacing = (0.7, 0.9, 2.0)
     blob = tube_mask((20, 18, 10), spacing, [((3, 3, 4), (10, 12, 14))], 2.5)
     points = np.nonzero(blob)

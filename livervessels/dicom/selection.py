@@ -100,7 +100,11 @@ def judge_series(series: DicomSeries) -> SeriesVerdict:
 
 
 def select_ct_series(scan: DicomScan) -> SeriesSelection:
-    """The best CT series in the scan, or InputError saying why there is none."""
+    """The best CT series in the scan, or InputError saying why there is none.
+
+    Raises:
+        InputError: no series in the scan is a usable CT (each series' reason is in the message).
+    """
     verdicts = [judge_series(s) for s in scan.series]
     candidates = [v for v in verdicts if v.accepted]
     if not candidates:

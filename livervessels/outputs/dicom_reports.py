@@ -18,7 +18,6 @@ confidence, flags) carry codes of a private coding scheme, as PS3.16 allows ("99
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import highdicom as hd
@@ -30,6 +29,7 @@ from pydicom.uid import generate_uid
 from scipy import ndimage
 
 from livervessels import __version__
+from livervessels.stage_types import DicomObject
 
 SR_FILE = "measurements_sr.dcm"
 SC_FILE = "preview_sc.dcm"
@@ -71,16 +71,6 @@ def _private_scheme_identification() -> Dataset:
     item.CodingSchemeName = "livervessels measures"
     item.CodingSchemeResponsibleOrganization = "livervessels project"
     return item
-
-
-@dataclass
-class DicomObject:
-    """One DICOM object written into the study (or why it was not)."""
-
-    path: Path | None
-    sop_instance_uid: str | None = None
-    series_instance_uid: str | None = None
-    skipped_reason: str | None = None
 
 
 def _algorithm(name: str) -> hd.sr.AlgorithmIdentification:

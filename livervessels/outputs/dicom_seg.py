@@ -7,7 +7,6 @@ invent are never referenced: in that case no SEG is written and the QC report sa
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import highdicom as hd
@@ -19,17 +18,9 @@ from pydicom.uid import generate_uid
 
 from livervessels import __version__
 from livervessels.outputs.structures import ANATOMICAL_STRUCTURE, LIVER_CODE, SEG_STRUCTURES, Structure
+from livervessels.stage_types import SegResult
 
 SEG_FILE = "segmentations.dcm"
-
-
-@dataclass
-class SegResult:
-    path: Path | None
-    segments: list[str] = field(default_factory=list)  # structure names, in segment-number order
-    empty_segments: list[str] = field(default_factory=list)
-    skipped_reason: str | None = None
-    sop_instance_uid: str | None = None
 
 
 def _concept(code: tuple[str, str, str]) -> CodedConcept:

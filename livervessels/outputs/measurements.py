@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from livervessels.geometry import Volume
+from livervessels.masks import padded_box
 
 VESSEL_TREES = ("enhanced_liver_vessels", "portal_vein_branches", "hepatic_veins")
 
@@ -40,6 +41,5 @@ def vessel_tree_statistics(mask: np.ndarray, volume: Volume) -> dict:
     from livervessels.vessel_graph import build_vessel_graph, summarize_tree
 
     # The graph keeps full-grid arrays: crop to the tree (plus a margin for the distance transform).
-    idx = np.nonzero(mask)
-    box = tuple(slice(max(int(a.min()) - 2, 0), int(a.max()) + 3) for a in idx)
+    box = padded_box(mask, 2)
     return summarize_tree(build_vessel_graph(mask[box], volume.spacing, ct=np.asarray(volume.array)[box]))

@@ -132,7 +132,12 @@ def abort(staging: Path | None) -> None:
 
 @contextlib.contextmanager
 def staged_output(out_dir: str | Path) -> Iterator[Path]:
-    """with staged_output(out) as tmp: write into tmp; moved into out on success, deleted on error."""
+    """with staged_output(out) as tmp: write into tmp; moved into out on success, deleted on error.
+
+    Raises:
+        InputError: out cannot be created or written, or another run holds its lock. Any error raised
+            inside the block propagates after the temporary folder is deleted.
+    """
     staging = begin(out_dir)
     try:
         yield staging

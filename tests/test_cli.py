@@ -1,4 +1,5 @@
-"""TotalSegmentator-compatible command lines and Python API: same files as the app, errors, exit codes."""
+"""The TotalSegmentator-compatible command lines (livervessels/cli.py): the same files as the app,
+errors with their exit codes, quiet runs, help text."""
 from __future__ import annotations
 
 import json
@@ -6,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import nibabel as nib
@@ -14,22 +14,15 @@ import numpy as np
 import pytest
 
 from livervessels import cli
-from livervessels.api import enhance_liver_vessels, totalsegmentator
-from livervessels.outputs.nifti import read_label_names
 
-from conftest import DEMO_STUDY, MODELS, ROOT
+from conftest import DEMO_CLASSES, DEMO_STUDY, MODELS, ROOT, nifti_voxels
 
 BIN = Path(sys.executable).parent
-DEMO_CLASSES = ["liver", "inferior_vena_cava", "portal_vein_and_splenic_vein", "liver_vessels"]
 
 
 def run(cmd: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / cmd), *args], capture_output=True, text=True, timeout=600,
                           env={**os.environ, **(env or {})})
-
-
-def _voxels(path: Path) -> np.ndarray:
-    return np.asanyarray(nib.load(path).dataobj)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +40,7 @@ def test_enhanced_cli_writes_the_same_files_as_the_app(enhanced_cli_output, demo
     assert {"statistics.json", "preview_liver_vessels.png", "meshes/liver.stl"} <= set(app_files)
     for name in app_files:
         if name.endswith(".nii.gz"):
-            assert np.array_equal(_voxels(enhanced_cli_output / name), _voxels(demo_app_output / name)), name
+            assert np.array_equal(nifti_voxels(enhanced_cli_output / name), nifti_voxels(demo_app_output / name)), name
             assert np.allclose(nib.load(enhanced_cli_output / name).affine, nib.load(demo_app_output / name).affine)
     ours, app = (json.loads((d / "qc.json").read_text()) for d in (enhanced_cli_output, demo_app_output))
     assert ours["dicom_seg"]["segments"] == app["dicom_seg"]["segments"]
@@ -65,61 +58,10 @@ def test_totalsegmentator_cli_writes_one_mask_per_class_like_the_app(tmp_path, d
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "seg").iterdir()) == sorted(f"{c}.nii.gz" for c in DEMO_CLASSES)
     for c in DEMO_CLASSES:
-        assert np.array_equal(_voxels(tmp_path / "seg" / f"{c}.nii.gz"), _voxels(demo_app_output / f"{c}.nii.gz"))
+        assert np.array_equal(nifti_voxels(tmp_path / "seg" / f"{c}.nii.gz"),
+                              nifti_voxels(demo_app_output / f"{c}.nii.gz"))
     # non-interactive: plain progress lines per stage, no bars
     assert "[livervessels] segment (demo_liver) done" in result.stderr
-
-
-def test_api_returns_the_label_map_and_ml_file_carries_the_names(tmp_path, demo_app_output):
-    image = totalsegmentator(str(DEMO_STUDY), None, task="demo_liver", model_dirs=[MODELS], quiet=True)
-    assert not any(tmp_path.iterdir())
-    liver = np.asanyarray(image.dataobj) == 1
-    assert np.array_equal(liver, _voxels(demo_app_output / "liver.nii.gz") > 0)
-    rc = cli.totalsegmentator_main(["-i", str(DEMO_STUDY), "-o", str(tmp_path / "all"), "-ta", "demo_liver", "--ml",
-                                    "-q", "-m", str(MODELS)])
-    assert rc == 0
-    ml = tmp_path / "all.nii.gz"
-    assert np.array_equal(_voxels(ml), np.asanyarray(image.dataobj))
-    assert read_label_names(ml) == {1: "liver", 2: "inferior_vena_cava", 3: "portal_vein_and_splenic_vein",
-                                    4: "liver_vessels"}
-    assert json.loads((tmp_path / "all.json").read_text())["4"] == "liver_vessels"
-
-
-def test_nibabel_image_and_zip_inputs(tmp_path):
-    from livervessels.pipeline import load_ct_study
-
-    volume = load_ct_study(DEMO_STUDY).volume
-    nifti = nib.Nifti1Image(volume.array, volume.affine)
-    from_image = totalsegmentator(nifti, task="demo_liver", model_dirs=[MODELS], quiet=True)
-    archive = tmp_path / "study.zip"
-    with zipfile.ZipFile(archive, "w") as zf:
-        for f in (DEMO_STUDY / "ct").iterdir():
-            zf.write(f, f"study/ct/{f.name}")
-    from_zip = totalsegmentator(archive, task="demo_liver", model_dirs=[MODELS], quiet=True)
-    assert np.array_equal(np.asanyarray(from_image.dataobj), np.asanyarray(from_zip.dataobj))
-
-
-def test_python_api_is_reachable_under_totalsegmentators_name():
-    from totalsegmentator.python_api import totalsegmentator as compatible
-
-    assert compatible is totalsegmentator
-
-
-def test_support_dir_with_vessels_runs_no_model(tmp_path, demo_app_output, monkeypatch):
-    support = tmp_path / "support"
-    support.mkdir()
-    for name in DEMO_CLASSES:
-        (support / f"{name}.nii.gz").write_bytes((demo_app_output / f"{name}.nii.gz").read_bytes())
-
-    def no_model(*args, **kwargs):
-        raise AssertionError("a model ran although the support folder holds every mask")
-
-    monkeypatch.setattr("livervessels.pipeline.segment", no_model)
-    masks = enhance_liver_vessels(str(DEMO_STUDY), tmp_path / "out", split_portal_hepatic=True,
-                                  split_support_dir=support, quiet=True)
-    assert np.array_equal(np.asanyarray(masks["liver_vessels"].dataobj), _voxels(support / "liver_vessels.nii.gz"))
-    qc = json.loads((tmp_path / "out" / "qc.json").read_text())
-    assert all(v.startswith("file ") for v in qc["models"]["mask_sources"].values())
 
 
 def test_support_mask_on_another_grid_is_refused(tmp_path):
