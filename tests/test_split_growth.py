@@ -12,22 +12,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from livervessels.split_growth import (
-    branch_core_radius,
-    branch_margin,
-    confidence_summary,
-    flip_subtrees,
-    grow_trees,
-    growth_depth,
-    intensity_roots,
-    link_costs,
-    orphan_roots,
-    other_tree_neighbours,
-    parent_link_cost,
-    path_risks,
-    radial_costs,
-    tree_roots,
-)
+from livervessels import split_growth as growth
 from livervessels.split_junctions import junction_affinities
 from livervessels.split_types import HEPATIC, PORTAL, SplitParams
 from livervessels.vessel_graph import Branch, Node, VesselGraph, build_vessel_graph
@@ -58,8 +43,8 @@ def _edges(links: dict[tuple[int, int], float]) -> list[tuple[float, int, int, f
 
 def _grow(links, seeds, radius, p=GROWTH, **kw):
     seed_label = np.asarray(seeds, np.uint8)
-    return grow_trees(len(seed_label), _edges(links), seed_label, _graph(), p, None, radius=np.asarray(radius, float),
-                      **kw)
+    return growth.grow_trees(len(seed_label), _edges(links), seed_label, _graph(), p, None,
+                             radius=np.asarray(radius, float), **kw)
 
 
 # ---- growing the trees ------------------------------------------------------------------------------
@@ -135,8 +120,8 @@ def test_turning_back_towards_the_root_costs_what_radial_says():
             ({(0, 1): 0.7, (1, 2): 0.8}, {(0, 1, H): 5.0, (2, 1, P): 5.0}, H),  # steps no tree takes
             ({(0, 1): 0.8, (1, 2): 0.7}, {}, P),
             ({(0, 1): 0.8, (1, 2): 0.7}, {(0, 1, P): 0.2}, H)):
-        labels, _, _ = grow_trees(3, _edges(links), np.array([P, 0, H], np.uint8), graph, GROWTH, radial,
-                                  radius=np.full(3, 2.0))
+        labels, _, _ = growth.grow_trees(3, _edges(links), np.array([P, 0, H], np.uint8), graph, GROWTH, radial,
+                                         radius=np.full(3, 2.0))
         assert labels[1] == expected, (links, radial)
 
 
@@ -175,8 +160,8 @@ def test_the_trees_grown_through_a_drawn_crossing_keep_each_vessel_whole():
                                                              (y_end, x_end, y_start, x_start)):
         seeds = np.zeros(4, np.uint8)
         seeds[portal_arm], seeds[hepatic_arm] = P, H
-        radial = radial_costs(leaving, tree_roots(graph, seeds), p)
-        labels, refused, parent = grow_trees(4, edges, seeds, graph, p, radial)
+        radial = growth.radial_costs(leaving, growth.tree_roots(graph, seeds), p)
+        labels, refused, parent = growth.grow_trees(4, edges, seeds, graph, p, radial)
         assert labels[portal_end] == P and labels[hepatic_end] == H
         assert parent[portal_end] == portal_arm and parent[hepatic_end] == hepatic_arm
         assert refused >= 1  # the contact between the trees
@@ -202,17 +187,18 @@ def test_a_subtree_whose_hu_outweighs_its_attachment_moves_to_the_other_tree():
     # i.e. -ln(contact) < 5.69. (Subtree {1, 2, 3} holds less evidence: 8 - 2.)
     log_odds = np.array([0.0, 2.0, -4.0, -4.0, 0.0])
     p = FLIP
-    labels, _, moved = flip_subtrees(_FLIP_LABELS, _FLIP_PARENT, _flip_edges(np.exp(-5.5)), _FLIP_SEEDS, log_odds, p)
+    edges = _flip_edges(np.exp(-5.5))
+    labels, _, moved = growth.flip_subtrees(_FLIP_LABELS, _FLIP_PARENT, edges, _FLIP_SEEDS, log_odds, p)
     assert labels.tolist() == [P, P, H, H, H] and moved == 1
     # the attachment to hepatic a little weaker: the evidence no longer outweighs it
-    labels, parent, moved = flip_subtrees(_FLIP_LABELS, _FLIP_PARENT, _flip_edges(np.exp(-6.0)), _FLIP_SEEDS,
-                                          log_odds, p)
+    labels, parent, moved = growth.flip_subtrees(_FLIP_LABELS, _FLIP_PARENT, _flip_edges(np.exp(-6.0)), _FLIP_SEEDS,
+                                                 log_odds, p)
     assert labels.tolist() == _FLIP_LABELS.tolist() and parent.tolist() == _FLIP_PARENT.tolist() and moved == 0
     # weak evidence (2 nats) or a mean under subtree_flip_mean: nothing moves
     weak = np.array([0.0, 2.0, -1.0, -1.0, 0.0])
-    assert flip_subtrees(_FLIP_LABELS, _FLIP_PARENT, _flip_edges(0.3), _FLIP_SEEDS, weak, p)[2] == 0
-    assert flip_subtrees(_FLIP_LABELS, _FLIP_PARENT, _flip_edges(0.3), _FLIP_SEEDS, log_odds,
-                         replace(FLIP, subtree_flip_mean=4.5))[2] == 0
+    assert growth.flip_subtrees(_FLIP_LABELS, _FLIP_PARENT, _flip_edges(0.3), _FLIP_SEEDS, weak, p)[2] == 0
+    assert growth.flip_subtrees(_FLIP_LABELS, _FLIP_PARENT, _flip_edges(0.3), _FLIP_SEEDS, log_odds,
+                                replace(FLIP, subtree_flip_mean=4.5))[2] == 0
     # the inputs are not modified
     assert _FLIP_LABELS.tolist() == [P, P, P, P, H] and _FLIP_PARENT.tolist() == [-1, 0, 1, 2, -1]
 
@@ -222,12 +208,12 @@ def test_a_moved_subtree_hangs_from_its_new_link():
     # hepatic tree through the new link (3 -> 4): branch 2 is reached over 4 -> 3 -> 2, two links
     # from the seed (the evidence computed from the parents: depth, weakest link, climb).
     log_odds = np.array([0.0, 2.0, -4.0, -4.0, 0.0])
-    labels, parent, _ = flip_subtrees(_FLIP_LABELS, _FLIP_PARENT, _flip_edges(0.3), _FLIP_SEEDS, log_odds,
-                                      FLIP)
+    labels, parent, _ = growth.flip_subtrees(_FLIP_LABELS, _FLIP_PARENT, _flip_edges(0.3), _FLIP_SEEDS, log_odds,
+                                             FLIP)
     assert labels.tolist() == [P, P, H, H, H]
     assert parent[3] == 4
     assert parent[2] == 3  # (returned: -1)
-    assert growth_depth(parent)[2] == 2
+    assert growth.growth_depth(parent)[2] == 2
 
 
 # ---- further roots -----------------------------------------------------------------------------------
@@ -250,22 +236,22 @@ def test_a_thick_vessel_reached_only_by_climbing_roots_itself_in_the_nearer_tree
     # second grid both seeds are 6 mm away: no clear call.
     graph = _graph(_ORPHAN_VOXELS, spacing)
     radius = np.array([5.0, 5.0, 1.0, 4.0])
-    assert orphan_roots(graph, radius=radius, p=ORPHAN, **_ORPHAN) == expected
+    assert growth.orphan_roots(graph, radius=radius, p=ORPHAN, **_ORPHAN) == expected
 
 
 @pytest.mark.parametrize("radii", [[5.0, 5.0, 1.0, 2.4], [5.0, 5.0, 0.7, 1.9], [5.0, 5.0, 2.0, 4.0]])
 def test_vessels_that_did_not_climb_far_or_are_thin_are_no_orphans(radii):
     # 2.4 < 2.5 x 1 mm; 1.9 mm under orphan_min_radius_mm; 4 < 2.5 x 2 mm
     graph = _graph(_ORPHAN_VOXELS, (1.0, 0.5, 5.0))
-    assert orphan_roots(graph, radius=np.array(radii), p=ORPHAN, **_ORPHAN) == {}
+    assert growth.orphan_roots(graph, radius=np.array(radii), p=ORPHAN, **_ORPHAN) == {}
 
 
 def test_tree_roots_are_the_centroids_of_the_seed_branches_in_mm():
     graph = _graph(_ORPHAN_VOXELS, (1.0, 0.5, 5.0))
-    roots = tree_roots(graph, np.array([P, H, 0, H], np.uint8))
+    roots = growth.tree_roots(graph, np.array([P, H, 0, H], np.uint8))
     np.testing.assert_allclose(roots[P], [1.0, 0.0, 5.0])
     np.testing.assert_allclose(roots[H], [1.0, 6.0, 10.0])  # voxels y 12, z 3 and 1
-    assert set(tree_roots(graph, np.array([0, H, 0, 0], np.uint8))) == {H}
+    assert set(growth.tree_roots(graph, np.array([0, H, 0, 0], np.uint8))) == {H}
 
 
 def test_thick_long_branches_whose_hu_names_the_other_tree_root_themselves_there():
@@ -277,10 +263,10 @@ def test_thick_long_branches_whose_hu_names_the_other_tree_root_themselves_there
     graph = _graph([[(0, 0, 0)]] * 7, lengths=[10.0, 10.0, 10.0, 10.0, 4.0, 10.0, 10.0])
     p = SplitParams(intensity_root_log_odds=3.0, intensity_root_min_radius_mm=2.0, intensity_root_min_length_mm=5.0,
                     intensity_root_cost=0.0)
-    assert intensity_roots(graph, label, log_odds, radius, seeds, p) == {1: (H, 0.0), 2: (P, 0.0)}
-    assert intensity_roots(graph, label, log_odds, radius, seeds, replace(p, intensity_root_cost=1.5)) == \
+    assert growth.intensity_roots(graph, label, log_odds, radius, seeds, p) == {1: (H, 0.0), 2: (P, 0.0)}
+    assert growth.intensity_roots(graph, label, log_odds, radius, seeds, replace(p, intensity_root_cost=1.5)) == \
         {1: (H, 1.5), 2: (P, 1.5)}
-    assert intensity_roots(graph, label, log_odds, radius, seeds, replace(p, intensity_root_log_odds=0.0)) == {}
+    assert growth.intensity_roots(graph, label, log_odds, radius, seeds, replace(p, intensity_root_log_odds=0.0)) == {}
 
 
 # ---- the evidence per branch ------------------------------------------------------------------------
@@ -289,18 +275,18 @@ def test_thick_long_branches_whose_hu_names_the_other_tree_root_themselves_there
 def test_link_costs_keep_the_stronger_link_of_a_pair_and_parent_link_cost_reads_them():
     edges = _edges({(0, 1): 0.5, (2, 1): 0.25, (1, 1): 0.01})
     edges.append((0.8, 1, 0, 0.5))  # the pair 0-1 met again at another junction
-    links = link_costs(edges)
+    links = growth.link_costs(edges)
     assert links.keys() == {(0, 1), (1, 2)}  # ordered pairs; a branch's link to itself is none
     assert links[(0, 1)] == pytest.approx(-np.log(0.8)) and links[(1, 2)] == pytest.approx(np.log(4.0))
     # per branch, the link it was reached over; 0 for roots, unreached branches and missing links
-    np.testing.assert_allclose(parent_link_cost(edges, np.array([-1, 0, 1, -1, 0])),
+    np.testing.assert_allclose(growth.parent_link_cost(edges, np.array([-1, 0, 1, -1, 0])),
                                [0.0, -np.log(0.8), np.log(4.0), 0.0, 0.0])
 
 
 def test_growth_depth_counts_the_links_from_each_growth_root():
     # parents listed in any order: 0 <- 2 <- 1 <- 3, and 4 <- 5, 6 unreached
     parent = np.array([-1, 2, 0, 1, -1, 4, -1])
-    assert growth_depth(parent).tolist() == [0, 2, 1, 3, 0, 1, 0]
+    assert growth.growth_depth(parent).tolist() == [0, 2, 1, 3, 0, 1, 0]
     rng = np.random.default_rng(0)
     for _ in range(5):  # a random forest: against a direct walk up the parents
         n = 30
@@ -315,13 +301,13 @@ def test_growth_depth_counts_the_links_from_each_growth_root():
             while parent[x] >= 0:
                 d, x = d + 1, parent[x]
             walk.append(d)
-        assert growth_depth(parent).tolist() == walk
+        assert growth.growth_depth(parent).tolist() == walk
 
 
 def test_path_risks_are_the_weakest_link_and_largest_climb_from_the_root():
     # chain 0 -> 1 -> 2 -> 3, radii 4, 2, 3, 1 mm; links 0.5, 0.9, 0.2
     edges = _edges({(0, 1): 0.5, (1, 2): 0.9, (2, 3): 0.2})
-    risks = path_risks(edges, np.array([-1, 0, 1, 2]), np.array([4.0, 2.0, 3.0, 1.0]))
+    risks = growth.path_risks(edges, np.array([-1, 0, 1, 2]), np.array([4.0, 2.0, 3.0, 1.0]))
     np.testing.assert_allclose(risks["weakest_link"], [0.0, np.log(2), np.log(2), -np.log(0.2)])
     # climb: ln(radius / thinnest before it), never below the path's earlier climbs (or 0)
     np.testing.assert_allclose(risks["climb"], [0.0, 0.0, np.log(1.5), np.log(1.5)])
@@ -330,9 +316,9 @@ def test_path_risks_are_the_weakest_link_and_largest_climb_from_the_root():
 def test_other_tree_neighbours_is_the_share_of_linked_branches_with_the_other_label():
     # 0 meets 1 (same tree), 2 (other tree) and 3 (unlabelled), 1-2 linked twice (one neighbour)
     edges = _edges({(0, 1): 0.9, (0, 2): 0.9, (0, 3): 0.9, (1, 2): 0.9, (2, 1): 0.5, (4, 4): 0.9})
-    share = other_tree_neighbours(edges, np.array([P, P, H, 0, P], np.uint8))
+    share = growth.other_tree_neighbours(edges, np.array([P, P, H, 0, P], np.uint8))
     np.testing.assert_allclose(share, [1 / 3, 1 / 2, 2 / 2, 0.0, 0.0])
-    assert other_tree_neighbours([], np.array([P, H])).tolist() == [0.0, 0.0]
+    assert growth.other_tree_neighbours([], np.array([P, H])).tolist() == [0.0, 0.0]
 
 
 def test_a_branch_margin_is_the_difference_of_summed_link_costs_from_each_tree():
@@ -343,14 +329,14 @@ def test_a_branch_margin_is_the_difference_of_summed_link_costs_from_each_tree()
     seeds = np.array([P, 0, 0, H], np.uint8)
     labels = np.array([P, P, P, H], np.uint8)
     expected = np.array([c01 + c12 + c23, c12 + c23 - c01, c23 - c01 - c12, c01 + c12 + c23])
-    np.testing.assert_allclose(branch_margin(4, edges, seeds, labels), expected, rtol=1e-6)
+    np.testing.assert_allclose(growth.branch_margin(4, edges, seeds, labels), expected, rtol=1e-6)
     # turning back towards the hepatic root on the step 3 -> 2 costs 0.5 more for hepatic paths
-    with_radial = branch_margin(4, edges, seeds, labels, {(3, 2, H): 0.5})
+    with_radial = growth.branch_margin(4, edges, seeds, labels, {(3, 2, H): 0.5})
     np.testing.assert_allclose(with_radial, expected + [0.5, 0.5, 0.5, 0.0], rtol=1e-6)
     # the own path stays within the label: hepatic 1 and portal 2 are each cut from their own seed
     # by the other tree's branches (-inf), as is an unlabelled branch (5); a portal branch no seed
     # reaches (a soft root's, 4) has no evidence either way (0)
-    margin = branch_margin(6, edges, np.r_[seeds, 0, 0], np.array([P, H, P, H, P, 0], np.uint8))
+    margin = growth.branch_margin(6, edges, np.r_[seeds, 0, 0], np.array([P, H, P, H, P, 0], np.uint8))
     np.testing.assert_allclose(margin[[0, 3]], [c01 + c12 + c23] * 2, rtol=1e-6)
     assert margin[[1, 2, 5]].tolist() == [-np.inf] * 3 and margin[4] == 0.0
 
@@ -367,7 +353,7 @@ def test_branch_core_radius_leaves_out_the_junction_bulge_measured_in_mm():
         branch = Branch(0, np.array([(x, 0, 0) for x in range(1, 8)]), (0, 1), 8.0,
                         np.array([6.0, 6.0, 6.0, 2.0, 2.0, 3.0, 3.0]), None, True)
         graph = VesselGraph((10, 1, 1), spacing, np.zeros((10, 1, 1), bool), radius_mm, [branch], nodes)
-        assert branch_core_radius(graph).tolist() == [expected], (spacing, kind)
+        assert growth.branch_core_radius(graph).tolist() == [expected], (spacing, kind)
 
 
 def test_radial_costs_do_not_depend_on_where_the_liver_lies_or_how_it_is_turned():
@@ -378,12 +364,12 @@ def test_radial_costs_do_not_depend_on_where_the_liver_lies_or_how_it_is_turned(
     leaving[(20, 21)] = (np.zeros(3), np.ones(3))  # no axis: no cost
     leaving[(22, 23)] = (np.array([1.0, 0.0, 0.0]), roots[P].copy())  # at the portal root itself
     p = SplitParams()
-    cost = radial_costs(leaving, roots, p)
+    cost = growth.radial_costs(leaving, roots, p)
     assert not {(20, 21, P), (20, 21, H), (22, 23, P)} & cost.keys() and (22, 23, H) in cost
     rotation = np.linalg.qr(rng.normal(size=(3, 3)))[0]
     shift = rng.normal(size=3) * 100
-    moved = radial_costs({k: (rotation @ u, rotation @ at + shift) for k, (u, at) in leaving.items()},
-                         {lab: rotation @ r + shift for lab, r in roots.items()}, p)
+    moved = growth.radial_costs({k: (rotation @ u, rotation @ at + shift) for k, (u, at) in leaving.items()},
+                                {lab: rotation @ r + shift for lab, r in roots.items()}, p)
     assert moved.keys() == cost.keys()
     for key, value in cost.items():
         assert 0 < value <= p.radial_weight
@@ -395,7 +381,7 @@ def test_confidence_summary_averages_over_the_labelled_branches():
     labels = np.array([P, H, P, 0], np.uint8)
     conf = np.array([0.9, 0.5, 0.7, 0.25])
     p = SplitParams(low_confidence=0.6, least_confident_listed=5)
-    summary = confidence_summary(graph, labels, conf, p)
+    summary = growth.confidence_summary(graph, labels, conf, p)
     assert summary["confidence"] == 0.7  # the unlabelled branch does not count
     # weighted by volume, length x radius^2: 40, 20, 80
     assert summary["confidence_volume_weighted"] == round((40 * 0.9 + 20 * 0.5 + 80 * 0.7) / 140, 3)
@@ -403,6 +389,6 @@ def test_confidence_summary_averages_over_the_labelled_branches():
     listed = summary["least_confident_branches"]
     assert [(x["branch"], x["label"]) for x in listed] == [(1, "hepatic"), (2, "portal"), (0, "portal")]
     assert listed[0]["length_mm"] == 20.0 and listed[0]["mean_radius_mm"] == 1.0
-    assert len(confidence_summary(graph, labels, conf, replace(p, least_confident_listed=2))
-               ["least_confident_branches"]) == 2
-    assert confidence_summary(graph, np.zeros(4, np.uint8), conf, p)["confidence"] == 0.0
+    assert len(growth.confidence_summary(graph, labels, conf, replace(p, least_confident_listed=2))
+                                         ["least_confident_branches"]) == 2
+    assert growth.confidence_summary(graph, np.zeros(4, np.uint8), conf, p)["confidence"] == 0.0
