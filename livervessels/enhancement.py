@@ -574,48 +574,17 @@ def repair_vessel_mask(
     t_start = time.perf_counter()
     p = params or EnhancementParams()
     sp = _check_inputs(vessels, liver, ct, spacing)
-    spa = np.asarray(sp)
     raw = np.asarray(vessels) > 0
     timings: dict[str, float] = {}
     fallbacks: list[str] = []
     voxel_mm3 = float(np.prod(sp))
-    from_mm3 = int(math.ceil((min_component_mm3 if min_component_mm3 is not None else p.min_component_mm3) / voxel_mm3))
-    if min_component_size is None:
-        min_voxels = from_mm3
-    else:
-        min_voxels = (max(from_mm3, int(min_component_size)) if min_component_mm3 is not None
-                      else int(min_component_size))
+    min_voxels = _min_component_voxels(min_component_size, min_component_mm3, p, voxel_mm3)
     sigmas = [sigma_for_radius(d / 2.0) for d in p.vessel_diameters_mm]
-    halo_mm = 3.0 * max(sigmas) + p.gap_mm
-
-    # ---- region of work -------------------------------------------------------------------
     with timed(timings, "region"):
-        have_liver = liver is not None and np.any(liver)
-        if not have_liver:
-            if not fallback_full_volume:
-                raise InputError("the liver mask is missing or empty, so vessel enhancement cannot be restricted "
-                                 "to the liver; provide a liver segmentation or allow the whole-volume fallback "
-                                 "(drop --no_fallback_full_liver)")
-            fallbacks.append("liver mask missing or empty: whole volume used")
-        out = np.zeros(raw.shape, np.uint8)
-        extra = {}
-        if not raw.any():
-            fallbacks.append("raw vessel mask empty: nothing to enhance")
-            box = None
-        elif have_liver:
-            liver_b = np.asarray(liver) > 0
-            box, n_out, vox_out = _liver_box(liver_b, p.min_liver_piece_fraction,
-                                             np.ceil((p.liver_margin_mm + halo_mm) / spa).astype(int))
-            if n_out:
-                fallbacks.append(f"{n_out} small liver piece(s) ({vox_out * voxel_mm3 / 1000.0:.1f} mL) away from the "
-                                 "liver left out of the region of work")
-            region = _dilate_ball(liver_b[box], sp, p.liver_margin_mm)
-            liver_c = liver_b[box]
-        else:
-            box = padded_box(raw, np.ceil((p.fallback_margin_mm + halo_mm) / spa))
-            region = np.ones(tuple(s.stop - s.start for s in box), bool)
-            liver_c = None
-
+        box, region, liver_c = _region_of_work(raw, liver, sp, p, 3.0 * max(sigmas) + p.gap_mm, fallback_full_volume,
+                                               fallbacks)
+    out = np.zeros(raw.shape, np.uint8)
+    extra: dict = {}
     backed_off: list[str] = []
     if box is not None:
         exclude_c = None if exclude is None else np.asarray(exclude, bool)[box]
@@ -652,6 +621,51 @@ def repair_vessel_mask(
     return out, metadata
 
 
+def _min_component_voxels(min_component_size: int | None, min_component_mm3: float | None,
+                          p: EnhancementParams, voxel_mm3: float) -> int:
+    """Smallest component kept outside the main trees, in voxels: from min_component_size or
+    min_component_mm3 (both given: the larger; neither: params.min_component_mm3)."""
+    from_mm3 = int(math.ceil((min_component_mm3 if min_component_mm3 is not None else p.min_component_mm3)
+                             / voxel_mm3))
+    if min_component_size is None:
+        return from_mm3
+    return max(from_mm3, int(min_component_size)) if min_component_mm3 is not None else int(min_component_size)
+
+
+def _region_of_work(raw: np.ndarray, liver: np.ndarray | None, sp, p: EnhancementParams, halo_mm: float,
+                    fallback_full_volume: bool, fallbacks: list[str]
+                    ) -> tuple[tuple[slice, ...] | None, np.ndarray | None, np.ndarray | None]:
+    """(box, region on the box, liver on the box): the liver grown by liver_margin_mm, on its box
+    padded by the filters' reach (halo_mm); without a liver, the raw vessels' box. box None: the raw
+    mask is empty, nothing to do.
+
+    Raises:
+        InputError: no liver mask and fallback_full_volume is False.
+    """
+    spa = np.asarray(sp)
+    have_liver = liver is not None and np.any(liver)
+    if not have_liver:
+        if not fallback_full_volume:
+            raise InputError("the liver mask is missing or empty, so vessel enhancement cannot be restricted "
+                             "to the liver; provide a liver segmentation or allow the whole-volume fallback "
+                             "(drop --no_fallback_full_liver)")
+        fallbacks.append("liver mask missing or empty: whole volume used")
+    if not raw.any():
+        fallbacks.append("raw vessel mask empty: nothing to enhance")
+        return None, None, None
+    if have_liver:
+        liver_b = np.asarray(liver) > 0
+        box, n_out, vox_out = _liver_box(liver_b, p.min_liver_piece_fraction,
+                                         np.ceil((p.liver_margin_mm + halo_mm) / spa).astype(int))
+        if n_out:
+            piece_ml = vox_out * float(np.prod(sp)) / 1000.0
+            fallbacks.append(f"{n_out} small liver piece(s) ({piece_ml:.1f} mL) away from the liver left out of the "
+                             "region of work")
+        return box, _dilate_ball(liver_b[box], sp, p.liver_margin_mm), liver_b[box]
+    box = padded_box(raw, np.ceil((p.fallback_margin_mm + halo_mm) / spa))
+    return box, np.ones(tuple(s.stop - s.start for s in box), bool), None
+
+
 def _enhance_crop(raw: np.ndarray, region: np.ndarray, liver: np.ndarray | None, ct: np.ndarray, sp, p, sigmas,
                   min_voxels: int, device, fallbacks: list[str], timings: dict,
                   backed_off: list[str] | None = None, exclude: np.ndarray | None = None
@@ -659,23 +673,8 @@ def _enhance_crop(raw: np.ndarray, region: np.ndarray, liver: np.ndarray | None,
     """All steps on the working crop; returns the mask and step counts. What it leaves out because
     the scan cannot support it is appended to backed_off."""
     backed_off = [] if backed_off is None else backed_off
-    spa = np.asarray(sp)
     with timed(timings, "measure"):
-        smooth = ndimage.gaussian_filter(ct, sigma=p.smoothing_mm / spa)
-        if liver is not None:
-            near_raw = _dilate_ball(raw, sp, 2.0)
-            background = liver & ~near_raw
-        else:
-            # No liver: local background is a shell around the raw vessels, soft tissue only. The
-            # transform runs on the raw mask's box grown by 8 mm: it holds every voxel of the shell.
-            shell = np.zeros(raw.shape, bool)
-            near = (padded_box(raw, reach_voxels(sp, 8.0)) if raw.any()
-                    else (slice(None),) * 3)
-            d_raw = ndimage.distance_transform_edt(~raw[near], sampling=sp)
-            shell[near] = ~(d_raw <= 2.0) & (d_raw <= 8.0)
-            del d_raw
-            background = shell & (ct > -100) & (ct < 300)
-        st = _measure(smooth, raw, background, p, fallbacks)
+        smooth, background, st = _measure_crop(raw, liver, ct, sp, p, fallbacks)
     steps = {"stats": {"parenchyma_hu": round(st.parenchyma_hu, 1),
                        "parenchyma_spread_hu": round(st.parenchyma_sd_hu, 1),
                        "vessel_hu": round(st.vessel_hu, 1), "contrast_hu": round(st.contrast_hu, 1)}}
@@ -686,18 +685,7 @@ def _enhance_crop(raw: np.ndarray, region: np.ndarray, liver: np.ndarray | None,
     mask = raw.copy()
     if use_image:
         with timed(timings, "vesselness"):
-            # Clip far outside the vessel/parenchyma range so bone and air edges do not dominate.
-            lo, hi = st.parenchyma_hu - st.contrast_hu, st.parenchyma_hu + 2.0 * st.contrast_hu
-            # Only the region is used (dark: its liver part), and vesselness is 0 elsewhere.
-            tubeness, dark = vesselness(np.clip(ct, lo, hi), sp, sigmas, beta=p.blob_beta, polarity="both",
-                                        device=device, mask=region)
-            scale = st.contrast_hu * TUBE_PEAK_FRACTION  # 1 = ideal cylinder of this patient's contrast
-            tubeness /= scale
-            # Liver has no dark tubes: the dark response there is the noise's tube-likeness.
-            dark /= scale
-            null = dark[background] if background.any() else np.zeros(1, np.float32)
-            st.low = max(p.grow_low, float(np.quantile(null, p.null_low_quantile)))
-            st.high = max(p.grow_high, float(np.quantile(null, p.null_high_quantile)))
+            tubeness, dark = _tube_responses(ct, region, background, st, sp, sigmas, p, device)
             steps["stats"].update(vesselness_low=round(st.low, 3), vesselness_high=round(st.high, 3))
 
         with timed(timings, "prune_blobs"):
@@ -709,57 +697,8 @@ def _enhance_crop(raw: np.ndarray, region: np.ndarray, liver: np.ndarray | None,
             # Candidates, growth and trimming only test and change region voxels: they run on its box.
             inner = bounding_box(region)
             peak = _local_peak(smooth, sp, p.peak_radius_mm, inner)
-            large = _large_lumen(ct, st, sp, p.large_lumen_radius_mm)
-            if exclude is not None:
-                large |= exclude
-            cand = _candidates(tubeness[inner], smooth[inner], peak, st, p) & region[inner] & ~large[inner]
-            tubeness[large] = 0.0  # bridges do not route through the IVC / portal trunk either
-            steps["large_lumen_voxels"] = _count(large)
-            before = _count(mask)
-            ungrown = mask[inner].copy()
-            # What noise alone would grow: the same growth on the mirrored image (dark tubes, HU
-            # reflected about the parenchyma). The liver holds no dark tubes, so all of it is noise.
-            # Where it rivals what the vessels grew, thin vessels cannot be told from noise at this
-            # threshold: it is raised step by step, and growth is dropped when no step is clean enough.
-            # Counted inside the liver only, 2 mm from its surface: outside it lie truly dark tissues.
-            interior = (~_dilate_ball(~liver, sp, 2.0) if liver is not None else region)[inner]
-            mirror = 2.0 * st.parenchyma_hu - smooth
-            null_peak = _local_peak(mirror, sp, p.peak_radius_mm, inner)
-            null_cand = _candidates(dark[inner], mirror[inner], null_peak, st, p) & interior & ~large[inner]
-            real = _GrowthPieces(ungrown, cand, tubeness[inner])
-            noise = _GrowthPieces(ungrown, null_cand, dark[inner])
-            chosen, first = None, None
-            for factor in p.growth_backoff_factors:
-                keep = real.kept(st.high * factor)
-                grown_inside = real.voxels(keep, interior)
-                null_grown = noise.voxels(noise.kept(st.high * factor))
-                first = first or (grown_inside, null_grown)
-                if not grown_inside and factor != p.growth_backoff_factors[0]:
-                    break  # raised until nothing grows: no growth
-                if null_grown <= p.max_noise_growth_ratio * grown_inside or not grown_inside:
-                    chosen = (factor, keep, grown_inside, null_grown)
-                    break
-            if chosen is None:
-                mask[inner] = ungrown
-                backed_off.append(
-                    f"no growth: on this scan noise alone grows {first[1]} voxels for the vessels' {first[0]} "
-                    f"(parenchyma spread {st.parenchyma_sd_hu:.0f} HU after smoothing, vessel contrast "
-                    f"{st.contrast_hu:.0f} HU, voxels {' x '.join(f'{x:.2g}' for x in sp)} mm), and as much "
-                    f"at any threshold up to {max(p.growth_backoff_factors):g}x: thin vessels cannot be told from "
-                    "noise, the network's mask is kept")
-                steps.update(growth_threshold_factor=None, noise_grown_voxels=first[1])
-            else:
-                factor, keep, grown_inside, null_grown = chosen
-                mask[inner] = real.grown(ungrown, keep)
-                if factor != p.growth_backoff_factors[0]:
-                    backed_off.append(
-                        f"growth threshold raised {factor:g}x: at the usual threshold noise alone would grow "
-                        f"{first[1]} voxels for the vessels' {first[0]} (parenchyma spread "
-                        f"{st.parenchyma_sd_hu:.0f} HU after smoothing, vessel contrast {st.contrast_hu:.0f} HU, "
-                        f"voxels {' x '.join(f'{x:.2g}' for x in sp)} mm); only clearly tubular vessels were added")
-                steps.update(growth_threshold_factor=factor, noise_grown_voxels=null_grown)
-            steps["grown_voxels"] = _count(mask) - before
-            del dark, mirror, interior
+            _grow(mask, inner, peak, tubeness, dark, smooth, ct, region, liver, exclude, st, sp, p, steps, backed_off)
+            del dark
 
         with timed(timings, "bridge"):
             mask, n_bridges = _bridge(mask, tubeness, smooth, region, st, p, sp)
@@ -781,3 +720,99 @@ def _enhance_crop(raw: np.ndarray, region: np.ndarray, liver: np.ndarray | None,
         steps["pruned_voxels"] = before - _count(mask)
     steps["derived"] = {"device": str(resolve_device(device)) if use_image else None}
     return mask, steps
+
+
+def _measure_crop(raw: np.ndarray, liver: np.ndarray | None, ct: np.ndarray, sp, p, fallbacks: list[str]
+                  ) -> tuple[np.ndarray, np.ndarray, _Stats]:
+    """(smoothed CT, local background, the scan's statistics): parenchyma, vessel HU and contrast."""
+    spa = np.asarray(sp)
+    smooth = ndimage.gaussian_filter(ct, sigma=p.smoothing_mm / spa)
+    if liver is not None:
+        near_raw = _dilate_ball(raw, sp, 2.0)
+        background = liver & ~near_raw
+    else:
+        # No liver: local background is a shell around the raw vessels, soft tissue only. The
+        # transform runs on the raw mask's box grown by 8 mm: it holds every voxel of the shell.
+        shell = np.zeros(raw.shape, bool)
+        near = (padded_box(raw, reach_voxels(sp, 8.0)) if raw.any()
+                else (slice(None),) * 3)
+        d_raw = ndimage.distance_transform_edt(~raw[near], sampling=sp)
+        shell[near] = ~(d_raw <= 2.0) & (d_raw <= 8.0)
+        del d_raw
+        background = shell & (ct > -100) & (ct < 300)
+    return smooth, background, _measure(smooth, raw, background, p, fallbacks)
+
+
+def _tube_responses(ct: np.ndarray, region: np.ndarray, background: np.ndarray, st: _Stats, sp, sigmas, p,
+                    device) -> tuple[np.ndarray, np.ndarray]:
+    """(bright, dark) tube responses in units of this patient's ideal cylinder; sets the growth's
+    hysteresis thresholds st.low / st.high from the dark response on the background (noise)."""
+    # Clip far outside the vessel/parenchyma range so bone and air edges do not dominate.
+    lo, hi = st.parenchyma_hu - st.contrast_hu, st.parenchyma_hu + 2.0 * st.contrast_hu
+    # Only the region is used (dark: its liver part), and vesselness is 0 elsewhere.
+    tubeness, dark = vesselness(np.clip(ct, lo, hi), sp, sigmas, beta=p.blob_beta, polarity="both",
+                                device=device, mask=region)
+    scale = st.contrast_hu * TUBE_PEAK_FRACTION  # 1 = ideal cylinder of this patient's contrast
+    tubeness /= scale
+    # Liver has no dark tubes: the dark response there is the noise's tube-likeness.
+    dark /= scale
+    null = dark[background] if background.any() else np.zeros(1, np.float32)
+    st.low = max(p.grow_low, float(np.quantile(null, p.null_low_quantile)))
+    st.high = max(p.grow_high, float(np.quantile(null, p.null_high_quantile)))
+    return tubeness, dark
+
+
+def _grow(mask: np.ndarray, inner, peak: np.ndarray, tubeness: np.ndarray, dark: np.ndarray, smooth: np.ndarray,
+          ct: np.ndarray, region: np.ndarray, liver: np.ndarray | None, exclude: np.ndarray | None, st: _Stats, sp,
+          p, steps: dict, backed_off: list[str]) -> None:
+    """Grow the mask (in place, within the region's box `inner`) into tubular candidates, at the
+    lowest threshold where noise alone would not grow as much; tubeness is zeroed in large lumens
+    (IVC, portal trunk) so that bridges do not route through them either."""
+    large = _large_lumen(ct, st, sp, p.large_lumen_radius_mm)
+    if exclude is not None:
+        large |= exclude
+    cand = _candidates(tubeness[inner], smooth[inner], peak, st, p) & region[inner] & ~large[inner]
+    tubeness[large] = 0.0
+    steps["large_lumen_voxels"] = _count(large)
+    before = _count(mask)
+    ungrown = mask[inner].copy()
+    # What noise alone would grow: the same growth on the mirrored image (dark tubes, HU
+    # reflected about the parenchyma). The liver holds no dark tubes, so all of it is noise.
+    # Where it rivals what the vessels grew, thin vessels cannot be told from noise at this
+    # threshold: it is raised step by step, and growth is dropped when no step is clean enough.
+    # Counted inside the liver only, 2 mm from its surface: outside it lie truly dark tissues.
+    interior = (~_dilate_ball(~liver, sp, 2.0) if liver is not None else region)[inner]
+    mirror = 2.0 * st.parenchyma_hu - smooth
+    null_peak = _local_peak(mirror, sp, p.peak_radius_mm, inner)
+    null_cand = _candidates(dark[inner], mirror[inner], null_peak, st, p) & interior & ~large[inner]
+    real = _GrowthPieces(ungrown, cand, tubeness[inner])
+    noise = _GrowthPieces(ungrown, null_cand, dark[inner])
+    chosen, first = None, None
+    for factor in p.growth_backoff_factors:
+        keep = real.kept(st.high * factor)
+        grown_inside = real.voxels(keep, interior)
+        null_grown = noise.voxels(noise.kept(st.high * factor))
+        first = first or (grown_inside, null_grown)
+        if not grown_inside and factor != p.growth_backoff_factors[0]:
+            break  # raised until nothing grows: no growth
+        if null_grown <= p.max_noise_growth_ratio * grown_inside or not grown_inside:
+            chosen = (factor, keep, grown_inside, null_grown)
+            break
+    scan = (f"(parenchyma spread {st.parenchyma_sd_hu:.0f} HU after smoothing, vessel contrast "
+            f"{st.contrast_hu:.0f} HU, voxels {' x '.join(f'{x:.2g}' for x in sp)} mm)")
+    if chosen is None:
+        mask[inner] = ungrown
+        backed_off.append(
+            f"no growth: on this scan noise alone grows {first[1]} voxels for the vessels' {first[0]} {scan}, "
+            f"and as much at any threshold up to {max(p.growth_backoff_factors):g}x: thin vessels cannot be "
+            "told from noise, the network's mask is kept")
+        steps.update(growth_threshold_factor=None, noise_grown_voxels=first[1])
+    else:
+        factor, keep, grown_inside, null_grown = chosen
+        mask[inner] = real.grown(ungrown, keep)
+        if factor != p.growth_backoff_factors[0]:
+            backed_off.append(
+                f"growth threshold raised {factor:g}x: at the usual threshold noise alone would grow "
+                f"{first[1]} voxels for the vessels' {first[0]} {scan}; only clearly tubular vessels were added")
+        steps.update(growth_threshold_factor=factor, noise_grown_voxels=null_grown)
+    steps["grown_voxels"] = _count(mask) - before

@@ -5,21 +5,14 @@ import cc3d
 import numpy as np
 from skimage.morphology import skeletonize
 
+from livervessels.masks import bounding_box
+
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
     """Dice overlap of two binary masks (1.0 when both are empty)."""
     a, b = np.asarray(a, bool), np.asarray(b, bool)
     s = int(a.sum()) + int(b.sum())
     return 1.0 if s == 0 else float(2 * np.logical_and(a, b).sum() / s)
-
-
-def _crop(*masks: np.ndarray) -> tuple[slice, ...] | None:
-    """Bounding box of the union of masks (skeletonize is the slow part: keep it small)."""
-    union = np.logical_or.reduce([np.asarray(m, bool) for m in masks])
-    if not union.any():
-        return None
-    idx = np.nonzero(union)
-    return tuple(slice(int(i.min()), int(i.max()) + 1) for i in idx)
 
 
 def cldice(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -29,7 +22,8 @@ def cldice(pred: np.ndarray, truth: np.ndarray) -> float:
     sensitivity (truth skeleton inside the prediction): rewards connected, complete trees and is
     insensitive to vessel thickness.
     """
-    box = _crop(pred, truth)
+    # skeletonize is the slow part: only the union's bounding box is thinned
+    box = bounding_box(np.asarray(pred, bool) | np.asarray(truth, bool))
     if box is None:
         return 1.0
     # One empty voxel of padding: the 3-D thinning erases objects that touch the array border.
