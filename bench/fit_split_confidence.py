@@ -117,7 +117,7 @@ def collect(realistic_seeds, first_seeds, store: Path) -> list[dict]:
                 else:
                     raw = simulate_network_mask(ph, seed)
                     vessels = repair_vessel_mask(raw, support["liver"], ph.ct, ph.spacing,
-                                                    exclude=support["ivc"] | support["portal_vein"])[0] > 0
+                                                 exclude=support["ivc"] | support["portal_vein"])[0] > 0
                 t = time.perf_counter()
                 split = split_portal_hepatic(vessels, ph.ct, ph.spacing, affine=ph.affine, params=params, **support)
                 rows = reference_rows(split, vessels, ph.vessel_tree, ph.spacing)

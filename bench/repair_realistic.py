@@ -45,7 +45,7 @@ def evaluate(seed: int, condition: str) -> dict:
     t = time.perf_counter()
     support = ph.support()
     enhanced, meta = repair_vessel_mask(raw, support["liver"], ph.ct, ph.spacing,
-                                           exclude=support["ivc"] | support["portal_vein"])
+                                        exclude=support["ivc"] | support["portal_vein"])
     seconds = time.perf_counter() - t
     enhanced = enhanced > 0
     p = ph.protocol

@@ -106,14 +106,14 @@ def vessel_mask(ph, source: str, seed: int) -> tuple[np.ndarray, dict]:
     if source == "network":
         raw = simulate_network_mask(ph, seed)
         return repair_vessel_mask(raw, support["liver"] | truth, ph.ct, ph.spacing,
-                                     exclude=support["ivc"] | support["portal_vein"])[0] > 0, support
+                                  exclude=support["ivc"] | support["portal_vein"])[0] > 0, support
     from livervessels.geometry import Volume  # demo model: its own masks, as the app runs it
     from livervessels.inference import segment
     seg = segment(Volume(ph.ct, ph.affine), "demo_liver", model_dirs=[MODELS])
     support = {"liver": seg.mask("liver") > 0, "ivc": seg.mask("inferior_vena_cava") > 0,
                "portal_vein": seg.mask("portal_vein_and_splenic_vein") > 0}
     enhanced = repair_vessel_mask(seg.mask("liver_vessels"), seg.mask("liver"), ph.ct, ph.spacing,
-                                     exclude=support["ivc"] | support["portal_vein"])[0] > 0
+                                  exclude=support["ivc"] | support["portal_vein"])[0] > 0
     return enhanced, support
 
 

@@ -94,7 +94,7 @@ def evaluate(seed: int, condition: str, masks, params: SplitParams) -> list[dict
         else:
             raw = simulate_network_mask(ph, seed)
             enhanced, meta = repair_vessel_mask(raw, support["liver"], ph.ct, ph.spacing,
-                                                   exclude=support["ivc"] | support["portal_vein"])
+                                                exclude=support["ivc"] | support["portal_vein"])
             vessels = enhanced > 0
             truth = ph.vessel_mask
             repair = {"backed_off": meta.get("backed_off"), "seconds": round(time.perf_counter() - t0, 2),

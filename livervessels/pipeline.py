@@ -6,7 +6,6 @@ split, each stage adding to a LiverVesselResult. Study loading (livervessels.stu
 """
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -66,7 +65,6 @@ def collect_masks(volume: Volume, *, plan: ModelPlan | None = None, model_dirs=N
         InputError: unreadable or mismatched support masks, or bad input.
         ModelNotFoundError: the models needed are not installed.
     """
-    t = time.perf_counter()
     if support_dir is None:
         plan = plan or choose_model_plan(model_dirs)
         masks, details = segment_liver_support(volume, plan, model_dirs=model_dirs, device=device,
@@ -74,22 +72,24 @@ def collect_masks(volume: Volume, *, plan: ModelPlan | None = None, model_dirs=N
         sources = {"support": f"model ({plan.support_task})", "vessels": f"model ({plan.vessel_task})",
                    "compute": as_compute(device).describe(), "checkpoints": details["checkpoints"]}
         return LiverVesselResult(masks, plan=plan, timings={"segment": details["segment"]}, sources=sources)
-    masks = load_support_dir(support_dir, volume)
-    sources = {name: f"file {Path(support_dir) / (name + '.nii.gz')}" for name in masks}
-    generate = [n for n in SUPPORT_CLASSES if n not in masks] if generate_support else []
-    need_vessels = "liver_vessels" not in masks
-    used = SUPPORT_FILES_PLAN
-    if generate or need_vessels:
-        used = plan or choose_model_plan(model_dirs)
-        generated, details = segment_liver_support(volume, used, model_dirs=model_dirs, device=device,
-                                                   robust_crop=robust_crop, support=generate, vessels=need_vessels)
-        sources["checkpoints"] = details["checkpoints"]
-        for name, mask in generated.items():
-            masks[name] = mask
-            sources[name] = f"model ({used.vessel_task if name == 'liver_vessels' else used.support_task})"
-        sources["compute"] = as_compute(device).describe()
-    return LiverVesselResult(masks, plan=used, timings={"segment": round(time.perf_counter() - t, 3)},
-                             sources=sources)
+    timings: dict[str, float] = {}
+    with timed(timings, "segment", ndigits=3):
+        masks = load_support_dir(support_dir, volume)
+        sources = {name: f"file {Path(support_dir) / (name + '.nii.gz')}" for name in masks}
+        generate = [n for n in SUPPORT_CLASSES if n not in masks] if generate_support else []
+        need_vessels = "liver_vessels" not in masks
+        used = SUPPORT_FILES_PLAN
+        if generate or need_vessels:
+            used = plan or choose_model_plan(model_dirs)
+            generated, details = segment_liver_support(volume, used, model_dirs=model_dirs, device=device,
+                                                       robust_crop=robust_crop, support=generate,
+                                                       vessels=need_vessels)
+            sources["checkpoints"] = details["checkpoints"]
+            for name, mask in generated.items():
+                masks[name] = mask
+                sources[name] = f"model ({used.vessel_task if name == 'liver_vessels' else used.support_task})"
+            sources["compute"] = as_compute(device).describe()
+    return LiverVesselResult(masks, plan=used, timings=timings, sources=sources)
 
 
 def segment_liver_support(volume: Volume, plan: ModelPlan, *, model_dirs=None, device=None,
@@ -98,23 +98,24 @@ def segment_liver_support(volume: Volume, plan: ModelPlan, *, model_dirs=None, d
     """Masks of the requested support classes (default all three) and of the raw liver_vessels, and
     {"segment": seconds, "checkpoints": [{task, folder, sha256} of every model used]}."""
     support = SUPPORT_CLASSES if support is None else support
-    t0 = time.perf_counter()
-    masks: dict[str, np.ndarray] = {}
-    checkpoints: list[dict] = []
-    same_model = plan.vessel_task == plan.support_task
-    if support or (vessels and same_model):
-        labels = segment(volume, plan.support_task, model_dirs=model_dirs, device=device,
-                         roi_subset=support if plan.support_task == "total" else None)
-        masks.update({name: labels.mask(name).astype(np.uint8) for name in support})
-        checkpoints += labels.models
-        if vessels and same_model:
+    timings: dict[str, float] = {}
+    with timed(timings, "segment", ndigits=3):
+        masks: dict[str, np.ndarray] = {}
+        checkpoints: list[dict] = []
+        same_model = plan.vessel_task == plan.support_task
+        if support or (vessels and same_model):
+            labels = segment(volume, plan.support_task, model_dirs=model_dirs, device=device,
+                             roi_subset=support if plan.support_task == "total" else None)
+            masks.update({name: labels.mask(name).astype(np.uint8) for name in support})
+            checkpoints += labels.models
+            if vessels and same_model:
+                masks["liver_vessels"] = labels.mask("liver_vessels").astype(np.uint8)
+        if vessels and not same_model:
+            labels = segment(volume, plan.vessel_task, model_dirs=model_dirs, device=device, robust_crop=robust_crop)
             masks["liver_vessels"] = labels.mask("liver_vessels").astype(np.uint8)
-    if vessels and not same_model:
-        labels = segment(volume, plan.vessel_task, model_dirs=model_dirs, device=device, robust_crop=robust_crop)
-        masks["liver_vessels"] = labels.mask("liver_vessels").astype(np.uint8)
-        checkpoints += labels.models
-    unique = list({c["folder"]: c for c in checkpoints}.values())
-    return masks, {"segment": round(time.perf_counter() - t0, 3), "checkpoints": unique}
+            checkpoints += labels.models
+        unique = list({c["folder"]: c for c in checkpoints}.values())
+    return masks, {"segment": timings["segment"], "checkpoints": unique}
 
 
 def add_enhanced_vessels(volume: Volume, masks: dict[str, np.ndarray], **options) -> tuple[dict[str, np.ndarray], dict]:
@@ -142,8 +143,8 @@ def add_enhanced_vessels(volume: Volume, masks: dict[str, np.ndarray], **options
     # in the closest RAS orientation, as the split: the same repair however the slices were stored
     frame = CanonicalFrame(volume.affine, volume.shape, volume.spacing)
     enhanced, metadata = repair_vessel_mask(frame.to(masks["liver_vessels"]), frame.to(masks.get("liver")),
-                                               frame.to(volume.array), frame.spacing, exclude=frame.to(exclude),
-                                               **options)
+                                            frame.to(volume.array), frame.spacing, exclude=frame.to(exclude),
+                                            **options)
     enhanced = frame.back(enhanced)
     return {**masks, "enhanced_liver_vessels": enhanced}, metadata
 

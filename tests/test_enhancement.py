@@ -131,7 +131,7 @@ def test_enhancement_stays_inside_the_dilated_liver(phantom, degraded):
     leaky[5:15, 5:15, 5:15] = 1
     margin = 3.0
     out, meta = repair_vessel_mask(leaky, liver, phantom.ct, phantom.spacing,
-                                      params=EnhancementParams(liver_margin_mm=margin))
+                                   params=EnhancementParams(liver_margin_mm=margin))
     dist = ndimage.distance_transform_edt(~liver, sampling=phantom.spacing)
     assert out.any() and not out[dist > margin].any()
     assert not out[5:15, 5:15, 5:15].any()
