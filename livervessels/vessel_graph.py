@@ -477,6 +477,10 @@ def _assign_ends(ends, length):
     if length == 1:
         # One voxel between (up to) two junctions.
         uniq = list(dict.fromkeys(first))
+        if len(uniq) == 1 and len(first) > 1:
+            # Both its neighbours lie in one junction cluster: a staircase step that leaves and
+            # re-enters the junction, not a spur (a loop that _drop_spurious_loops absorbs).
+            return uniq[0], uniq[0]
         a = uniq[0] if uniq else None
         b = uniq[1] if len(uniq) > 1 else None
         return a, b

@@ -7,6 +7,7 @@ import pytest
 from scipy import ndimage
 
 from livervessels.vessel_graph import (
+    _trace,
     build_vessel_graph,
     distances_at,
     feature_indices,
@@ -59,6 +60,26 @@ def test_a_wall_bump_is_pruned_but_a_side_branch_is_kept():
     side = tube_mask(shape, spacing, trunk, 2.5) | tube_mask(shape, spacing, [((20, 7.5, 7.5), (20, 14.5, 7.5))], 1.2)
     assert len(build_vessel_graph(side, spacing).branches) == 3
 
+
+
+def test_a_free_end_is_a_skeleton_voxel_with_one_neighbour():
+    # A skeleton cut out of realistic phantom 1000 around a junction cluster: voxel (5, 5, 5) has
+    # two neighbours, both in that cluster, and so has (8, 5, 6). Such a voxel is a staircase step
+    # that leaves the junction and re-enters it, not a vessel end; it was once traced as a 1-voxel
+    # terminal branch (15-18 per realistic phantom).
+    local = [(1, 0, 5), (2, 0, 5), (3, 1, 4), (3, 2, 3), (3, 3, 3), (4, 1, 2), (4, 1, 4), (4, 4, 3),
+             (5, 2, 4), (5, 3, 3), (5, 5, 4), (6, 3, 4), (6, 6, 4)]
+    skeleton = np.zeros((11, 11, 11), bool)
+    skeleton[tuple((np.array(local) + 2).T)] = True
+    branches, nodes = _trace(np.argwhere(skeleton), skeleton.shape)
+    neighbours = ndimage.convolve(skeleton.astype(int), np.ones((3, 3, 3), int), mode="constant") - skeleton
+    ends = [vox[0] for kind, vox in nodes if kind == "endpoint"]
+    assert ends and all(neighbours[tuple(v)] == 1 for v in ends)
+    single = [tuple(vox[0]) for vox, _ in branches if len(vox) == 1]
+    assert (5, 5, 5) not in single and (8, 5, 6) not in single
+    # every skeleton voxel still belongs to a branch or a node
+    covered = {tuple(v) for vox, _ in branches for v in vox} | {tuple(v) for _, vox in nodes for v in vox}
+    assert covered == {tuple(v) for v in np.argwhere(skeleton)}
 
 def test_the_centerline_hu_is_the_ct_on_the_centerline():
     spacing = (0.5, 0.5, 0.5)
