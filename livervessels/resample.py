@@ -40,17 +40,20 @@ def zoom_to_spacing(image: np.ndarray, spacing: tuple[float, float, float], targ
     return out, new_spacing
 
 
-def resample_to_shape_torch(array: np.ndarray, shape: tuple[int, ...], order: int, device="cuda") -> np.ndarray:
-    """The same corner-aligned mapping as resample_to_shape, in torch: order 1 is trilinear with
-    align_corners=True; order 0 picks the nearest source index of i * (n_in - 1) / (n_out - 1)."""
+def resample_to_shape_torch(array: np.ndarray, shape: tuple[int, ...], order: int, device) -> np.ndarray:
+    """The same corner-aligned mapping as resample_to_shape, in torch on `device`: order 1 is
+    trilinear with align_corners=True; order 0 picks the nearest source index of
+    i * (n_in - 1) / (n_out - 1), rounding halves up."""
     import torch
 
     src = torch.as_tensor(np.ascontiguousarray(array), device=device)
     if order == 0:
         out = src
         for axis, (n_in, n_out) in enumerate(zip(array.shape, shape)):
+            # float64 positions: in float32 a half-way position can round to the wrong side
+            # (n_in 3, n_out 429). They run from 0 to n_in - 1 (up to 1e-12), so no index leaves the axis.
             pos = torch.arange(n_out, dtype=torch.float64, device=device) * ((n_in - 1) / max(n_out - 1, 1))
-            out = out.index_select(axis, torch.floor(pos + 0.5).long().clamp_(0, n_in - 1))
+            out = out.index_select(axis, torch.floor(pos + 0.5).long())
         return out.cpu().numpy()
     out = torch.nn.functional.interpolate(src[None, None].to(torch.float32), size=tuple(shape), mode="trilinear",
                                           align_corners=True)[0, 0]
@@ -68,9 +71,5 @@ def resample_to_shape(array: np.ndarray, shape: tuple[int, ...], order: int, out
     if tuple(array.shape) == tuple(shape):
         return array.astype(output or array.dtype, copy=True)
     zoom = [t / s for t, s in zip(shape, array.shape)]
-    out = ndimage.zoom(array, zoom, output=output, order=order, mode="nearest", prefilter=False)
-    if out.shape != tuple(shape):  # scipy rounds the output shape itself; force ours
-        out = out[tuple(slice(0, n) for n in shape)]
-        pad = [(0, max(n - m, 0)) for n, m in zip(shape, out.shape)]
-        out = np.pad(out, pad, mode="edge")
-    return out
+    # scipy's output shape is round(n * (t / n)), which is t: the rounding error of t / n is far below 0.5
+    return ndimage.zoom(array, zoom, output=output, order=order, mode="nearest", prefilter=False)
