@@ -5,9 +5,15 @@ import glob
 
 import numpy as np
 import pydicom
+import pytest
 from pydicom.encaps import encapsulate, generate_fragmented_frames
 
-from livervessels.dicom.pixel_checks import jpeg2000_frame_problem, pixel_warnings, suspect_slices
+from livervessels.dicom.pixel_checks import (
+    jpeg2000_frame_problem,
+    neighbour_disagreement,
+    pixel_warnings,
+    suspect_slices,
+)
 from livervessels.study import load_ct_study
 from livervessels.synthetic.write_series import JPEG2000Lossless
 
@@ -89,3 +95,86 @@ def test_jpeg2000_image_offsets_and_multiframe_data(small_phantom, write_series)
     multiframe.NumberOfFrames = 2
     multiframe.PixelData = encapsulate([b"\xff\x4f\xff\x51broken", b"\xff\x4f\xff\x51broken"])
     assert jpeg2000_frame_problem(multiframe) is None  # several frames: left to the decoder
+
+
+def test_a_non_square_frame_is_reported_columns_by_rows(small_phantom, write_series):
+    folder = write_series(small_phantom.ct[:, :80], small_phantom.affine, "narrow", transfer_syntax=JPEG2000Lossless)
+    ds = pydicom.dcmread(folder / "IM0005.dcm")
+    assert (int(ds.Columns), int(ds.Rows)) != (int(ds.Rows), int(ds.Columns))
+    assert jpeg2000_frame_problem(ds) is None
+    ds.Rows = int(ds.Rows) + 4
+    assert jpeg2000_frame_problem(ds) == (f"its JPEG 2000 frame is {ds.Columns} x {int(ds.Rows) - 4} pixels "
+                                          f"but the header says {ds.Columns} x {ds.Rows}")
+
+
+def test_a_codestream_split_into_fragments_and_other_wrappings(small_phantom, write_series):
+    folder = write_series(small_phantom.ct, small_phantom.affine, "j2k", transfer_syntax=JPEG2000Lossless)
+    ds = pydicom.dcmread(folder / "IM0005.dcm")
+    frame = _frame(ds)
+    ds.PixelData = encapsulate([frame], fragments_per_frame=3)  # one frame in three fragments: joined as is
+    assert jpeg2000_frame_problem(ds) is None
+    cut = pydicom.dcmread(folder / "IM0005.dcm")
+    cut.PixelData = encapsulate([frame[:-2] + b"\x00\x00"])
+    assert jpeg2000_frame_problem(cut) == ("its JPEG 2000 codestream does not end with an end-of-codestream "
+                                           "marker (damaged or cut)")
+    boxed = pydicom.dcmread(folder / "IM0005.dcm")  # SOC without SIZ after it: not a bare codestream
+    boxed.PixelData = encapsulate([frame[:2] + b"\x00\x00" + frame[4:-2]])
+    assert jpeg2000_frame_problem(boxed) is None
+    no_syntax = pydicom.dcmread(folder / "IM0005.dcm")
+    del no_syntax.file_meta.TransferSyntaxUID
+    assert jpeg2000_frame_problem(no_syntax) is None
+    in_memory = pydicom.Dataset()  # received over the network: no file meta at all
+    in_memory.update(no_syntax)
+    assert jpeg2000_frame_problem(in_memory) is None
+
+
+def test_the_disagreement_is_measured_on_interior_slices_only_and_above_300_hu():
+    ends = np.zeros((16, 16, 5), np.float32)
+    ends[:, :, 0], ends[:, :, -1] = -1000, 1000  # the first and last slices have one neighbour: not judged
+    share, mean_abs = neighbour_disagreement(ends)
+    assert share[0] == share[-1] == 0 and mean_abs[0] == mean_abs[-1] == 0 and share[1] == 1.0
+    for offset, expected in ((300, 0.0), (301, 1.0)):  # "more than 300 HU" from the neighbours' mean
+        volume = np.zeros((16, 16, 5), np.float32)
+        volume[:, :, 2] = offset
+        share, mean_abs = neighbour_disagreement(volume)
+        assert share[2] == expected and mean_abs[2] == offset
+
+
+def test_interleaved_wrong_rows_or_columns_are_found_on_the_sampled_grid():
+    # every second pixel in-plane is compared: wrong values on rows 2, 4, 8, 10, 14 ... (even, not
+    # multiples of 3) are two thirds of the sampled rows
+    for axis in (0, 1):
+        volume = np.zeros((36, 36, 20), np.float32)
+        wrong = [i for i in range(36) if i % 2 == 0 and i % 3]
+        index = [slice(None)] * 3
+        index[axis], index[2] = wrong, 9
+        volume[tuple(index)] = 2000
+        found = suspect_slices(volume)
+        assert [k for k, _, _ in found] == [9] and found[0][1] == pytest.approx(2 / 3)
+
+
+def test_a_slice_is_suspect_only_well_above_the_series_typical_disagreement():
+    # every slice has 4 bright pixels of its own (1 % of the 400 sampled): with its neighbours' 8,
+    # 3 % of each slice disagrees, so a slice must disagree in more than 30 % to be suspect
+    volume = np.zeros((40, 40, 12), np.float32)
+    for k in range(12):
+        volume[2 * k, 0:8:2, k] = 2000
+    volume[24:34, :, 6] = 2000  # 100 more sampled pixels: 28 %
+    share, _ = neighbour_disagreement(volume)
+    assert share[1] == pytest.approx(0.03) and share[6] == pytest.approx(0.28)
+    assert suspect_slices(volume) == []
+    volume[20:40, :, 6] = 2000  # 200 more: 53 %
+    assert suspect_slices(volume) == [(6, pytest.approx(0.53), pytest.approx(0.03))]
+
+
+def test_a_suspect_slice_without_file_or_instance_uid_is_still_named():
+    volume = np.zeros((16, 16, 11), np.float32)
+    volume[:, :, 3] = 2000
+    received = [pydicom.Dataset() for _ in range(11)]  # in memory: no filename attribute at all
+    for k, ds in enumerate(received):
+        ds.SOPInstanceUID = f"1.2.3.{k}"
+    (warning,) = pixel_warnings(volume, received)
+    assert warning.startswith("slice 1.2.3.3 disagrees with both neighbouring slices in 100.0% of its pixels")
+    assert warning.endswith("check it in a viewer and re-send it")
+    del received[3].SOPInstanceUID
+    assert pixel_warnings(volume, received)[0].startswith("slice ? disagrees")
