@@ -49,6 +49,7 @@ from livervessels.vessel_graph import build_vessel_graph, skeletonize_mask  # no
 
 sys.path.insert(0, str(ROOT / "bench"))
 from parallel import run_cases  # noqa: E402
+from results_provenance import provenance  # noqa: E402
 from split_scoring import split_params_from  # noqa: E402
 
 GRIDS = {
@@ -234,7 +235,7 @@ def main() -> None:
             print(f"\nagainst {args.against}:\n" + "\n".join(paired_lines(results, before)))
         return
     params, overrides = split_params_from(args.param, ap.error)
-    results = {"seeds": args.seeds, "params": overrides, "rows": []}
+    results = {"seeds": args.seeds, "params": overrides, "provenance": provenance(), "rows": []}
     for name, grid_name, clearance, source in [CASES[i] for i in args.cases]:
         if source == "demo_model" and not any(MODELS.glob("Dataset*")):
             print(f"{name}: skipped (no demo model in {MODELS})")

@@ -45,6 +45,7 @@ from livervessels.synthetic.network_mask import simulate_network_mask  # noqa: E
 from livervessels.synthetic.realistic import CONDITIONS, make_realistic_phantom  # noqa: E402
 
 from parallel import run_cases  # noqa: E402
+from results_provenance import provenance  # noqa: E402
 from split_scoring import (  # noqa: E402
     Reference,
     calibration_error,
@@ -205,7 +206,8 @@ def main() -> None:
     out = Path(args.json or ROOT / "bench" / "results" / f"split_realistic_{set_name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     # compact: the rows carry every branch's confidence and right / wrong (for the reliability table)
-    out.write_text(json.dumps({"seeds": seeds, "params": overrides, "rows": rows}, separators=(",", ":")))
+    out.write_text(json.dumps({"seeds": seeds, "params": overrides, "provenance": provenance(), "rows": rows},
+                              separators=(",", ":")))
     print(f"wrote {out}")
 
 
