@@ -81,3 +81,23 @@ def test_nifti_images_carry_the_affine_in_both_qform_and_sform(tmp_path):
     img = nib.load(tmp_path / "m.nii.gz")
     assert int(img.header["qform_code"]) == int(img.header["sform_code"]) == 1
     assert np.allclose(img.get_qform(), LPS, atol=1e-5) and np.allclose(img.get_sform(), LPS, atol=1e-5)
+
+
+def test_a_grid_within_a_hundredth_of_a_millimetre_is_the_same_grid_and_the_refusal_says_why():
+    shape = (4, 5, 6)
+    mask = np.zeros(shape, np.uint8)
+    mask[1, 2, 3] = 1
+    canon, canon_affine, _ = to_canonical(mask, LPS)
+    rounded = canon_affine.copy()
+    rounded[:3, 3] += 0.005  # a header written with fewer decimals: the same grid
+    assert np.array_equal(reorient_to_grid(canon, rounded, shape, LPS), mask)
+    with pytest.raises(InputError) as refused:
+        reorient_to_grid(canon[:3], canon_affine, shape, LPS)
+    assert str(refused.value) == ("image is not on the input image's grid (shape (3, 5, 6) vs (4, 5, 6), or a "
+                                  "different position/spacing); it must be a segmentation of this very image")
+
+
+def test_the_canonical_frame_reorders_a_spacing_it_is_given():
+    # the spacing handed in (e.g. a DICOM header's, more exact than the affine's) is the one reordered
+    frame = CanonicalFrame(SWAPPED, (4, 5, 6), spacing=(2.0004, 0.6002, 0.9001))
+    assert frame.spacing == (0.9001, 0.6002, 2.0004)

@@ -77,3 +77,11 @@ def test_fill_holes_fills_a_hollow_tube_and_keeps_an_open_one_open():
     empty = np.zeros((4, 4, 4), bool)
     out = fill_holes(empty)
     assert not out.any() and out is not empty
+
+
+def test_fill_holes_reads_a_label_mask_as_true_where_non_zero():
+    tube = np.zeros((10, 10, 10), np.uint8)
+    tube[2:8, 2:8, 2:8] = 3  # a label value, not a bool
+    tube[4:6, 4:6, 4:6] = 0  # an enclosed pocket
+    filled = fill_holes(tube)
+    assert filled.dtype == bool and np.array_equal(filled, ndimage.binary_fill_holes(tube > 0))

@@ -111,3 +111,26 @@ def test_the_label_table_is_well_formed_xml_in_label_order():
     assert [(int(e.get("Key")), e.text) for e in labels] == [(1, "a"), (3, "c & d")]
     for e in labels:
         assert all(0.0 <= float(e.get(c)) <= 1.0 for c in ("Red", "Green", "Blue", "Alpha"))
+
+
+def test_masks_written_in_parallel_carry_the_affine(tmp_path):
+    write_masks({"liver": _mask(), "spleen": _mask(seed=1)}, AFFINE, tmp_path, threads=2)
+    for name in ("liver", "spleen"):
+        img = nib.load(tmp_path / f"{name}.nii.gz")
+        assert np.allclose(img.affine, AFFINE, atol=1e-4) and img.get_data_dtype() == np.uint8
+
+
+@pytest.mark.parametrize("top_label, dtype", [(255, np.uint8), (256, np.uint16)])
+def test_the_label_map_type_changes_exactly_above_255(tmp_path, top_label, dtype):
+    path = write_multilabel(np.full((2, 2, 2), top_label), np.eye(4), {top_label: "x"}, tmp_path / "m.nii.gz")
+    assert nib.load(path).get_data_dtype() == dtype
+
+
+def test_a_label_map_without_classes_is_written_as_uint8(tmp_path):
+    path = write_multilabel(np.zeros((2, 2, 2)), np.eye(4), {}, tmp_path / "empty.nii.gz")
+    assert nib.load(path).get_data_dtype() == np.uint8 and read_label_names(path) == {}
+
+
+def test_the_label_colours_are_the_same_on_every_run():
+    # a label map written twice must be byte-identical (reproducible outputs, cohort resumption)
+    assert label_table_xml({1: "a", 2: "b"}) == label_table_xml({1: "a", 2: "b"})

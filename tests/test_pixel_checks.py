@@ -178,3 +178,10 @@ def test_a_suspect_slice_without_file_or_instance_uid_is_still_named():
     assert warning.endswith("check it in a viewer and re-send it")
     del received[3].SOPInstanceUID
     assert pixel_warnings(volume, received)[0].startswith("slice ? disagrees")
+
+
+def test_of_two_adjacent_corrupt_slices_the_worse_is_named():
+    volume = np.tile(np.linspace(-100, 100, 32, dtype=np.float32)[:, None, None], (1, 32, 14))
+    volume[:, :, 6] += 1500
+    volume[:, :16, 7] += 1500  # half as much in the next slice
+    assert [k for k, _, _ in suspect_slices(volume)] == [6]
