@@ -11,8 +11,9 @@ from livervessels.versions import software_versions
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def provenance(paths: tuple[str, ...] = ("livervessels", "bench")) -> dict:
-    """{"git_commit", "uncommitted_changes" (under `paths`, None outside a git checkout), "software"}."""
+def provenance(paths: tuple[str, ...] = ("livervessels", "bench/*.py")) -> dict:
+    """{"git_commit", "uncommitted_changes" (code under `paths`, not the results JSON beside it; None outside
+    a git checkout), "software"}."""
     def git(*args: str) -> str | None:
         try:
             return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True,
