@@ -110,11 +110,11 @@ def test_a_killed_worker_costs_its_study_one_more_attempt_and_nothing_else(studi
 
 @pytest.mark.slow
 def test_batch_on_ray_survives_a_worker_killed_mid_study(tmp_path):
-    # Three copies of the demo study on 2 actors; while the first study is being written its worker
-    # is killed from outside. Every study ends complete, with a single run's files and masks.
+    # Two copies of the demo study on 2 actors; while a study is being written its worker is killed
+    # from outside. Both studies end complete, with a single run's files and masks.
     psutil = pytest.importorskip("psutil")
     src = tmp_path / "src"
-    for sid in ("s1", "s2", "s3"):
+    for sid in ("s1", "s2"):
         shutil.copytree(DEMO_STUDY, src / sid)
     out = tmp_path / "out"
     killed: list[int] = []
@@ -144,14 +144,14 @@ def test_batch_on_ray_survives_a_worker_killed_mid_study(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert killed, "no worker was seen writing a study"
     rows = _rows(out)
-    assert [rows[s]["status"] for s in ("s1", "s2", "s3")] == ["ok", "ok", "ok"]
-    assert sorted(int(rows[s]["attempts"]) for s in rows) == [1, 1, 2]
+    assert [rows[s]["status"] for s in ("s1", "s2")] == ["ok", "ok"]
+    assert sorted(int(rows[s]["attempts"]) for s in rows) == [1, 2]
     single = tmp_path / "single"
     done = subprocess.run([str(ROOT / ".venv" / "bin" / "TotalSegmentatorEnhanced"), "-i", str(DEMO_STUDY), "-o",
                            str(single), *args, "-q"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     names = sorted(p.name for p in single.iterdir())
-    for sid in ("s1", "s2", "s3"):
+    for sid in ("s1", "s2"):
         assert sorted(p.name for p in (out / sid).iterdir()) == names
         for mask in ("portal_vein_branches.nii.gz", "hepatic_veins.nii.gz"):
             assert np.array_equal(np.asanyarray(nib.load(out / sid / mask).dataobj),

@@ -2,13 +2,16 @@
 exit 2, and nothing written (the output folder, temporary folders and lock files as before).
 
 The cases are built small from the test phantom (reliability_cases.py). The command lines run
-in-process (one model load is reused by the cases that reach the model); the app runs as a user
-runs it, in its own process, for the DICOM folders it accepts.
+in-process (one model load is reused by the cases that reach the model); the app's entry point runs
+in a process of its own, for the DICOM folders it accepts.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from livervessels.api import enhance_liver_vessels, totalsegmentator
 from livervessels.errors import InputError
 from livervessels.outputs import staging
 
-from conftest import MODELS, run_app
+from conftest import MODELS
 from reliability_cases import REFUSALS, Case, demo_ct
 
 SENTINEL = "earlier-result.txt"
@@ -103,21 +106,42 @@ def test_python_api_raises_input_error_and_writes_nothing(case, small_phantom, t
 APP_CASES = [case for case in REFUSALS if case.kind == "dicom" or case.name == "single_dicom_file"]
 
 
+@pytest.fixture(scope="module")
+def app_refusals(small_phantom, tmp_path_factory) -> dict[str, tuple[int, str, Path]]:
+    """Each app case's exit code, stderr and (absent) output folder. The app's entry point runs every
+    case in one process of its own (app_cases_driver.py): a fresh application per case, the import
+    paid once; `python app` in a process per run is in test_app_run.py and test_app.py."""
+    runs, folders = [], {}
+    for case in APP_CASES:
+        folder = tmp_path_factory.mktemp(case.name)
+        source, extra = case.build(folder, small_phantom)
+        models = extra[extra.index("-m") + 1] if "-m" in extra else str(MODELS)
+        runs.append([str(source), str(folder / "app-out"), models, str(folder / "stderr.txt")])
+        folders[case.name] = folder
+    listing = tmp_path_factory.mktemp("app-runs") / "runs.json"
+    listing.write_text(json.dumps(runs))
+    driver = Path(__file__).with_name("app_cases_driver.py")
+    result = subprocess.run([sys.executable, str(driver), str(listing)], capture_output=True, text=True,
+                            timeout=600, cwd=listing.parent)
+    assert result.returncode == 0, result.stderr[-3000:]
+    codes = json.loads(result.stdout.strip().splitlines()[-1])
+    return {case.name: (code, (folders[case.name] / "stderr.txt").read_text(), folders[case.name])
+            for case, code in zip(APP_CASES, codes)}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("case", APP_CASES, ids=lambda c: c.name)
-def test_app_refuses_with_the_same_line_and_creates_no_output(case, small_phantom, tmp_path):
-    source, extra = case.build(tmp_path, small_phantom)
-    models = Path(extra[extra.index("-m") + 1]) if "-m" in extra else MODELS
-    out = tmp_path / "app-out"  # the orchestrator's empty output: it must stay absent
-    result = run_app(source, out, models=models)
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert result.returncode == case.exit_code, result.stderr[-2000:]
-    assert len(errors) == 1 and (case.app_message or case.message) in errors[0], result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
-    framework_errors = [line for line in result.stderr.splitlines() if line.startswith("[error]")]
+def test_app_refuses_with_the_same_line_and_creates_no_output(case, app_refusals):
+    returncode, stderr, folder = app_refusals[case.name]
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert returncode == case.exit_code, stderr[-2000:]
+    assert len(errors) == 1 and (case.app_message or case.message) in errors[0], stderr[-2000:]
+    assert "Traceback" not in stderr
+    framework_errors = [line for line in stderr.splitlines() if line.startswith("[error]")]
     assert framework_errors == [], framework_errors  # Holoscan's own report of the exception: not shown
+    out = folder / "app-out"  # the orchestrator's empty output: it must stay absent
     assert not out.exists()
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".app-out")] == []
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".app-out")] == []
 
 
 # ---- output problems: found before any work ------------------------------------------------------
