@@ -197,3 +197,202 @@ def test_slices_that_do_not_form_one_volume_are_refused(change, message):
 def test_missing_slices_are_their_own_error_type_and_count_the_slices():
     with pytest.raises(MissingSlicesError, match=r"gap between slice positions 55.00 and 60.00 mm .*: 1 slice"):
         series_geometry(_modified("missing_slice"))
+
+
+def _axial(n: int = 3, step: float = 2.5, **kw) -> list[Dataset]:
+    iop, _ = _positions("axial")
+    return [_slice([-100.0, -120.0, 50.0 + k * step], iop, stored=_hu(k % 3) + 1024, **kw) for k in range(n)]
+
+
+def _refusal(slices: list[Dataset]) -> str:
+    with pytest.raises(InputError) as raised:
+        series_geometry(slices)
+    return str(raised.value)
+
+
+# The whole line a user reads: what is wrong and what to do (the tests above match fragments).
+def test_each_refusal_says_what_is_wrong_and_what_to_do():
+    one = _axial(1)
+    assert _refusal(one) == "the selected series has a single slice; a 3D CT series with many slices is needed"
+    no_iop = _axial()
+    del no_iop[0].ImageOrientationPatient
+    assert _refusal(no_iop) == (f"instance {no_iop[0].SOPInstanceUID} has no valid ImageOrientationPatient; the "
+                                "series cannot be placed in space")
+    short_spacing = _axial()
+    short_spacing[0].PixelSpacing = [0.6]
+    assert _refusal(short_spacing) == (f"instance {short_spacing[0].SOPInstanceUID} has no valid PixelSpacing; the "
+                                       "series cannot be placed in space")
+    later_iop = _axial()
+    later_iop[2].ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0]
+    assert _refusal(later_iop) == (f"instance {later_iop[2].SOPInstanceUID} has no valid ImageOrientationPatient; "
+                                   "the series cannot be placed in space")
+    later_spacing = _axial()
+    del later_spacing[1].PixelSpacing
+    assert _refusal(later_spacing) == (f"instance {later_spacing[1].SOPInstanceUID} has no valid PixelSpacing; the "
+                                       "series cannot be placed in space")
+    for change, line in [("size", "differ in size"), ("orientation", "differ in orientation"),
+                         ("spacing", "differ in pixel spacing")]:
+        assert _refusal(_modified(change)) == f"slices of the selected series {line}; re-export the series unchanged"
+    assert _refusal(_modified("same_position")) == ("the selected series has a single distinct slice position; a 3D "
+                                                    "CT series is needed")
+
+
+def test_slices_a_whole_stack_apart_and_uneven_steps_are_refused_with_the_positions():
+    stacks = _axial(4)
+    for ds in stacks[2:]:
+        ds.ImagePositionPatient = [-100.0, -120.0, float(ds.ImagePositionPatient[2]) + 400.0]
+    assert _refusal(stacks) == ("the selected series holds separate stacks of slices, 402 mm apart (between positions "
+                                "52.50 and 455.00 mm); export or select one stack as its own series")
+    uneven = _axial(4)
+    uneven[3].ImagePositionPatient = [-100.0, -120.0, 58.6]  # steps 2.5, 2.5, 3.6: not whole slices missing
+    assert _refusal(uneven) == ("the selected series has irregular slice spacing (2.50 to 3.60 mm); re-export it "
+                                "with uniform spacing")
+    slightly = _axial(4)
+    slightly[3].ImagePositionPatient = [-100.0, -120.0, 57.6]  # 2.5, 2.5, 2.6: a 4 % spread is still regular
+    assert len(series_geometry(slightly)[0]) == 4
+
+
+def test_two_missing_slices_in_two_gaps_are_counted_and_the_first_gap_named():
+    slices = _axial(10)
+    del slices[5], slices[2]  # positions 55 and 62.5 mm gone
+    with pytest.raises(MissingSlicesError) as raised:
+        series_geometry(slices)
+    assert str(raised.value) == ("the selected series has a gap between slice positions 52.50 and 57.50 mm (usual "
+                                 "spacing 2.50 mm): 2 slice(s) missing; re-send the complete series")
+
+
+def test_orientation_and_spacing_are_compared_to_a_hundredth_of_a_micron_in_cosine_and_mm():
+    close = _axial()
+    close[1].ImageOrientationPatient = [1.0, 0.00005, 0.0, 0.0, 1.0, 0.0]  # rounding in the header: the same
+    close[2].PixelSpacing = [0.60005, 0.9]
+    assert len(series_geometry(close)[0]) == 3
+    off = _axial()
+    off[1].ImageOrientationPatient = [1.0, 0.001, 0.0, 0.0, 1.0, 0.0]
+    assert "differ in orientation" in _refusal(off)
+    off = _axial()
+    off[2].PixelSpacing = [0.601, 0.9]
+    assert "differ in pixel spacing" in _refusal(off)
+
+
+def test_slices_a_millimetre_apart_are_not_duplicates_and_unnumbered_duplicates_keep_the_first():
+    fine = _axial(3, step=1.0)
+    datasets, affine, warnings = series_geometry(fine)
+    assert len(datasets) == 3 and warnings == [] and np.allclose(affine[:3, 2], [0, 0, 1.0])
+    a, b, c = _axial(3)
+    twin = _slice([-100.0, -120.0, 52.5], [1, 0, 0, 0, 1, 0], stored=_hu(1) + 1024)
+    for ds in (a, b, c, twin):
+        del ds.AcquisitionNumber  # no acquisition numbers: the first of the two in the series is kept
+    datasets, _, warnings = series_geometry([a, b, twin, c])
+    assert [str(ds.SOPInstanceUID) for ds in datasets] == [str(a.SOPInstanceUID), str(b.SOPInstanceUID),
+                                                          str(c.SOPInstanceUID)]
+    assert warnings == ["1 slice(s) at an already occupied position dropped (several acquisitions in one series; "
+                        "the later acquisition kept)"]
+
+
+def test_a_tilt_is_reported_in_degrees_and_an_untilted_series_says_nothing():
+    _, _, warnings = series_geometry(_axial())
+    assert warnings == []
+    iop, positions = _positions("gantry_tilt")
+    _, _, warnings = series_geometry([_slice(p, iop, stored=_hu(k) + 1024) for k, p in enumerate(positions)])
+    # each slice 0.5 mm sideways per 2.5 mm: atan(0.2) = 11.3 degrees
+    assert warnings == ["gantry tilt of 11.3 degrees (slices shifted sideways along the series); the volume is "
+                        "sheared, not resampled: check the segmentation, or reconstruct without tilt"]
+
+
+def test_without_rescale_attributes_the_stored_values_are_the_hounsfield_units():
+    slices = _axial()
+    for k, ds in enumerate(slices):
+        del ds.RescaleSlope, ds.RescaleIntercept
+        ds.PixelRepresentation = 1  # signed: stored values are HU already (-1000 .. +400)
+        ds.PixelData = np.asarray(_hu(k), np.int16).tobytes()
+    volume = build_volume(DicomSeries(STUDY, SERIES, slices)).volume
+    for k in range(3):
+        assert np.array_equal(volume.array[:, :, k], _hu(k).T)
+
+
+def test_the_volume_records_its_source_for_the_reports():
+    slices = _axial()
+    for ds in slices:
+        ds.SeriesDescription = "Abdomen 2.5 mm"
+    meta = build_volume(DicomSeries(STUDY, SERIES, slices)).volume.meta
+    assert meta["series_description"] == "Abdomen 2.5 mm" and meta["modality"] == "CT"
+    assert meta["transfer_syntax_uid"] == ExplicitVRLittleEndian
+    assert meta["input_warnings"] == []
+    del slices[0].SliceThickness
+    assert build_volume(DicomSeries(STUDY, SERIES, slices)).volume.meta["slice_thickness_mm"] is None
+
+
+def test_whole_hounsfield_units_beyond_int16_stay_float():
+    slices = _axial()
+    stored = _hu(1) + 1024
+    stored[0, 0] = 65000  # one pixel at 63976 HU (metal on an extended scale): beyond int16
+    slices[1].PixelData = np.asarray(stored, np.uint16).tobytes()
+    volume = build_volume(DicomSeries(STUDY, SERIES, slices)).volume
+    assert volume.array.dtype == np.float32 and volume.array.max() == 63976
+
+
+def test_a_gap_with_damaged_files_beside_names_them_as_the_likely_cause():
+    slices = _axial(8)
+    del slices[2]
+    series = DicomSeries(STUDY, SERIES, slices)
+    with pytest.raises(InputError) as raised:
+        build_volume(series, unreadable_files=[("in/c.dcm", "header damaged"), ("in/d.dcm", "truncated"),
+                                               ("in/e.dcm", "truncated")])
+    assert str(raised.value).startswith("in/c.dcm and 2 more could not be read (header damaged) and is probably what "
+                                        "is missing: the selected series has a gap between slice positions")
+    with pytest.raises(InputError) as raised:
+        build_volume(series, unreadable_files=[("in/c.dcm", "header damaged")])
+    assert str(raised.value).startswith("in/c.dcm could not be read (header damaged) and is probably what is missing")
+    with pytest.raises(MissingSlicesError):
+        build_volume(series)
+
+
+def _undecodable(tmp_path, error: Exception, syntax=None, truncate: int = 0):
+    """A written series whose second slice fails to decode with `error` (or is cut short)."""
+    series = _written(tmp_path, _axial())
+    bad = series.datasets[1]
+    if syntax is not None:  # as read from a compressed file (the decoder's failure is simulated)
+        bad.file_meta.TransferSyntaxUID = syntax
+    if truncate:
+        bad.PixelData = bad.PixelData[:-truncate]
+    return series, bad
+
+
+@pytest.mark.parametrize("case", ["truncated", "uncompressed_other", "no_decoder", "damaged", "no_file"])
+def test_a_slice_that_cannot_be_decoded_is_named_with_the_reason_and_what_to_do(tmp_path, monkeypatch, case):
+    import pydicom.dataset
+
+    jpeg2000 = "1.2.840.10008.1.2.4.90"
+    series, bad = {
+        "truncated": lambda: _undecodable(tmp_path, None, truncate=6),
+        "uncompressed_other": lambda: _undecodable(tmp_path, None),
+        "no_decoder": lambda: _undecodable(tmp_path, None, syntax=jpeg2000),
+        "damaged": lambda: _undecodable(tmp_path, None, syntax=jpeg2000),
+        "no_file": lambda: _undecodable(tmp_path, None),
+    }[case]()
+    reason = {"no_decoder": "Unable to decode: no pixel data handler available",
+              "damaged": "Error -3 while decompressing"}.get(case, "bad value")
+    real = pydicom.dataset.Dataset.pixel_array
+
+    def pixel_array(ds):
+        if ds is bad and case != "truncated":
+            raise ValueError(reason)
+        return real.fget(ds)
+
+    monkeypatch.setattr(pydicom.dataset.Dataset, "pixel_array", property(pixel_array))
+    if case == "no_file":
+        bad.filename = None
+    with pytest.raises(InputError) as raised:
+        build_volume(series)
+    message = str(raised.value)
+    name = f"instance {bad.SOPInstanceUID}" if case == "no_file" else bad.filename
+    expected = {
+        "truncated": f"slice {name} is truncated: its pixel data holds 18 of 24 bytes; re-send the file",
+        "uncompressed_other": f"cannot read the pixel data of slice {name} (bad value); re-send the file",
+        "no_file": f"cannot read the pixel data of slice {name} (bad value); re-send the file",
+        "no_decoder": (f"slice {name} is compressed ({jpeg2000}) and no installed decoder reads it ({reason}); "
+                       "install the pylibjpeg decoders or send an uncompressed copy"),
+        "damaged": f"slice {name} ({jpeg2000}) cannot be decoded, the compressed data looks damaged ({reason}); "
+                   "re-send the file",
+    }[case]
+    assert message == expected

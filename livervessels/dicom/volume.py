@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 from livervessels.dicom.pixel_checks import pixel_warnings
 from livervessels.dicom.scan import DicomSeries
@@ -40,6 +41,8 @@ class SeriesVolume:
 
 
 def _floats(value, n: int, what: str, ds: Dataset) -> np.ndarray:
+    if value is not None and not isinstance(value, (list, tuple, MultiValue)):
+        value = [value]  # pydicom reads a single-valued element as a number, not a list
     if value is None or len(value) != n:
         raise InputError(
             f"instance {ds.get('SOPInstanceUID', '?')} has no valid {what}; the series cannot be placed in space"
