@@ -167,3 +167,88 @@ def test_type2_attributes_are_added_on_copies_only_where_missing():
         assert keyword in out[1]
     assert out[1].PatientBirthDate == "" and out[1].AccessionNumber == ""  # present, empty (Type 2)
     assert out[1].PatientID == "SEG-1" and out[1].file_meta is lacking.file_meta
+
+
+def _code(item) -> tuple[str, str, str]:
+    return str(item.CodeValue), str(item.CodingSchemeDesignator), str(item.CodeMeaning)
+
+
+def test_the_seg_says_who_made_it_and_each_segment_what_and_where_it_is(tmp_path):
+    from livervessels import __version__
+
+    shape = (COLS, ROWS, SLICES)
+    ivc, veins = np.zeros(shape, bool), np.zeros(shape, bool)
+    ivc[3, 0, :] = True
+    veins[1, 1, 1] = True
+    long_name = "Liver vessels " + "x" * 70
+    result = write_dicom_seg({"inferior_vena_cava": ivc, "hepatic_veins": veins}, _sources(), tmp_path / "seg.dcm",
+                             algorithm_name="livervessels enhanced", series_description=long_name, series_number=905)
+    seg = pydicom.dcmread(result.path)
+    assert seg.SeriesDescription == long_name[:64] and int(seg.SeriesNumber) == 905 and int(seg.InstanceNumber) == 1
+    assert (seg.Manufacturer, seg.ManufacturerModelName, seg.SoftwareVersions) == \
+        ("livervessels", "livervessels enhanced", __version__)
+    assert seg.ContentLabel == "LIVERVESSELS" and "research use only" in seg.ContentDescription
+    assert str(seg.ContentCreatorName) == "livervessels^automatic"
+    hepatic, vena_cava = seg.SegmentSequence  # in the table's order
+    for segment in (vena_cava, hepatic):
+        # SNOMED CT 123037004 "Anatomical Structure" is the category of every segment
+        assert _code(segment.SegmentedPropertyCategoryCodeSequence[0]) == ("123037004", "SCT", "Anatomical Structure")
+        algorithm = segment.SegmentationAlgorithmIdentificationSequence[0]
+        assert (algorithm.AlgorithmName, algorithm.AlgorithmVersion) == ("livervessels enhanced", __version__)
+        # PS3.16 CID 7162: 123110 "Artificial Intelligence"
+        assert _code(algorithm.AlgorithmFamilyCodeSequence[0]) == ("123110", "DCM", "Artificial Intelligence")
+    assert _code(hepatic.SegmentedPropertyTypeCodeSequence[0]) == ("8993003", "SCT", "Hepatic vein")
+    assert _code(hepatic.AnatomicRegionSequence[0]) == ("10200004", "SCT", "Liver")  # inside the liver
+    assert "AnatomicRegionSequence" not in vena_cava  # the IVC is not a structure of the liver
+    # display colours: the table's RGB as CIELab (dodger blue for hepatic veins, dark blue for the IVC)
+    import highdicom as hd
+
+    assert list(hepatic.RecommendedDisplayCIELabValue) == list(hd.color.CIELabColor.from_rgb(30, 144, 255).value)
+    assert list(vena_cava.RecommendedDisplayCIELabValue) == list(hd.color.CIELabColor.from_rgb(0, 60, 160).value)
+    assert hepatic.TrackingUID != vena_cava.TrackingUID
+
+
+def test_skipped_segs_say_why_in_words_for_the_qc_report(tmp_path):
+    sources = _sources()
+    invented = write_dicom_seg(_masks(False), sources, tmp_path / "a.dcm", algorithm_name="unit test",
+                               unreferenceable_uids={str(sources[0].SOPInstanceUID)})
+    assert invented.skipped_reason == ("some source instances carry no SOP Instance UID, so a SEG could not "
+                                       "reference them; masks are in the NIfTI outputs")
+    empty = write_dicom_seg({"liver": np.zeros((COLS, ROWS, SLICES), bool)}, sources, tmp_path / "b.dcm",
+                            algorithm_name="unit test")
+    assert empty.skipped_reason == "every segment is empty; a SEG needs at least one"
+    written = write_dicom_seg(_masks(False), sources, tmp_path / "c.dcm", algorithm_name="unit test")
+    assert written.skipped_reason is None and written.empty_segments == []
+
+
+def test_frames_are_one_label_map_when_segments_do_not_overlap_and_a_stack_when_they_do():
+    from livervessels.outputs.dicom_seg import _frames
+    from livervessels.outputs.structures import structures_for
+
+    disjoint = _masks(False)
+    present = structures_for(list(disjoint))
+    label_map = _frames(disjoint, list(present))
+    assert label_map.shape == (SLICES, ROWS, COLS) and label_map.dtype == np.uint8
+    assert np.array_equal(label_map == 1, disjoint["liver"].transpose(2, 1, 0))
+    assert np.array_equal(label_map == 2, disjoint["enhanced_liver_vessels"].transpose(2, 1, 0))
+    stack = _frames(_masks(True), list(present))
+    assert stack.shape == (SLICES, ROWS, COLS, 2) and stack.dtype == np.uint8
+    assert np.array_equal(stack[..., 1], _masks(True)["enhanced_liver_vessels"].transpose(2, 1, 0))
+    # 300 classes (TotalSegmentator's tasks together): the label map needs 16 bits
+    many = {f"class_{n}": np.zeros((COLS, ROWS, SLICES), bool) for n in range(300)}
+    many["class_299"][0, 0, 0] = True
+    labels = _frames(many, list(structures_for(list(many))))
+    assert labels.dtype == np.uint16 and labels[0, 0, 0] == 300 and np.count_nonzero(labels) == 1
+
+
+def test_reading_back_names_segments_by_tracking_id_and_puts_missing_slices_empty(tmp_path):
+    sources = _sources()
+    masks = _masks(False)
+    result = write_dicom_seg(masks, sources, tmp_path / "seg.dcm", algorithm_name="unit test")
+    uids = [str(ds.SOPInstanceUID) for ds in sources]
+    # a longer source series: the SEG's slices sit at their own places, the others stay empty
+    longer = [uids[0], "1.2.3.4.5", uids[1], uids[2]]
+    rebuilt = read_seg_labels(result.path, longer, (COLS, ROWS, 4))
+    assert sorted(rebuilt) == ["enhanced_liver_vessels", "liver"]
+    for name, mask in masks.items():
+        assert np.array_equal(rebuilt[name][:, :, [0, 2, 3]], mask) and not rebuilt[name][:, :, 1].any(), name
