@@ -252,3 +252,30 @@ def test_reading_back_names_segments_by_tracking_id_and_puts_missing_slices_empt
     assert sorted(rebuilt) == ["enhanced_liver_vessels", "liver"]
     for name, mask in masks.items():
         assert np.array_equal(rebuilt[name][:, :, [0, 2, 3]], mask) and not rebuilt[name][:, :, 1].any(), name
+
+
+def test_masks_read_from_nifti_files_as_integers_give_the_same_frames_as_boolean_ones():
+    from livervessels.outputs.dicom_seg import _frames
+    from livervessels.outputs.structures import structures_for
+
+    for overlapping in (False, True):
+        masks = _masks(overlapping)
+        present = list(structures_for(list(masks)))
+        as_stored = {name: m.astype(np.uint8) * 255 for name, m in masks.items()}  # any non-zero value is inside
+        assert np.array_equal(_frames(as_stored, present), _frames(masks, present)), overlapping
+
+
+def test_256_segments_no_longer_fit_an_8_bit_label_map():
+    from livervessels.outputs.dicom_seg import _frames
+    from livervessels.outputs.structures import structures_for
+
+    many = {f"class_{n}": np.zeros((16, 16, 1), bool) for n in range(256)}
+    for n, mask in enumerate(many.values()):
+        mask[n % 16, n // 16, 0] = True
+    labels = _frames(many, list(structures_for(list(many))))
+    assert labels.dtype == np.uint16 and labels.max() == 256 and len(np.unique(labels)) == 256
+
+
+def test_the_default_series_description_says_research(tmp_path):
+    result = write_dicom_seg(_masks(False), _sources(), tmp_path / "seg.dcm", algorithm_name="unit test")
+    assert pydicom.dcmread(result.path).SeriesDescription == "Liver vessels (research)"

@@ -117,3 +117,77 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_a_staging_folder_is_hidden_beside_a_new_output_and_inside_an_existing_one(tmp_path):
+    from livervessels import interrupts
+
+    new = staging.begin(tmp_path / "a" / "b" / "out")  # missing parents are made
+    assert new.parent == tmp_path / "a" / "b" and new.name.startswith(".out.partial-") and new.is_dir()
+    assert new in interrupts._temporary  # removed by the watchdog if the run is killed
+    staging.abort(new)
+    assert not new.exists() and new not in interrupts._temporary
+    staging.abort(new)  # already gone: nothing to do, no error
+    staging.abort(None)
+    existing = tmp_path / "results"
+    existing.mkdir()
+    inside = staging.begin(existing)  # the same file system as the output, whatever its mounts
+    assert inside.parent == existing and inside.name.startswith(".results.partial-")
+    staging.abort(inside)
+
+
+def test_committing_into_an_existing_output_replaces_what_the_run_wrote_and_keeps_the_rest(tmp_path):
+    from livervessels import interrupts
+
+    out = tmp_path / "out"
+    (out / "meshes").mkdir(parents=True)
+    (out / "meshes" / "old_mesh.stl").write_text("earlier run")
+    (out / "qc.json").write_text("earlier run")
+    (out / "notes.txt").write_text("the user's own file")
+    (out / "statistics").write_text("a file where this run writes a folder")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("not ours")
+    (out / "preview").symlink_to(elsewhere, target_is_directory=True)  # a link to a folder: replaced, not followed
+    work = staging.begin(out)
+    (work / "meshes").mkdir()
+    (work / "meshes" / "liver.stl").write_text("this run")
+    (work / "qc.json").write_text("this run")
+    (work / "preview").mkdir()
+    (work / "preview" / "liver.png").write_text("this run")
+    (work / "statistics").mkdir()
+    moved = staging.commit(work, out)
+    assert moved == [out / "meshes", out / "preview", out / "qc.json", out / "statistics"]
+    assert sorted(p.name for p in out.iterdir()) == ["meshes", "notes.txt", "preview", "qc.json", "statistics"]
+    assert (out / "statistics").is_dir()
+    assert [p.name for p in (out / "meshes").iterdir()] == ["liver.stl"]  # the earlier folder replaced whole
+    assert (out / "qc.json").read_text() == "this run" and (out / "notes.txt").read_text() == "the user's own file"
+    assert not (out / "preview").is_symlink() and (out / "preview" / "liver.png").exists()
+    assert (elsewhere / "keep.txt").read_text() == "not ours"
+    assert not work.exists() and work not in interrupts._temporary
+
+
+def test_committing_a_new_output_is_one_rename_and_lists_every_file(tmp_path):
+    out = tmp_path / "out"
+    work = staging.begin(out)
+    (work / "meshes").mkdir()
+    (work / "meshes" / "liver.stl").write_text("mesh")
+    (work / "qc.json").write_text("{}")
+    assert staging.commit(work, out) == [out / "meshes", out / "meshes" / "liver.stl", out / "qc.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_lock_held_before_its_holder_wrote_its_process_is_still_refused_in_one_line(tmp_path):
+    import fcntl
+
+    out = tmp_path / "out"
+    lock_file = tmp_path / ".out.lock"
+    fd = os.open(lock_file, os.O_CREAT | os.O_RDWR, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # taken, nothing written yet
+    try:
+        with pytest.raises(InputError) as raised:
+            OutputLock(out).__enter__()
+        assert str(raised.value) == (f"another run (process ?) is writing to {out}; wait for it to finish or choose "
+                                     "another output")
+    finally:
+        os.close(fd)

@@ -116,7 +116,9 @@ def commit(staging: Path, out_dir: str | Path) -> list[Path]:
     moved = []
     for item in sorted(staging.iterdir()):
         target = out_dir / item.name
-        if target.is_dir() and not target.is_symlink():
+        if target.is_symlink() or (item.is_dir() and target.is_file()):
+            target.unlink()  # a folder cannot be renamed over a file or a link (the link is not followed)
+        elif target.is_dir():
             shutil.rmtree(target)
         os.replace(item, target)
         moved.append(target)
