@@ -196,3 +196,66 @@ def test_series_attributes_come_from_its_first_instance(tmp_path, value, expecte
     (found,) = scan_dicom_folder(tmp_path).series
     assert found.image_type == expected  # one value or several, compared in upper case
     assert (found.modality, found.description, found.sop_class_uid) == ("CT", "Abdomen 1.0 B30f", CT_IMAGE_STORAGE)
+
+
+STUDY_KEYS = ["PatientID", "PatientName", "StudyDate", "StudyTime", "AccessionNumber", "StudyID", "StudyDescription"]
+SERIES_KEYS = ["SeriesNumber", "Modality", "SeriesDescription", "SeriesDate", "SeriesTime", "FrameOfReferenceUID"]
+# another valid value for each attribute (by its value representation)
+OTHER_VALUES = {"PatientName": "Other^Name", "StudyDate": "20240103", "StudyTime": "111500", "SeriesDate": "20240103",
+                "SeriesTime": "111800", "Modality": "MR", "SeriesDescription": "arterial",
+                "StudyDescription": "CT thorax", "FrameOfReferenceUID": "1.2.3.5"}
+
+
+def _headers() -> Dataset:
+    ds = _slice("", "", generate_uid())
+    ds.StudyDescription, ds.AccessionNumber = "CT abdomen", "A7"
+    ds.SeriesDescription, ds.SeriesDate, ds.SeriesTime = "portal venous", "20240102", "101800"
+    ds.FrameOfReferenceUID = "1.2.3.4"
+    return ds
+
+
+@pytest.mark.parametrize("keyword", STUDY_KEYS)
+def test_a_derived_study_uid_depends_on_each_study_attribute_and_on_nothing_else(keyword):
+    from livervessels.dicom.scan import _derive_study_uid
+
+    ds = _headers()
+    uid = _derive_study_uid(ds)
+    assert uid == _derive_study_uid(_headers()) and UID(uid).is_valid  # the same headers: the same study
+    other = _headers()
+    setattr(other, keyword, OTHER_VALUES.get(keyword, "99"))
+    assert _derive_study_uid(other) != uid, keyword
+    series_only = _headers()
+    series_only.SeriesNumber, series_only.SeriesDescription = 7, "arterial"
+    assert _derive_study_uid(series_only) == uid  # another series of the same study
+
+
+@pytest.mark.parametrize("keyword", SERIES_KEYS)
+def test_a_derived_series_uid_depends_on_each_series_attribute_and_on_its_study(keyword):
+    from livervessels.dicom.scan import _derive_series_uid, _derive_study_uid
+
+    study = _derive_study_uid(_headers())
+    uid = _derive_series_uid(_headers(), study)
+    assert uid == _derive_series_uid(_headers(), study) and uid != study and UID(uid).is_valid
+    other = _headers()
+    setattr(other, keyword, OTHER_VALUES.get(keyword, "99"))
+    assert _derive_series_uid(other, study) != uid, keyword
+    assert _derive_series_uid(_headers(), generate_uid()) != uid  # the same series header in another study
+
+
+@pytest.mark.parametrize("field", ["study_uids_derived", "series_uids_derived", "sop_instance_uids_from_file_meta",
+                                   "sop_instance_uids_missing", "sop_class_uids_from_file_meta"])
+def test_any_repair_counts_and_the_report_names_each(field):
+    from livervessels.dicom.scan import UidRepairs
+
+    assert not UidRepairs().any()
+    repairs = UidRepairs(**{field: {"1.2.3": "empty"} if field.endswith("derived") else 1})
+    assert repairs.any()
+    reported = {"study_uids_derived": "study_instance_uids_derived",
+                "series_uids_derived": "series_instance_uids_derived",
+                "sop_instance_uids_from_file_meta": "sop_instance_uids_taken_from_file_meta",
+                "sop_instance_uids_missing": "sop_instance_uids_missing",
+                "sop_class_uids_from_file_meta": "sop_class_uids_taken_from_file_meta"}
+    as_dict = repairs.as_dict()
+    assert set(as_dict) == set(reported.values())
+    assert as_dict[reported[field]] == getattr(repairs, field)
+    assert all(not v for k, v in as_dict.items() if k != reported[field])

@@ -83,6 +83,10 @@ def test_a_single_slice_without_a_thickness_has_none():
     ((0.0, 1.0, 0.0, 0.0, 0.0, -1.0), False),  # sagittal: normal along x
     ((1.0, 0.0, 0.0, 0.0, 0.0, -1.0), False),  # coronal: normal along y
     (_iop_tilted_about_x(60.0), False),  # closer to coronal than to axial
+    (_iop_tilted_about_x(36.0), True),  # the limit: the normal's z component at least 0.8 (36.9 degrees)
+    (_iop_tilted_about_x(38.0), False),
+    (None, False),  # no orientation: not known to be axial
+    ((1.0, 0.0, 0.0, 0.0, 1.0), False),  # five values: not an orientation
 ])
 def test_without_a_stated_plane_the_orientation_decides_whether_a_series_is_axial(iop, accepted):
     verdict = judge_series(_series(image_type=("ORIGINAL", "PRIMARY"), iop=iop))
@@ -146,6 +150,8 @@ def test_every_series_gets_a_verdict_and_only_one_is_selected():
     assert [verdicts[d]["instances"] for d in ("thin", "thick", "scout")] == [4, 4, 1]
     assert verdicts["thick"]["slice_thickness_mm"] == 5.0
     assert verdicts["thin"]["series_instance_uid"] == thin.series_uid
+    assert verdicts["thin"]["study_instance_uid"] == thin.study_uid
+    assert (verdicts["scout"]["series_description"], verdicts["scout"]["modality"]) == ("scout", "CT")
 
 
 def test_no_candidate_is_an_input_error_naming_each_series_and_why():
