@@ -259,3 +259,122 @@ def test_any_repair_counts_and_the_report_names_each(field):
     assert set(as_dict) == set(reported.values())
     assert as_dict[reported[field]] == getattr(repairs, field)
     assert all(not v for k, v in as_dict.items() if k != reported[field])
+
+
+def _bare(ds: Dataset, path) -> None:
+    """Saved without preamble and file meta, as some old exports write instances."""
+    ds = ds.copy()
+    del ds.file_meta
+    ds.save_as(path, enforce_file_format=False, implicit_vr=True, little_endian=True)
+
+
+@pytest.mark.parametrize("kept, read", [
+    (("Modality", "SOPClassUID"), True),  # an image instance's header without pixels
+    (("Modality", "PixelData"), True),
+    (("Modality",), False),  # a stray dataset: not taken for an image
+    (("SOPClassUID", "PixelData"), False),  # no modality: nothing to select it by
+])
+def test_a_file_without_the_preamble_is_read_only_with_the_attributes_of_an_image(tmp_path, kept, read):
+    study, series = generate_uid(), generate_uid()
+    _save(_slice(study, series, generate_uid()), tmp_path / "a.dcm")
+    bare = _slice(study, series, generate_uid(), z=2.0)
+    for keyword in {"Modality", "SOPClassUID", "PixelData"} - set(kept):
+        delattr(bare, keyword)
+    _bare(bare, tmp_path / "b.dcm")
+    scan = scan_dicom_folder(tmp_path)
+    assert _by_uids(scan) == {(study, series): 2 if read else 1}
+    assert scan.ignored_files == ([] if read else [(str(tmp_path / "b.dcm"), "not a DICOM file")])
+
+
+def test_damaged_files_are_ignored_with_the_reason_in_words(tmp_path):
+    study, series = generate_uid(), generate_uid()
+    _save(_slice(study, series, generate_uid()), tmp_path / "a.dcm")
+    whole = (tmp_path / "a.dcm").read_bytes()
+    damaged = bytearray(whole)
+    damaged[132:] = b"\xff" * (len(damaged) - 132)  # preamble and "DICM" kept, the rest destroyed
+    (tmp_path / "c.dcm").write_bytes(bytes(damaged))
+    (tmp_path / "d.dcm").write_bytes(whole[:140])  # cut inside the file meta
+    reasons = {p.split("/")[-1]: r for p, r in scan_dicom_folder(tmp_path).ignored_files}
+    assert reasons["c.dcm"] == f"{UNREADABLE}: its header is damaged (no SOP class, modality or pixel data could " \
+                               "be read)"
+    # pydicom's own words for the cut file follow the label
+    assert reasons["d.dcm"].startswith(f"{UNREADABLE}: ") and len(reasons["d.dcm"]) > len(UNREADABLE) + 10
+    assert "None" not in reasons["d.dcm"]
+
+
+@pytest.mark.parametrize("keyword", ["SOPClassUID", "Modality", "PixelData"])
+def test_a_header_with_any_one_image_attribute_is_not_called_damaged(tmp_path, keyword):
+    from livervessels.dicom.scan import _read_header
+
+    ds = _slice(generate_uid(), generate_uid(), generate_uid())
+    for other in {"SOPClassUID", "Modality", "PixelData"} - {keyword}:
+        delattr(ds, other)
+    del ds.file_meta.MediaStorageSOPClassUID  # nor does the file meta say what it is
+    ds.preamble = b"\0" * 128
+    ds.save_as(tmp_path / "a.dcm", enforce_file_format=False)
+    assert (tmp_path / "a.dcm").read_bytes()[128:132] == b"DICM"
+    assert keyword in _read_header(tmp_path / "a.dcm")
+
+
+def test_a_bare_instance_with_empty_uids_gets_derived_ones_with_the_reason(tmp_path):
+    ds = _slice("", "", "")
+    _bare(ds, tmp_path / "a.dcm")
+    scan = scan_dicom_folder(tmp_path)
+    (found,) = scan.series
+    assert list(scan.repairs.study_uids_derived.values()) == [
+        "empty StudyInstanceUID; derived from patient/study attributes"]
+    assert list(scan.repairs.series_uids_derived.values()) == [
+        "empty SeriesInstanceUID; derived from series attributes"]
+    assert scan.repairs.sop_instance_uids_missing == 1 and len(found.derived_sop_uids) == 1
+
+
+def test_pixel_data_of_a_bare_file_is_left_on_disk_too(tmp_path):
+    size = 256
+    study, series = generate_uid(), generate_uid()
+    for i in range(2):
+        _bare(_slice(study, series, generate_uid(), z=2.0 * i, size=size), tmp_path / f"{i}.dcm")
+    (found,) = scan_dicom_folder(tmp_path).series
+    assert all(ds.get_item("PixelData", keep_deferred=True).value is None for ds in found.datasets)
+
+
+def test_hidden_files_and_folders_are_not_read(tmp_path):
+    study, series = generate_uid(), generate_uid()
+    _save(_slice(study, series, generate_uid()), tmp_path / "a.dcm")
+    _save(_slice(study, series, generate_uid(), z=2.0), tmp_path / ".b.dcm")  # e.g. a copy's temporary file
+    _save(_slice(study, series, generate_uid(), z=4.0), tmp_path / ".trash" / "c.dcm")
+    scan = scan_dicom_folder(tmp_path)
+    assert _by_uids(scan) == {(study, series): 1} and scan.ignored_files == []
+
+
+def test_a_missing_or_empty_folder_is_refused_with_what_to_do(tmp_path):
+    from livervessels.errors import InputError
+
+    with pytest.raises(InputError) as raised:
+        scan_dicom_folder(tmp_path / "nowhere")
+    assert str(raised.value) == (f"input folder {tmp_path / 'nowhere'} does not exist or is not a folder; pass a "
+                                 "folder of DICOM files")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError) as raised:
+        scan_dicom_folder(tmp_path / "empty")
+    assert str(raised.value) == (f"input folder {tmp_path / 'empty'} is empty; put the DICOM files of one or more "
+                                 "studies there")
+
+
+def test_files_after_a_damaged_one_are_still_read(tmp_path):
+    study, series = generate_uid(), generate_uid()
+    _save(_slice(study, series, generate_uid()), tmp_path / "b.dcm")
+    (tmp_path / "a.dcm").write_bytes((tmp_path / "b.dcm").read_bytes()[:140])  # sorted first, cut short
+    _save(_slice(study, series, generate_uid(), z=2.0), tmp_path / "c.dcm")
+    scan = scan_dicom_folder(tmp_path)
+    assert _by_uids(scan) == {(study, series): 2} and [p.split("/")[-1] for p, _ in scan.ignored_files] == ["a.dcm"]
+
+
+def test_a_dicomdir_named_by_its_own_sop_class_is_an_index_not_a_series(tmp_path):
+    study, series = generate_uid(), generate_uid()
+    _save(_slice(study, series, generate_uid()), tmp_path / "a.dcm")
+    index = _slice(study, generate_uid(), generate_uid())
+    index.SOPClassUID = MEDIA_STORAGE_DIRECTORY  # in the dataset; its file meta says CT
+    _save(index, tmp_path / "DIRFILE")
+    scan = scan_dicom_folder(tmp_path)
+    assert _by_uids(scan) == {(study, series): 1}
+    assert scan.ignored_files == [(str(tmp_path / "DIRFILE"), "DICOMDIR index")]

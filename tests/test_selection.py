@@ -162,3 +162,58 @@ def test_no_candidate_is_an_input_error_naming_each_series_and_why():
     message = str(err.value)
     assert "T2 axial" in message and "modality MR, not CT" in message
     assert "Topogram" in message and "LOCALIZER" in message
+
+
+def test_two_slices_are_a_volume_and_one_is_not():
+    assert judge_series(_series(2)).accepted
+    verdict = judge_series(_series(1))
+    assert (verdict.accepted, verdict.reason) == (False, "a single slice, not a volume")
+
+
+def test_each_rejection_is_worded_for_the_report_and_keeps_the_measured_thickness():
+    secondary = judge_series(_series(sop_class="1.2.840.10008.5.1.4.1.1.7", thickness=3.0))  # Secondary Capture
+    assert (secondary.reason, secondary.slice_thickness_mm) == ("secondary capture", 3.0)
+    derived = judge_series(_series(image_type=("DERIVED", "SECONDARY", "AXIAL", "MPR")))
+    assert derived.reason == "ImageType DERIVED/SECONDARY/AXIAL/MPR (DERIVED, MPR, SECONDARY)"
+    other = judge_series(_series(image_type=("ORIGINAL", "OTHER", "AXIAL")))
+    assert other.reason == "ImageType ORIGINAL/OTHER/AXIAL is not ORIGINAL/PRIMARY"
+    assert judge_series(_series()).reason == "candidate"
+
+
+def test_an_image_type_of_three_values_states_the_plane():
+    # ORIGINAL/PRIMARY/LOCALIZER-like third values decide, whatever the orientation says
+    assert not judge_series(_series(image_type=("ORIGINAL", "PRIMARY", "OTHER"))).accepted
+    assert judge_series(_series(image_type=("ORIGINAL", "PRIMARY", "AXIAL"), iop=(1.0, 0, 0, 0, 0, -1.0))).accepted
+
+
+@pytest.mark.parametrize("stated, expected", [(0.6, 0.6), ("", 2.0), (0.0, 2.0)])
+def test_a_thin_stated_thickness_is_kept_and_an_empty_or_zero_one_is_measured(stated, expected):
+    series = _series(2, thickness=None)
+    for ds in series.datasets:
+        ds.SliceThickness = stated
+    assert slice_thickness_mm(series) == pytest.approx(expected)
+
+
+def test_slices_stacked_at_one_position_measure_no_thickness():
+    series = _series(3, thickness=None, positions=[(0, 0, 5.0)] * 3)
+    assert slice_thickness_mm(series) is None
+    tilted = _series(3, thickness=None, iop=_iop_tilted_about_x(20.0),
+                     positions=[(0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (0.0, 0.0, 3.0)])
+    assert slice_thickness_mm(tilted) == pytest.approx(3.0 * np.cos(np.radians(20.0)))  # along the slice normal
+
+
+def test_of_equally_thin_series_the_one_with_more_slices_is_chosen():
+    short = _series(3, description="short", thickness=1.0)
+    long = _series(5, description="long", thickness=1.0)
+    assert select_ct_series(_scan(short, long)).selected is long
+    assert select_ct_series(_scan(long, short)).selected is long
+
+
+def test_without_a_candidate_every_series_is_listed_with_its_reason():
+    mr = _series(2, description="T2", modality="MR")
+    single = _series(1, description="scout")
+    with pytest.raises(InputError) as raised:
+        select_ct_series(_scan(mr, single))
+    assert str(raised.value) == ("no usable CT series in the input: series T2 (2 files): modality MR, not CT; "
+                                 "series scout (1 files): a single slice, not a volume. Provide an axial CT series "
+                                 "(ORIGINAL/PRIMARY)")

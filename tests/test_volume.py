@@ -396,3 +396,48 @@ def test_a_slice_that_cannot_be_decoded_is_named_with_the_reason_and_what_to_do(
                    "re-send the file",
     }[case]
     assert message == expected
+
+
+@pytest.mark.parametrize("reason", ["Unable to decode: no pixel data handler available",
+                                    "the 'pylibjpeg-openjpeg' plugin is required", "no decoder for this syntax",
+                                    "missing required dependencies"])
+def test_each_way_a_library_says_it_lacks_a_decoder_asks_for_one(tmp_path, monkeypatch, reason):
+    import pydicom.dataset
+
+    series, bad = _undecodable(tmp_path, None, syntax="1.2.840.10008.1.2.4.90")
+    real = pydicom.dataset.Dataset.pixel_array
+
+    def pixel_array(ds):
+        if ds is bad:
+            raise RuntimeError(reason)
+        return real.fget(ds)
+
+    monkeypatch.setattr(pydicom.dataset.Dataset, "pixel_array", property(pixel_array))
+    with pytest.raises(InputError, match="no installed decoder reads it .*install the pylibjpeg decoders"):
+        build_volume(series)
+
+
+def test_a_slice_without_file_meta_uid_or_samples_per_pixel_is_still_named_and_measured(monkeypatch):
+    import pydicom.dataset
+
+    slices = _axial()
+    bad = slices[1]
+    del bad.file_meta, bad.SOPInstanceUID, bad.SamplesPerPixel
+    bad.PixelData = bad.PixelData[:-4]
+    real = pydicom.dataset.Dataset.pixel_array
+    monkeypatch.setattr(pydicom.dataset.Dataset, "pixel_array",
+                        property(lambda ds: (_ for _ in ()).throw(ValueError("short")) if ds is bad else real.fget(ds)))
+    with pytest.raises(InputError) as raised:
+        build_volume(DicomSeries(STUDY, SERIES, slices))
+    # no file meta: read as uncompressed; no SamplesPerPixel: one sample (grey CT); no UID: "?"
+    assert str(raised.value) == "slice instance ? is truncated: its pixel data holds 20 of 24 bytes; re-send the file"
+
+
+def test_an_empty_rescale_slope_or_intercept_counts_as_absent():
+    slices = _axial()
+    for k, ds in enumerate(slices):
+        ds.RescaleSlope, ds.RescaleIntercept = "", ""
+        ds.PixelRepresentation = 1
+        ds.PixelData = np.asarray(_hu(k), np.int16).tobytes()
+    volume = build_volume(DicomSeries(STUDY, SERIES, slices)).volume
+    assert np.array_equal(volume.array[:, :, 2], _hu(2).T)
