@@ -360,13 +360,15 @@ def test_a_missing_or_empty_folder_is_refused_with_what_to_do(tmp_path):
                                  "studies there")
 
 
-def test_files_after_a_damaged_one_are_still_read(tmp_path):
+def test_files_after_a_damaged_or_foreign_one_are_still_read(tmp_path):
     study, series = generate_uid(), generate_uid()
     _save(_slice(study, series, generate_uid()), tmp_path / "b.dcm")
     (tmp_path / "a.dcm").write_bytes((tmp_path / "b.dcm").read_bytes()[:140])  # sorted first, cut short
+    (tmp_path / "aa.txt").write_text("notes")  # then a file that is not DICOM
     _save(_slice(study, series, generate_uid(), z=2.0), tmp_path / "c.dcm")
     scan = scan_dicom_folder(tmp_path)
-    assert _by_uids(scan) == {(study, series): 2} and [p.split("/")[-1] for p, _ in scan.ignored_files] == ["a.dcm"]
+    assert _by_uids(scan) == {(study, series): 2}
+    assert [p.split("/")[-1] for p, _ in scan.ignored_files] == ["a.dcm", "aa.txt"]
 
 
 def test_a_dicomdir_named_by_its_own_sop_class_is_an_index_not_a_series(tmp_path):
@@ -374,7 +376,9 @@ def test_a_dicomdir_named_by_its_own_sop_class_is_an_index_not_a_series(tmp_path
     _save(_slice(study, series, generate_uid()), tmp_path / "a.dcm")
     index = _slice(study, generate_uid(), generate_uid())
     index.SOPClassUID = MEDIA_STORAGE_DIRECTORY  # in the dataset; its file meta says CT
-    _save(index, tmp_path / "DIRFILE")
+    index.preamble = b"\0" * 128
+    index.save_as(tmp_path / "DIRFILE", enforce_file_format=False)  # as written, the meta not made to agree
+    assert pydicom.dcmread(tmp_path / "DIRFILE").file_meta.MediaStorageSOPClassUID == CT_IMAGE_STORAGE
     scan = scan_dicom_folder(tmp_path)
     assert _by_uids(scan) == {(study, series): 1}
     assert scan.ignored_files == [(str(tmp_path / "DIRFILE"), "DICOMDIR index")]
