@@ -110,6 +110,7 @@ def test_beside_a_read_only_parent_the_lock_goes_inside_an_existing_output(tmp_p
     out.mkdir()
     with OutputLock(out) as lock:
         assert lock.path == out / ".out.lock" and lock.path.read_text() == str(os.getpid())
+        assert stat.S_IMODE(lock.path.stat().st_mode) == 0o644 & ~_umask()
     assert list(out.iterdir()) == []
 
 
@@ -191,3 +192,16 @@ def test_a_lock_held_before_its_holder_wrote_its_process_is_still_refused_in_one
                                      "another output")
     finally:
         os.close(fd)
+
+
+def test_releasing_is_safe_twice_and_after_the_lock_file_was_removed(tmp_path):
+    from livervessels import interrupts
+
+    lock = OutputLock(tmp_path / "out").__enter__()
+    assert lock.path in interrupts._temporary
+    lock.path.unlink()  # someone cleaned up the hidden file while the run held it
+    lock.release()
+    assert lock.path not in interrupts._temporary
+    lock.release()
+    with OutputLock(tmp_path / "out"):  # free again
+        pass
