@@ -217,3 +217,15 @@ def test_without_a_candidate_every_series_is_listed_with_its_reason():
     assert str(raised.value) == ("no usable CT series in the input: series T2 (2 files): modality MR, not CT; "
                                  "series scout (1 files): a single slice, not a volume. Provide an axial CT series "
                                  "(ORIGINAL/PRIMARY)")
+
+
+def test_a_single_valued_orientation_or_position_is_no_orientation_not_a_crash():
+    # pydicom reads an element holding one value as a number: not an orientation, not a position
+    flat = _series(3, image_type=("ORIGINAL", "PRIMARY"), thickness=None)
+    for ds in flat.datasets:
+        ds.ImageOrientationPatient = 1.0
+    verdict = judge_series(flat)
+    assert (verdict.accepted, verdict.reason, verdict.slice_thickness_mm) == (False, "not an axial series", None)
+    pointless = _series(3, thickness=None)
+    pointless.datasets[1].ImagePositionPatient = 2.0
+    assert slice_thickness_mm(pointless) is None

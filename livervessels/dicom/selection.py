@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from pydicom.multival import MultiValue
 
 from livervessels.dicom.scan import DicomScan, DicomSeries
 from livervessels.errors import InputError
@@ -44,11 +45,22 @@ class SeriesSelection:
     verdicts: list[SeriesVerdict]
 
 
+def _vector(value, n: int) -> np.ndarray | None:
+    """A header's multi-valued number as floats, or None where it is missing or not n values (pydicom
+    reads a single value as a number, not a list)."""
+    if not isinstance(value, (list, tuple, MultiValue)) or len(value) != n:
+        return None
+    try:
+        return np.asarray([float(v) for v in value])
+    except (TypeError, ValueError):
+        return None
+
+
 def _is_axial(series: DicomSeries) -> bool:
-    iop = series.first.get("ImageOrientationPatient")
-    if iop is None or len(iop) != 6:
+    iop = _vector(series.first.get("ImageOrientationPatient"), 6)
+    if iop is None:
         return False
-    normal = np.cross(np.asarray(iop[:3], float), np.asarray(iop[3:], float))
+    normal = np.cross(iop[:3], iop[3:])
     return abs(normal[2]) >= 0.8 * np.linalg.norm(normal)
 
 
@@ -60,12 +72,12 @@ def slice_thickness_mm(series: DicomSeries) -> float | None:
             return float(value)
     except (TypeError, ValueError):
         pass
-    positions = [ds.get("ImagePositionPatient") for ds in series.datasets]
-    iop = series.first.get("ImageOrientationPatient")
+    positions = [_vector(ds.get("ImagePositionPatient"), 3) for ds in series.datasets]
+    iop = _vector(series.first.get("ImageOrientationPatient"), 6)
     if iop is None or any(p is None for p in positions) or len(positions) < 2:
         return None
-    normal = np.cross(np.asarray(iop[:3], float), np.asarray(iop[3:], float))
-    z = np.sort([float(np.dot(normal, np.asarray(p, float))) for p in positions])
+    normal = np.cross(iop[:3], iop[3:])
+    z = np.sort([float(np.dot(normal, p)) for p in positions])
     steps = np.diff(z)
     steps = steps[steps > 1e-3]
     return float(np.median(steps)) if steps.size else None
