@@ -14,9 +14,11 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
 from pydicom.uid import generate_uid
 
 from livervessels.errors import InputError
@@ -111,6 +113,18 @@ class DicomScan:
 def _text(ds: Dataset, keyword: str) -> str:
     value = ds.get(keyword, "")
     return "" if value is None else str(value).strip()
+
+
+def header_floats(value, n: int) -> np.ndarray | None:
+    """A multi-valued numeric attribute (ImagePositionPatient, PixelSpacing, ...) as n floats, or None
+    where it is missing, not n values or not numbers. pydicom reads an element holding one value as a
+    number, not a list, so that is "not n values" too."""
+    if not isinstance(value, (list, tuple, MultiValue)) or len(value) != n:
+        return None
+    try:
+        return np.asarray([float(v) for v in value])
+    except (TypeError, ValueError):
+        return None
 
 
 def _read_header(path: Path) -> Dataset | None:

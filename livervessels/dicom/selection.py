@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from pydicom.multival import MultiValue
 
-from livervessels.dicom.scan import DicomScan, DicomSeries
+from livervessels.dicom.scan import DicomScan, DicomSeries, header_floats
 from livervessels.errors import InputError
 
 CT_IMAGE_STORAGE = {"1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1"}  # CT, Enhanced CT
@@ -45,19 +44,8 @@ class SeriesSelection:
     verdicts: list[SeriesVerdict]
 
 
-def _vector(value, n: int) -> np.ndarray | None:
-    """A header's multi-valued number as floats, or None where it is missing or not n values (pydicom
-    reads a single value as a number, not a list)."""
-    if not isinstance(value, (list, tuple, MultiValue)) or len(value) != n:
-        return None
-    try:
-        return np.asarray([float(v) for v in value])
-    except (TypeError, ValueError):
-        return None
-
-
 def _is_axial(series: DicomSeries) -> bool:
-    iop = _vector(series.first.get("ImageOrientationPatient"), 6)
+    iop = header_floats(series.first.get("ImageOrientationPatient"), 6)
     if iop is None:
         return False
     normal = np.cross(iop[:3], iop[3:])
@@ -72,8 +60,8 @@ def slice_thickness_mm(series: DicomSeries) -> float | None:
             return float(value)
     except (TypeError, ValueError):
         pass
-    positions = [_vector(ds.get("ImagePositionPatient"), 3) for ds in series.datasets]
-    iop = _vector(series.first.get("ImageOrientationPatient"), 6)
+    positions = [header_floats(ds.get("ImagePositionPatient"), 3) for ds in series.datasets]
+    iop = header_floats(series.first.get("ImageOrientationPatient"), 6)
     if iop is None or any(p is None for p in positions) or len(positions) < 2:
         return None
     normal = np.cross(iop[:3], iop[3:])

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
 
 from livervessels.dicom.pixel_checks import pixel_warnings
-from livervessels.dicom.scan import DicomSeries
+from livervessels.dicom.scan import DicomSeries, header_floats
 from livervessels.errors import InputError
 from livervessels.geometry import LPS_TO_RAS, Volume
 from livervessels.plausibility import WARNINGS_KEY, check_ct_volume
@@ -41,13 +40,12 @@ class SeriesVolume:
 
 
 def _floats(value, n: int, what: str, ds: Dataset) -> np.ndarray:
-    if value is not None and not isinstance(value, (list, tuple, MultiValue)):
-        value = [value]  # pydicom reads a single-valued element as a number, not a list
-    if value is None or len(value) != n:
+    floats = header_floats(value, n)
+    if floats is None:
         raise InputError(
             f"instance {ds.get('SOPInstanceUID', '?')} has no valid {what}; the series cannot be placed in space"
         )
-    return np.asarray([float(v) for v in value])
+    return floats
 
 
 def series_geometry(datasets: list[Dataset]) -> tuple[list[Dataset], np.ndarray, list[str]]:
