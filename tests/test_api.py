@@ -7,12 +7,17 @@ import zipfile
 
 import nibabel as nib
 import numpy as np
+import pytest
 
 from livervessels import cli
 from livervessels.api import enhance_liver_vessels, totalsegmentator
 from livervessels.outputs.nifti import read_label_names
 
 from conftest import DEMO_CLASSES, DEMO_STUDY, MODELS, nifti_voxels
+
+# the network runs once per distinct image in this module (conftest.network_memo):
+# the API, the command line, a NIfTI image and a zip of the demo study hold the same scan
+pytestmark = pytest.mark.usefixtures("network_memo")
 
 
 def test_api_returns_the_label_map_and_ml_file_carries_the_names(tmp_path, demo_app_output):

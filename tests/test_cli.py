@@ -17,6 +17,10 @@ from livervessels import cli
 
 from conftest import DEMO_CLASSES, DEMO_STUDY, MODELS, ROOT, nifti_voxels
 
+# the network runs once per distinct image in this module (conftest.network_memo):
+# the in-process runs read the same demo study
+pytestmark = pytest.mark.usefixtures("network_memo")
+
 BIN = Path(sys.executable).parent
 
 

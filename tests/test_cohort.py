@@ -14,6 +14,10 @@ from livervessels import cli, cohort
 from livervessels.errors import InputError
 from livervessels.geometry import nifti_image
 
+# the network runs once per distinct image in this module (conftest.network_memo):
+# the studies are copies of one scan; what is tested is the batch around the network
+pytestmark = pytest.mark.usefixtures("network_memo")
+
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
 DEMO_STUDY = ROOT / "demo" / "study"

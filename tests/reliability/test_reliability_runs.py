@@ -1,7 +1,9 @@
 """Awkward but usable inputs run to the end: exit 0, the warning a reader of qc.json needs, and where
 only the encoding or the file layout differs, masks byte-identical to the plain series' run.
 
-Each case runs the enhanced pipeline in-process (the models stay loaded between cases).
+Each case runs the enhanced pipeline in-process (the models stay loaded between cases), and the
+network runs once per distinct image (conftest's network_memo): nine of the cases store the plain
+series' image another way, and what they test is the reading, the checks and the outputs.
 """
 from __future__ import annotations
 
@@ -32,6 +34,13 @@ def _run(case: Case, folder: Path, phantom) -> tuple[Path, dict]:
 
 def _voxels(path: Path) -> bytes:
     return np.asarray(nib.load(path).dataobj).tobytes()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _network_once_per_image(network_memo):
+    yield
+    # the memo must have been used, or this module paid for nine identical network runs
+    assert network_memo["reused"] >= 9, network_memo
 
 
 @pytest.fixture(scope="module")
