@@ -108,37 +108,41 @@ def demo_app_output(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def network_memo():
+def network_memo_store() -> dict:
+    """The labels conftest's network_memo keeps for one test module, and its counts."""
+    return {"labels": {}, "runs": 0, "reused": 0}
+
+
+@pytest.fixture
+def network_memo(network_memo_store, monkeypatch):
     """Within one test module, the network runs once per distinct input: a second run of an identical
-    image (same model, settings, voxels and spacing) gets the first run's labels back.
+    image (same model, settings, voxels and spacing) in a test using this fixture gets the first
+    run's labels back.
 
     For end-to-end suites whose cases differ only in how the same scan is stored (encodings, file
     names, missing attributes): what they test is reading, checks and outputs, and the network is
-    deterministic (tests/test_pipeline.py runs it twice and compares bytes). A case whose image
-    differs at all (a bug in reading, say) misses the memo and runs the network. Returns the
-    counts of {"runs", "reused"}.
+    deterministic (tests/test_pipeline.py checks that in a test without the memo). A case whose
+    image differs at all (a bug in reading, say) misses the memo and runs the network. Returns the
+    module's store with its counts ("runs", "reused").
     """
     import hashlib
 
     from livervessels import nnunet_runner
 
     real = nnunet_runner.predict_labels
-    memo: dict[tuple, np.ndarray] = {}
-    counts = {"runs": 0, "reused": 0}
+    store = network_memo_store
 
     def predict_labels(model, image_xyz, spacing_xyz):
         image = np.ascontiguousarray(image_xyz)
         key = (str(model.folder), model.checkpoint_sha256, model.settings, str(model.device), model.precision,
                image.dtype.str, image.shape, tuple(float(s) for s in spacing_xyz),
                hashlib.sha256(image.tobytes()).hexdigest())
-        if key in memo:
-            counts["reused"] += 1
+        if key in store["labels"]:
+            store["reused"] += 1
         else:
-            counts["runs"] += 1
-            memo[key] = real(model, image_xyz, spacing_xyz)
-        return memo[key].copy()
+            store["runs"] += 1
+            store["labels"][key] = real(model, image_xyz, spacing_xyz)
+        return store["labels"][key].copy()
 
-    patcher = pytest.MonkeyPatch()
-    patcher.setattr(nnunet_runner, "predict_labels", predict_labels)
-    yield counts
-    patcher.undo()
+    monkeypatch.setattr(nnunet_runner, "predict_labels", predict_labels)
+    return store

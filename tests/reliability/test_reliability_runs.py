@@ -36,16 +36,28 @@ def _voxels(path: Path) -> bytes:
     return np.asarray(nib.load(path).dataobj).tobytes()
 
 
+pytestmark = pytest.mark.usefixtures("network_memo")
+
+
 @pytest.fixture(scope="module", autouse=True)
-def _network_once_per_image(network_memo):
+def _network_once_per_image(network_memo_store):
     yield
     # the memo must have been used, or this module paid for nine identical network runs
-    assert network_memo["reused"] >= 9, network_memo
+    assert network_memo_store["reused"] >= 9, {k: network_memo_store[k] for k in ("runs", "reused")}
 
 
-@pytest.fixture(scope="module")
-def plain_run(small_phantom, tmp_path_factory) -> Path:
-    return _run(RUNS[0], tmp_path_factory.mktemp("plain"), small_phantom)[0]
+@pytest.fixture
+def plain_run(small_phantom, tmp_path_factory, network_memo) -> Path:
+    return _plain_run(small_phantom, tmp_path_factory)
+
+
+_PLAIN: list[Path] = []
+
+
+def _plain_run(small_phantom, tmp_path_factory) -> Path:
+    if not _PLAIN:  # once per module, with the memo in place (a module fixture cannot use it)
+        _PLAIN.append(_run(RUNS[0], tmp_path_factory.mktemp("plain"), small_phantom)[0])
+    return _PLAIN[0]
 
 
 @pytest.mark.slow
