@@ -6,8 +6,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 .venv/bin/python -c "import mutmut" 2>/dev/null || .venv/bin/python -m pip install -q "mutmut==3.8.1"
+# mutmut keeps its coverage pass (which tests call which function) and reruns it only for new tests:
+# after a module joins [tool.mutmut], every old test would count as calling none of its functions
+# ("no tests"), and a module copied into mutants/ before it joined stays unmutated. A changed
+# [tool.mutmut] section therefore starts from scratch.
+config_hash=$(sed -n '/^\[tool.mutmut\]/,/^\[/p' pyproject.toml | sha256sum | cut -c1-16)
+if [ -d mutants ] && [ "$(cat mutants/.config-hash 2>/dev/null)" != "$config_hash" ]; then
+    rm -rf mutants
+fi
 # one worker: with two, a killed mutant was once reported as surviving
 .venv/bin/mutmut run --max-children "${JOBS:-1}" "$@" >/dev/null 2>&1 || true
+echo "$config_hash" > mutants/.config-hash
 # mutmut runs, for each mutant, only the tests its coverage pass saw calling the function, and that
 # pass misses callers (LabelMasks.__getitem__ called from a test was credited only to a test calling
 # it from worker threads): such mutants are reported as surviving although the module's own test
