@@ -156,9 +156,9 @@ def _error_lines(result: subprocess.CompletedProcess) -> list[str]:
     return [line for line in result.stderr.splitlines() if "error:" in line]
 
 
-def test_missing_input_folder_exits_2_and_removes_the_output_the_sdk_made(tmp_path):
-    missing, out = tmp_path / "no-such-study", tmp_path / "out"
-    # -o first: the SDK's parser creates the output folder before it rejects the input
+def test_missing_input_folder_exits_2_and_removes_the_output_and_parents_the_sdk_made(tmp_path):
+    missing, out = tmp_path / "no-such-study", tmp_path / "results" / "case-1" / "out"
+    # -o first: the SDK's parser creates the output folder, parents included, before it rejects the input
     result = _app("-o", str(out), "-i", str(missing), "-m", str(MODELS), cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-2000:]
     errors = _error_lines(result)
@@ -187,10 +187,3 @@ def test_input_that_is_a_file_exits_2_with_one_line_and_creates_nothing(tmp_path
     assert len(errors) == 1 and errors[0] == (f"error: input {study} is not a folder; pass the folder that "
                                               "holds the DICOM study"), result.stderr[-2000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["study.dcm"]
-
-
-def test_a_refused_run_leaves_no_parent_folders_of_the_output(tmp_path):
-    out = tmp_path / "results" / "case-1" / "out"
-    result = _app("-o", str(out), "-i", str(tmp_path / "no-such-study"), "-m", str(MODELS), cwd=tmp_path)
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert sorted(p.name for p in tmp_path.iterdir()) == []
