@@ -166,6 +166,80 @@ def test_subdivided_vessels_keep_their_volume_and_every_voxel(spacing):
         assert np.array_equal(back, mask * np.uint8(HEPATIC))
 
 
+@pytest.mark.parametrize("scale", [(1, 1, 3), (2, 1, 1), (1, 4, 1)])
+def test_thick_slices_are_repeated_without_interpolating(scale, monkeypatch):
+    # the repetition is the interpolation's result there (test above), at a fraction of its cost
+    def no_zoom(*args, **kwargs):
+        raise AssertionError("interpolated although one axis only is subdivided")
+
+    monkeypatch.setattr("livervessels.split_fine_grid.ndimage.zoom", no_zoom)
+    mask = np.random.default_rng(4).random((4, 5, 3)) < 0.4
+    assert np.array_equal(upsample_mask(mask, scale), repeat_voxels(mask, scale))
+
+
+def test_where_the_interpolation_keeps_every_voxel_and_contact_nothing_is_added():
+    # A straight one-voxel line along x: every block keeps sub-voxels and the line stays connected,
+    # so the working-grid mask is the thresholded interpolation as it is (the end voxel's block keeps
+    # only the half towards its neighbour; no centre is added to it).
+    mask = np.zeros((7, 5, 5), bool)
+    mask[1:6, 2, 2] = True
+    scale = (2, 2, 2)
+    thresholded = _zoom(mask, scale) >= 0.5
+    assert _components(thresholded) == 1 and _block_any(thresholded, scale)[mask].all()
+    assert np.array_equal(upsample_mask(mask, scale), thresholded)
+
+
+def test_in_plane_subdivision_rounds_a_lone_voxel_instead_of_repeating_it():
+    # Two axes subdivided 4x: the interpolation rounds a voxel's corners (its corner sub-voxels weigh
+    # (5/8)^2 < 0.5), so this is not the repetition used for thick slices: 12 of 16 sub-voxels.
+    mask = np.zeros((3, 3, 1), bool)
+    mask[1, 1, 0] = True
+    out = upsample_mask(mask, (4, 4, 1))
+    block = out[4:8, 4:8, 0]
+    assert out.sum() == block.sum() == 12
+    assert not block[0, 0] and not block[0, 3] and not block[3, 0] and not block[3, 3]
+
+
+@pytest.mark.parametrize("scale", [(2, 2, 2), (4, 4, 1), (2, 3, 2)])
+def test_a_mask_filling_the_volume_stays_full_to_its_edges(scale):
+    # the edges of the volume repeat (mode "nearest"): a vessel cut by the field of view is not
+    # thinned where it leaves the image
+    assert upsample_mask(np.ones((3, 4, 3), bool), scale).all()
+
+
+def test_a_corner_contact_is_restored_inside_the_two_blocks_even_at_the_volume_edge():
+    # (0, 1, 1) and (1, 0, 0) touch at an edge; the neighbour has index 0 on two axes. The join is
+    # drawn between the two block centres, inside the box of the two blocks.
+    mask = np.zeros((4, 4, 4), bool)
+    mask[0, 1, 1] = mask[1, 0, 0] = True
+    scale = (2, 2, 2)
+    out = upsample_mask(mask, scale)
+    assert _components(out) == 1
+    assert out[:4, :4, :4].sum() == out.sum() > 2
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("scale", [(2, 2, 2), (3, 3, 2)])
+def test_random_sparse_vessels_keep_their_connectivity(seed, scale):
+    # Many diagonal contacts, rings among them (joins found already made must be skipped, not end the
+    # repair): each 26-connected piece of the input is one piece on the working grid, no piece
+    # merges with another, and every input voxel keeps a sub-voxel.
+    mask = np.random.default_rng(seed).random((9, 9, 9)) < 0.15
+    out = upsample_mask(mask, scale)
+    labels_in = cc3d.connected_components(mask, connectivity=26)
+    labels_out = cc3d.connected_components(out, connectivity=26)
+    assert labels_out.max() == labels_in.max()
+    assert _block_any(out, scale)[mask].all()
+    piece_of_block = repeat_voxels(labels_in, scale)  # the input piece each sub-voxel's block belongs to
+    inside = out & (piece_of_block > 0)
+    pairs = set(zip(piece_of_block[inside].tolist(), labels_out[inside].tolist()))
+    assert len(pairs) == labels_in.max()  # input piece -> output piece is one to one
+
+
+def test_block_majority_gives_uint8_labels():
+    assert block_majority(np.full((4, 4, 2), HEPATIC, np.uint8), (2, 2, 2)).dtype == np.uint8
+
+
 # ---- labels back on the input grid ------------------------------------------------------------------
 
 
@@ -194,3 +268,42 @@ def test_a_vessel_voxel_whose_block_lost_its_labels_takes_the_nearest_label_in_m
     assert out[4, 2, 2] == PORTAL and out[2, 2, 3] == HEPATIC and out.sum() == out[vessels].sum()
     # with no label anywhere there is nothing to copy
     assert not downsample_labels(np.zeros_like(repeat_voxels(coarse, scale)), scale, vessels, spacing).any()
+
+
+@pytest.mark.parametrize("dtype,scale,fast", [
+    (np.int16, (2, 2, 1), True), (np.uint8, (4, 4, 2), True), (np.int16, (4, 4, 2), True),  # 16 + 3 + 3 + 2 bits
+    (np.int16, (8, 8, 1), True),  # 16 + 4 + 4: an axis left alone adds no bits
+    (np.int16, (4, 4, 4), False), (np.int16, (8, 8, 4), False),  # 25 and 27 bits: over float32's 24
+    (np.int16, (8, 8, 2), False),  # 26 bits: a factor 2 adds 2
+    (np.int16, (3, 1, 1), False), (np.int16, (2, 6, 1), False),  # not powers of two
+    (np.int32, (2, 2, 1), False), (np.float32, (2, 2, 1), False), (np.float64, (2, 1, 1), False),
+])
+def test_the_fast_path_runs_exactly_where_it_is_exact(dtype, scale, fast, monkeypatch):
+    # The axis-by-axis path is only a faster zoom: it must run where its values are zoom's to the bit
+    # (16-bit integers, power-of-two factors, at most 24 bits of mantissa) and nowhere else.
+    low, high = (0, 255) if dtype == np.uint8 else (-32768, 32767)  # the whole 16-bit range
+    ct = np.random.default_rng(3).integers(low, high, (5, 5, 5)).astype(dtype)
+    if dtype == np.int32:
+        ct = ct * 4099 + 2 ** 20  # values a 32-bit CT may hold, beyond float32's exact range once weighted
+    zoom_calls = []
+    real_zoom = ndimage.zoom
+    monkeypatch.setattr("livervessels.split_fine_grid.ndimage.zoom",
+                        lambda *a, **k: zoom_calls.append(1) or real_zoom(*a, **k))
+    out = upsample_ct(ct, scale)
+    assert (not zoom_calls) == fast
+    np.testing.assert_array_equal(out, _zoom(ct, scale))
+
+
+def test_beyond_24_fraction_bits_the_axis_by_axis_path_would_round():
+    # why the fast path stops at 24 bits: with factors 8 x 8 x 4 float32 arithmetic axis by axis no
+    # longer gives zoom's values everywhere on 16-bit data (so the fallback above is needed)
+    ct = np.random.default_rng(3).integers(-32768, 32767, (5, 5, 5)).astype(np.int16)
+    out = ct.astype(np.float32)
+    for ax, k in enumerate((8, 8, 4)):
+        n = out.shape[ax]
+        at = (np.arange(n * k) + 0.5) / k - 0.5
+        lo = np.floor(at).astype(np.int64)
+        w = (at - lo).astype(np.float32).reshape([-1 if a == ax else 1 for a in range(3)])
+        out = (np.take(out, np.clip(lo, 0, n - 1), axis=ax) * (1 - w)
+               + np.take(out, np.clip(lo + 1, 0, n - 1), axis=ax) * w)
+    assert not np.array_equal(out, _zoom(ct, (8, 8, 4)))
