@@ -107,3 +107,50 @@ def test_one_seed_labels_its_component_and_leaves_the_others_unreached():
     assert np.array_equal(out.unreached, vessels & (np.arange(20) >= 12)[:, None, None])
     # reached by one tree only: no doubt
     assert out.qc["confidence"] == 1.0 and out.qc["low_confidence_voxels"] == 0
+
+
+_DIRECTIONS = [(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1) if (i, j, k) > (0, 0, 0)]
+
+
+@pytest.mark.parametrize("step", _DIRECTIONS, ids=str)
+def test_a_one_voxel_vessel_in_any_of_the_13_directions_is_reached_to_its_end(step):
+    # each voxel's only vessel neighbours lie along `step`: the path exists only if that direction
+    # (or its opposite) is one of the graph's edges; the line starts at the volume's corner or edge,
+    # where a neighbour's index is 0 on some axis
+    vessels = np.zeros((6, 6, 6), bool)
+    start = np.array([0 if s >= 0 else 5 for s in step])
+    line = [tuple(start + i * np.asarray(step)) for i in range(6)]
+    for voxel in line:
+        vessels[voxel] = True
+    out = split_geodesic(vessels, (1.0, 1.0, 1.0), _seeds(vessels.shape, [line[0]], []), SplitParams(), {})
+    assert all(out.labels[voxel] == PORTAL for voxel in line)
+    assert not out.unreached.any()
+
+
+def test_a_vessel_along_the_far_edges_of_the_volume_is_traced_without_leaving_it():
+    # voxels at the last index on every axis: neighbours past the end must be skipped, not wrapped
+    vessels = np.zeros((5, 5, 5), bool)
+    vessels[:, 4, 4] = vessels[4, :, 4] = True
+    out = split_geodesic(vessels, (1.0, 1.0, 1.0), _seeds(vessels.shape, [(0, 4, 4)], [(4, 0, 4)]),
+                         SplitParams(), {})
+    assert set(out.labels[vessels].tolist()) == {PORTAL, HEPATIC} and not out.unreached.any()
+
+
+def test_a_component_without_a_seed_stays_unreached_however_it_touches_the_border():
+    # two separate lines, both along the volume's border; only the first holds a seed
+    vessels = np.zeros((6, 6, 6), bool)
+    vessels[0:6, 0, 0] = True  # seeded; holds voxel index 0 and 1 of the graph
+    vessels[0:6, 5, 5] = True
+    out = split_geodesic(vessels, (1.0, 1.0, 1.0), _seeds(vessels.shape, [(0, 0, 0)], []), SplitParams(), {})
+    assert (out.labels[0:6, 0, 0] == PORTAL).all()
+    assert not out.labels[0:6, 5, 5].any() and out.unreached[0:6, 5, 5].all()
+
+
+def test_without_any_seed_nothing_is_labelled_and_the_confidence_is_zero():
+    vessels = np.zeros((5, 3, 3), bool)
+    vessels[:, 1, 1] = True
+    out = split_geodesic(vessels, (1.0, 1.0, 1.0), _seeds(vessels.shape), SplitParams(), {})
+    assert not out.labels.any() and out.unreached.sum() == 5
+    # the same QC keys as the graph split's, which the reports read
+    assert out.qc == {"confidence": 0.0, "low_confidence_voxels": 0, "low_confidence_branches": None,
+                      "least_confident_branches": []}
