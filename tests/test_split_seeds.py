@@ -148,3 +148,32 @@ def test_without_support_structures_there_are_no_seeds():
         seeds = find_seeds(vessels, (1.0, 1.0, 1.0), **support)
         assert set(seeds) == {PORTAL, HEPATIC}
         assert not seeds[PORTAL].any() and not seeds[HEPATIC].any()
+
+
+def _ivc_with_two_joins(pv_height: int):
+    """The IVC along z (1 mm voxels) joined by two equally thick veins at z = 85 and z = 25, and a
+    small portal vein at height pv_height, 25 mm from the IVC's axis."""
+    shape = (48, 48, 100)
+    x, y, z = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij")
+    ivc = (x - 24) ** 2 + (y - 24) ** 2 <= 9
+    vessels = np.zeros(shape, bool)
+    for height in (85, 25):
+        vessels |= (x >= 28) & (x <= 44) & ((y - 24) ** 2 + (z - height) ** 2 <= 4)
+    pv = (x - 8) ** 2 + (y - 40) ** 2 + (z - pv_height) ** 2 <= 9
+    return vessels, pv, ivc, z
+
+
+@pytest.mark.parametrize("z_step, dome", [(1.0, 85), (-1.0, 25)])
+def test_with_an_affine_the_most_superior_ivc_contacts_are_the_hepatic_roots(z_step, dome):
+    # The portal vein lies at the upper join's level, so "farthest from the portal vein" (the rule
+    # without an affine) would pick the lower join; the affine says which way is superior, and only
+    # contacts within dome_window_mm (40 mm) of the most superior one are roots.
+    vessels, pv, ivc, z = _ivc_with_two_joins(pv_height=90)
+    affine = np.diag([1.0, 1.0, z_step, 1.0])
+    p = SplitParams(seed_distance_mm=3.0, dome_window_mm=40.0)
+    seeds = find_seeds(vessels, (1.0, 1.0, 1.0), portal_vein=pv, ivc=ivc, affine=affine, params=p)
+    heights = np.unique(z[seeds[HEPATIC]])
+    assert heights.size and np.abs(heights - dome).max() <= 3, heights
+    # without the affine the portal vein's distance decides, and names the other join
+    plain = np.unique(z[find_seeds(vessels, (1.0, 1.0, 1.0), portal_vein=pv, ivc=ivc, params=p)[HEPATIC]])
+    assert plain.size and plain.max() <= 30, plain
