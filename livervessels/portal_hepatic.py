@@ -67,7 +67,6 @@ from dataclasses import asdict, dataclass, replace
 import cc3d
 import numpy as np
 from scipy import ndimage, spatial
-from scipy.stats import median_abs_deviation
 
 from livervessels.enhancement import _dilate_ball  # exact, fast ball dilation (shared with the repair)
 from livervessels.errors import InputError
@@ -383,8 +382,7 @@ def _split_on_graph(vessel_mask_in, comps_in, ct, spacing, seeds, p: SplitParams
         radius = branch_core_radius(graph)
         seed_label, seed_conflicts, candidates = _seed_branches(graph, seeds, comps, p)
         seed_label, soft_roots = _refine_roots(graph, seed_label, candidates, support, vessel_mask, radius, p)
-        intensity = _intensity_model(graph, vessel_mask, ct) if ct is not None and p.intensity_weight > 0 else None
-        edges, leaving = junction_affinities(graph, p, intensity)
+        edges, leaving = junction_affinities(graph, p)
         radial = radial_costs(leaving, tree_roots(graph, seed_label), p)
     with timed(timings, "labelling"):
         grown = _grow_labels(graph, edges, seed_label, soft_roots, radial, radius, ct, vessel_mask, support, p)
@@ -788,25 +786,6 @@ def _measure_tree_intensity(graph: VesselGraph, ct, vessel_mask, liver, branch_l
     if liver is not None:
         parenchyma &= liver
     return measure_tree_intensity(graph, ct, branch_label, parenchyma, radius)
-
-
-def _intensity_model(graph: VesselGraph, vessel_mask, ct) -> tuple[float, float] | None:
-    """(noise_hu, contrast_hu): noise from neighbouring centerline voxels (robust std of their
-    differences / sqrt 2), contrast = thick-vessel centerline HU - HU two voxels outside the mask."""
-    diffs = [np.diff(ct[tuple(b.voxels.T)].astype(float)) for b in graph.branches if len(b.voxels) > 1]
-    if not diffs:
-        return None
-    d = np.concatenate(diffs)
-    noise = float(median_abs_deviation(d, scale="normal")) / np.sqrt(2)
-    voxel_mm = float(np.mean(graph.spacing))
-    thick = graph.skeleton & (graph.radius_mm >= 2 * voxel_mm)
-    if not thick.any():
-        thick = graph.skeleton
-    ring = ndimage.binary_dilation(vessel_mask, iterations=2) & ~ndimage.binary_dilation(vessel_mask)
-    if not ring.any():
-        return None
-    contrast = float(np.median(ct[thick])) - float(np.median(ct[ring]))
-    return max(noise, 1.0), max(contrast, 1.0)
 
 
 def _label_unreached(lab, vessel_mask, comps, unreached, pv, ivc, spacing) -> dict:

@@ -14,19 +14,19 @@ from livervessels.split_types import SplitParams
 from livervessels.vessel_graph import VesselGraph
 
 
-def junction_affinities(graph: VesselGraph, p: SplitParams, intensity: tuple | None = None
-                         ) -> tuple[list[tuple[float, int, int, float]], dict]:
+def junction_affinities(graph: VesselGraph, p: SplitParams) -> tuple[list[tuple[float, int, int, float]], dict]:
     """(affinity, branch_a, branch_b, probability) for branches meeting at junction regions, and
     {(branch_a, branch_b): (unit axis leaving the junction into branch_b, junction position mm)}.
 
-    intensity: (noise_hu, contrast_hu) of the scan, or None to ignore the CT."""
+    Geometry only: the scan's HU enter the split at the level of whole trees
+    (livervessels.split_intensity), where a per-scan portal / hepatic difference can be measured."""
     voxel_mm = float(np.mean(graph.spacing))
     edges = []
     leaving: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
     for nodes, internal in _junction_regions(graph, p.max_region_ends):
         ends = _region_ends(graph, nodes, internal, p)
         if len(ends) >= 2:
-            for a, b, w, q in _region_pair_affinities(ends, p, voxel_mm, intensity):
+            for a, b, w, q in _region_pair_affinities(ends, p, voxel_mm):
                 edges.append((w, a, b, q))
             at = np.mean([graph.node_position_mm(n) for n in nodes], axis=0)
             for ea, eb in itertools.permutations(ends, 2):
@@ -43,8 +43,7 @@ def junction_affinities(graph: VesselGraph, p: SplitParams, intensity: tuple | N
 
 def _region_ends(graph: VesselGraph, nodes, internal, p: SplitParams) -> list[tuple]:
     """The branch ends meeting at one junction region: (branch, axis direction into it, radius mm,
-    centerline HU, centerline voxels, a point on the axis in mm, axis length back through the
-    junction in mm)."""
+    a point on the axis in mm, axis length back through the junction in mm)."""
     ends = []
     for n in nodes:
         for b in set(graph.nodes[n].branches):
@@ -54,7 +53,7 @@ def _region_ends(graph: VesselGraph, nodes, internal, p: SplitParams) -> list[tu
             for e in (0, 1):
                 if br.nodes[e] == n:
                     u, r, c, back = graph.end_axis(b, e, p.direction_reach_mm)
-                    ends.append((b, u, max(r, 1e-3), br.mean_hu, len(br.voxels), c, back))
+                    ends.append((b, u, max(r, 1e-3), c, back))
     return ends
 
 
@@ -102,15 +101,13 @@ def _junction_regions(graph: VesselGraph, max_ends: int = 8) -> list[tuple[list[
     return [(nodes, inner.get(root, set())) for root, nodes in groups.items()]
 
 
-def _group_cost(group, ends, p: SplitParams, voxel_mm: float, intensity=None, offsets=None,
+def _group_cost(group, ends, p: SplitParams, voxel_mm: float, offsets=None,
                 pair_terms: _PairTerms | None = None) -> float:
     """Cost of explaining these branch ends as one vessel at a junction (lower: more plausible).
     pair_terms: the region's _PairTerms, shared by the groups of one region (made here if None)."""
     if len(group) == 1:
         return p.end_penalty
     prior = p.trifurcation_penalty if len(group) >= 4 else 0.0
-    if intensity is not None and p.intensity_weight > 0:
-        prior += p.intensity_weight * _intensity_cost([ends[i] for i in group], voxel_mm, *intensity)
     terms = pair_terms if pair_terms is not None else _PairTerms(ends, p, voxel_mm, offsets)
     best = np.inf
     # The least cost over the parents does not depend on the order they are tried in: the thickest
@@ -187,25 +184,11 @@ def _axis_offsets(ends) -> np.ndarray:
     back through the junction."""
     k = len(ends)
     t = np.linspace(0.0, 1.0, 12)[:, None]
-    samples = np.stack([e[5][None] - t * e[6] * e[1][None] for e in ends])
+    samples = np.stack([e[3][None] - t * e[4] * e[1][None] for e in ends])
     # every pair at once (the same arithmetic per pair)
     out = np.linalg.norm(samples[:, None, :, None] - samples[None, :, None], axis=4).min(axis=(2, 3))
     out[np.diag_indices(k)] = 0.0
     return out
-
-
-def _intensity_cost(members, voxel_mm: float, noise_hu: float, contrast_hu: float) -> float:
-    """One vessel has one contrast concentration: centerline HU of its pieces differ only by noise
-    and by partial volume (a thinner piece looks darker; PSF ~ half a voxel)."""
-    psf = 0.5 * voxel_mm
-    hu = np.array([m[3] for m in members], float)
-    n = np.array([m[4] for m in members], float)
-    fill = 1.0 - np.exp(-np.array([m[2] for m in members]) ** 2 / (2 * psf ** 2))
-    cost = 0.0
-    for i, j in itertools.combinations(range(len(members)), 2):
-        var = noise_hu ** 2 * (1 / n[i] + 1 / n[j]) + (contrast_hu * (fill[i] - fill[j])) ** 2
-        cost += (hu[i] - hu[j]) ** 2 / var
-    return float(cost) / max(len(members) - 1, 1)
 
 
 def _partitions(items: tuple, max_block: int):
@@ -247,7 +230,7 @@ def _partition_table(k: int, max_block: int) -> tuple[list[tuple], np.ndarray, n
     return groups, members, same
 
 
-def _region_pair_affinities(ends, p: SplitParams, voxel_mm: float, intensity=None):
+def _region_pair_affinities(ends, p: SplitParams, voxel_mm: float):
     """(branch_a, branch_b, affinity, probability) for every pair of ends at one junction region.
 
     affinity = exp(-(E_together - E_best)): 1 when the best explanation makes them one vessel,
@@ -261,7 +244,7 @@ def _region_pair_affinities(ends, p: SplitParams, voxel_mm: float, intensity=Non
 
     def cost(group):
         if group not in cache:
-            cache[group] = _group_cost(group, ends, p, voxel_mm, intensity, offsets, pair_terms)
+            cache[group] = _group_cost(group, ends, p, voxel_mm, offsets, pair_terms)
         return cache[group]
 
     together = np.full((k, k), np.inf)

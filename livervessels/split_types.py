@@ -90,7 +90,6 @@ class SplitParams:
     radius_log_sigma: float = 0.15  # relative radius noise (plus half a voxel of measurement error)
     end_penalty: float = 2.0  # a branch ending on another vessel: as costly as a child leaving at ~85 deg
     trifurcation_penalty: float = 2.0  # three children at one junction (two close bifurcations)
-    intensity_weight: float = 0.0  # weight of the intensity-consistency term (0: geometry only)
     axis_offset_weight: float = 1.0  # weight of the axis-offset term (vessels touch, they do not interpenetrate)
     max_enumerated_ends: int = 8  # exact partition search up to this many branches at a junction
     max_region_ends: int = 8  # junctions close together join one region up to this many branch ends
