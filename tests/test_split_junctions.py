@@ -6,11 +6,12 @@ directions leaving a junction; and the partitions the exact search enumerates.""
 from __future__ import annotations
 
 import itertools
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from livervessels.split_junctions import _partitions, junction_affinities
+from livervessels.split_junctions import _junction_regions, _partitions, junction_affinities
 from livervessels.split_types import SplitParams
 from livervessels.vessel_graph import build_vessel_graph
 
@@ -185,3 +186,75 @@ def test_the_exact_search_enumerates_every_partition_into_groups_of_up_to_four()
         assert len(canonical) == expected  # no partition twice
         for part in parts:
             assert sorted(i for g in part for i in g) == list(range(k)) and max(map(len, part)) <= 4
+
+
+# ---- junction regions on hand-made graphs ------------------------------------------------------------
+
+class _Graph:
+    """What _junction_regions reads of a VesselGraph: node kinds and incident branches, branch ends
+    and lengths, node radii. nodes: {index: (kind, radius mm)}; branches: [(node_a, node_b, length)]."""
+
+    def __init__(self, nodes: dict[int, tuple[str, float]], branches: list[tuple[int, int, float]]):
+        self.nodes = [SimpleNamespace(index=i, kind=nodes[i][0], branches=[]) for i in range(len(nodes))]
+        self.branches = [SimpleNamespace(index=k, nodes=(a, c), length_mm=length)
+                         for k, (a, c, length) in enumerate(branches)]
+        for b in self.branches:
+            for n in b.nodes:
+                if n >= 0:
+                    self.nodes[n].branches.append(b.index)
+        self._radius = {i: r for i, (_, r) in nodes.items()}
+
+    def node_radius_mm(self, node: int) -> float:
+        return self._radius[node]
+
+
+def _regions(graph: _Graph, max_ends: int = 8) -> set[tuple[frozenset, frozenset]]:
+    return {(frozenset(nodes), frozenset(internal)) for nodes, internal in _junction_regions(graph, max_ends)}
+
+
+J, E = "junction", "endpoint"
+
+
+def test_junctions_whose_spheres_overlap_along_their_link_form_one_region():
+    # junction 1 and junction 0 (node index 0, the link's second node) 1.5 mm apart with radii 1 and
+    # 1 mm: one region holding the link; junction 2 is 3 mm from junction 1: a region of its own.
+    # A short terminal branch (to an endpoint) and a closed loop at a junction never join anything.
+    graph = _Graph({0: (J, 1.0), 1: (J, 1.0), 2: (J, 1.0), 3: (E, 1.0), 4: (E, 1.0), 5: (E, 1.0)},
+                   [(1, 0, 1.5), (1, 2, 3.0), (0, 3, 0.5), (0, 4, 4.0), (2, 5, 4.0), (2, 2, 1.0)])
+    assert _regions(graph) == {(frozenset({0, 1}), frozenset({0})), (frozenset({2}), frozenset())}
+
+
+def test_the_closest_pairs_join_first_relative_to_their_radii():
+    # junction 1 lies 1.8 mm from junction 0 (radii 1 + 1: 0.9 of the overlap distance) and 4 mm from
+    # junction 2 (radii 1 + 5: 0.67 of it). Each has 3 ends, so a pair joined has 4 and all three 5:
+    # with at most 4 ends only one pair can join, the closer relative to its radii, (1, 2).
+    outer = [(0, 3, 9.0), (0, 4, 9.0), (1, 5, 9.0), (2, 6, 9.0), (2, 7, 9.0)]
+    graph = _Graph({0: (J, 1.0), 1: (J, 1.0), 2: (J, 5.0), **{i: (E, 1.0) for i in range(3, 8)}},
+                   [(0, 1, 1.8), (1, 2, 4.0)] + outer)
+    assert _regions(graph, max_ends=4) == {(frozenset({1, 2}), frozenset({1})), (frozenset({0}), frozenset())}
+    # exactly max_ends is allowed: with 5 the second join goes ahead
+    assert _regions(graph, max_ends=5) == {(frozenset({0, 1, 2}), frozenset({0, 1}))}
+
+
+def test_a_refused_join_does_not_stop_the_later_ones():
+    # four junctions in a chain, 3 ends each: (0, 1) at ratio 0.5 joins (4 ends); (1, 2) at 0.6 would
+    # make 5, over 4; (2, 3) at 0.8 still joins
+    nodes = {0: (J, 1.0), 1: (J, 1.0), 2: (J, 1.0), 3: (J, 1.0), **{i: (E, 1.0) for i in range(4, 10)}}
+    outer = [(0, 4, 9.0), (0, 5, 9.0), (1, 6, 9.0), (2, 7, 9.0), (3, 8, 9.0), (3, 9, 9.0)]
+    graph = _Graph(nodes, [(0, 1, 1.0), (1, 2, 1.2), (2, 3, 1.6)] + outer)
+    assert _regions(graph, max_ends=4) == {(frozenset({0, 1}), frozenset({0})), (frozenset({2, 3}), frozenset({2}))}
+
+
+def test_a_second_link_between_joined_junctions_is_inside_and_leaves_room_for_more():
+    # junctions 0 and 1 joined twice (a small loop, ratios 0.25 and 0.3): 3 + 3 - 2 = 4 ends, and the
+    # second link turns two more ends inwards: 2 left, so junction 2 (ratio 0.9 from 1, 3 ends) still
+    # fits under max_ends 4
+    nodes = {0: (J, 1.0), 1: (J, 1.0), 2: (J, 1.0), **{i: (E, 1.0) for i in range(3, 6)}}
+    graph = _Graph(nodes, [(0, 1, 0.5), (0, 1, 0.6), (1, 2, 1.8), (0, 3, 9.0), (2, 4, 9.0), (2, 5, 9.0)])
+    assert _regions(graph, max_ends=4) == {(frozenset({0, 1, 2}), frozenset({0, 1, 2}))}
+
+
+def test_every_link_is_a_probability_and_an_affinity_between_0_and_1():
+    graph = build_vessel_graph(_draw(_crossing(60)), SPACING)
+    edges, _ = junction_affinities(graph, SplitParams())
+    assert edges and all(0.0 <= w <= 1.0 and 0.0 <= q <= 1.0 for w, _, _, q in edges)
