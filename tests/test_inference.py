@@ -138,3 +138,157 @@ def test_the_crop_margin_is_millimetres_in_voxels_truncated_as_totalsegmentator_
     assert _crop_margin(20.0, (0.8, 1.5, 3.0)) == (24, 13, 6)  # 20 mm in voxels, truncated
 
 
+
+
+# ---- segment's path around the network, with a fake network --------------------------------------
+# The network is replaced by a rule on the HU it is handed (model_store and nnunet_runner patched), so
+# each official task's answer is known by hand: what is checked is everything segment does around
+# the network - orientation, the crop model and crop box, resampling to the task spacing and back,
+# parts merged with their offsets (later parts win), roi_subset, the models reported.
+
+LIVER_HU, VESSEL_HU = 60, 200
+# On a grid 2x finer (order-1 interpolation) a vessel voxel's sub-voxels hold at least
+# (27 x 200 + 37 x 60) / 64 = 119 HU and the liver's at most 0.75 x 60 + 0.25 x 200 = 95 HU; likewise
+# the body's (> -553 HU) and the air's (< -735 HU) are told apart by -600 HU: so labels come back exact.
+VESSEL_CUT, BODY_CUT = 110, -600
+
+
+def _box_study(spacing: float) -> tuple[Volume, np.ndarray, np.ndarray]:
+    """Air with a liver box (60 HU) holding a vessel slab (200 HU), stored with x flipped (not RAS).
+    Returns the volume and the liver and vessel masks as stored."""
+    ct = np.full((24, 20, 16), -1000, np.int16)
+    ct[6:16, 5:14, 4:12] = LIVER_HU
+    ct[9:12, 8:11, 6:10] = VESSEL_HU  # inside the liver on every side
+    affine = np.diag([-spacing, spacing, spacing, 1.0])
+    affine[:3, 3] = (100.0, -50.0, 30.0)
+    return Volume(ct, affine), ct == LIVER_HU, ct == VESSEL_HU
+
+
+class _FakeNetwork:
+    """Stands in for every model: labels from HU thresholds, and a record of each call."""
+
+    def __init__(self, monkeypatch, missing: tuple[str, ...] = ()):
+        from pathlib import Path
+        from types import SimpleNamespace
+
+        from livervessels import inference, model_store
+
+        self.calls: list[tuple[str, np.ndarray, tuple]] = []
+
+        def find(part, roots, task_name=""):
+            if part.dataset in missing:
+                raise ModelNotFoundError(f"{part.dataset} not installed")
+            return Path("/fake") / part.dataset
+
+        monkeypatch.setattr(model_store, "check_model_dirs", lambda *a, **k: None)
+        monkeypatch.setattr(model_store, "model_roots", lambda *a, **k: [Path("/fake")])
+        monkeypatch.setattr(model_store, "find_model_folder", find)
+        monkeypatch.setattr(inference.nnunet_runner, "load_model",
+                            lambda folder, *a, **k: SimpleNamespace(folder=folder, checkpoint_sha256=folder.name))
+        monkeypatch.setattr(inference.nnunet_runner, "predict_labels", self.predict)
+
+    def predict(self, model, image, spacing):
+        name = model.folder.name
+        self.calls.append((name, np.array(image), tuple(spacing)))
+        out = np.zeros(image.shape, np.uint8)
+        if name.startswith(("Dataset298", "Dataset297")):  # total_fastest / total_fast: liver (5), vessels in it
+            out[(image >= 50) & (image <= 70) | (image >= VESSEL_CUT)] = 5
+        elif name.startswith("Dataset008"):  # liver_vessels
+            out[image >= VESSEL_CUT] = 1
+        elif name.startswith("Dataset291"):  # total part 1: the liver (5) with its vessels
+            out[image > BODY_CUT] = 5
+        elif name.startswith("Dataset294"):  # total part 4: its class 1 on the vessels
+            out[image >= VESSEL_CUT] = 1
+        return out
+
+
+def test_a_cropped_task_runs_its_crop_model_then_the_network_on_the_liver_box(monkeypatch):
+    volume, liver, vessels = _box_study(6.0)
+    fake = _FakeNetwork(monkeypatch)
+    result = segment(volume, "liver_vessels", device="cpu")
+    (crop_model, whole, _), (vessel_model, cropped, _) = fake.calls
+    assert crop_model.startswith("Dataset298") and vessel_model.startswith("Dataset008")
+    # the crop model sees the whole scan in RAS order (x flipped back)
+    assert np.array_equal(whole, volume.array[::-1])
+    # the network sees the liver's box plus int(20 mm / 6 mm) = 3 voxels per side, clipped: in RAS
+    # x runs 23 - 15 = 8 .. 17, so the box is x 5..20, y 2..16, z 1..14
+    assert np.array_equal(cropped, volume.array[::-1][5:21, 2:17, 1:15])
+    assert result.array.shape == volume.shape and np.array_equal(result.affine, volume.affine)
+    assert np.array_equal(result.array, vessels.astype(np.uint8))  # back in the stored order
+    assert result.classes == {1: "liver_vessels", 2: "liver_tumor"}
+    assert [m["task"] for m in result.models] == ["total_fastest", "liver_vessels"]
+
+
+def test_robust_crop_uses_the_3_mm_crop_model(monkeypatch):
+    volume, _, vessels = _box_study(6.0)
+    fake = _FakeNetwork(monkeypatch)
+    result = segment(volume, "liver_vessels", device="cpu", robust_crop=True)
+    assert [c[0][:10] for c in fake.calls] == ["Dataset297", "Dataset008"]
+    assert np.array_equal(result.array, vessels.astype(np.uint8))
+
+
+def test_without_the_crop_organ_the_result_is_empty_and_the_network_does_not_run(monkeypatch, caplog):
+    volume, _, _ = _box_study(6.0)
+    volume = Volume(np.full(volume.shape, -1000, np.int16), volume.affine)
+    fake = _FakeNetwork(monkeypatch)
+    result = segment(volume, "liver_vessels", device="cpu")
+    assert [c[0][:10] for c in fake.calls] == ["Dataset298"]
+    assert result.array.shape == volume.shape and not result.array.any()
+    assert result.classes == {1: "liver_vessels", 2: "liver_tumor"}
+    assert "no liver found for cropping" in caplog.text
+
+
+def test_the_parts_of_total_are_merged_with_their_offsets_the_later_part_winning(monkeypatch):
+    volume, liver, vessels = _box_study(1.5)  # total's own spacing: no resampling
+    fake = _FakeNetwork(monkeypatch)
+    result = segment(volume, "total", device="cpu")
+    assert [c[0][:10] for c in fake.calls] == [f"Dataset{n}" for n in (291, 292, 293, 294, 295)]
+    assert all(np.array_equal(c[1], volume.array[::-1]) and c[2] == (1.5, 1.5, 1.5) for c in fake.calls)
+    offset = get_task("total").offsets[3]
+    expected = np.where(vessels, 1 + offset, np.where(liver, 5, 0))
+    assert np.array_equal(result.array, expected)
+    assert result.classes[5] == "liver" and result.classes[1 + offset] == get_task("total").parts[3].classes[1]
+
+
+def test_roi_subset_runs_only_the_parts_it_needs_and_keeps_only_its_classes(monkeypatch, caplog):
+    volume, liver, vessels = _box_study(1.5)
+    # without total_fastest installed the subset runs on the whole image (with a warning)
+    fake = _FakeNetwork(monkeypatch, missing=("Dataset298_TotalSegmentator_total_6mm_1559subj",))
+    result = segment(volume, "total", device="cpu", roi_subset=["liver"])
+    assert [c[0][:10] for c in fake.calls] == ["Dataset291"]
+    assert np.array_equal(result.array, np.where(liver | vessels, 5, 0))
+    assert result.classes == {5: "liver"}
+    assert "runs on the whole image" in caplog.text
+    # two parts: the later still wins, and classes outside the subset are dropped
+    part4 = get_task("total").parts[3].classes[1]
+    fake.calls.clear()
+    result = segment(volume, "total", device="cpu", roi_subset=[part4, "liver"])
+    assert [c[0][:10] for c in fake.calls] == ["Dataset291", "Dataset294"]
+    offset = get_task("total").offsets[3]
+    assert np.array_equal(result.array, np.where(vessels, 1 + offset, np.where(liver, 5, 0)))
+    assert result.classes == {5: "liver", 1 + offset: part4}
+
+
+def test_roi_subset_of_total_crops_to_the_subset_with_the_crop_model(monkeypatch):
+    volume, liver, vessels = _box_study(6.0)
+    fake = _FakeNetwork(monkeypatch)
+    result = segment(volume, "total", device="cpu", roi_subset=["liver"])
+    assert [c[0][:10] for c in fake.calls] == ["Dataset298", "Dataset291"]
+    # 6 mm scan, total at 1.5 mm: the crop (liver box + 3 voxels, 16 x 15 x 14) is resampled 4x
+    work, spacing = fake.calls[1][1], fake.calls[1][2]
+    assert work.shape == (64, 60, 56) and spacing == pytest.approx((1.5, 1.5, 1.5))
+    assert np.array_equal(result.array, np.where(liver | vessels, 5, 0))
+
+
+@pytest.mark.parametrize("spacing, shape", [(3.0, (48, 40, 32)), (1.5, (24, 20, 16))])
+def test_a_task_with_its_own_spacing_gets_the_scan_resampled_and_its_labels_back(monkeypatch, spacing, shape):
+    # the fake's thresholds label exactly the sub-voxels of each structure (VESSEL_CUT, BODY_CUT), so
+    # the labels must come back on the scan's grid exactly
+    volume, liver, vessels = _box_study(spacing)
+    fake = _FakeNetwork(monkeypatch)
+    result = segment(volume, "total", device="cpu")
+    work, work_spacing = fake.calls[0][1], fake.calls[0][2]
+    assert work.shape == shape and work_spacing == pytest.approx((1.5, 1.5, 1.5))
+    assert np.array_equal(work, np.trunc(work))  # TotalSegmentator's int32 cast of the resampled scan
+    offset = get_task("total").offsets[3]
+    assert np.array_equal(result.array, np.where(vessels, 1 + offset, np.where(liver, 5, 0)))
