@@ -39,13 +39,6 @@ def _voxels(path: Path) -> bytes:
 pytestmark = pytest.mark.usefixtures("network_memo")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _network_once_per_image(network_memo_store):
-    yield
-    # the memo must have been used, or this module paid for nine identical network runs
-    assert network_memo_store["reused"] >= 9, {k: network_memo_store[k] for k in ("runs", "reused")}
-
-
 @pytest.fixture
 def plain_run(small_phantom, tmp_path_factory, network_memo) -> Path:
     return _plain_run(small_phantom, tmp_path_factory)
@@ -62,8 +55,11 @@ def _plain_run(small_phantom, tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", RUNS[1:], ids=lambda c: c.name)
-def test_input_runs_to_the_end_with_its_warning(case, small_phantom, tmp_path, plain_run):
+def test_input_runs_to_the_end_with_its_warning(case, small_phantom, tmp_path, plain_run, network_memo):
+    reused = network_memo["reused"]
     out, qc = _run(case, tmp_path, small_phantom)
+    if case.same_as_plain:  # stored another way, read as the same image: the network is handed the same voxels
+        assert network_memo["reused"] > reused
     if case.message:
         assert any(case.message in w for w in qc["warnings"]), qc["warnings"]
     if case.same_as_plain:
