@@ -1,8 +1,9 @@
 """Junction explanation of the portal/hepatic split (livervessels/split_junctions.py) on tubes drawn
 in mm: two vessels crossing are explained as two straight vessels, a Murray bifurcation as one
 vessel, a thin vessel ending on a thick one as no part of it; the same affinities after flipping
-the volume, after scaling spacing and lengths together, and by the greedy search; the HU term; the
-directions leaving a junction; and the partitions the exact search enumerates."""
+the volume, after scaling spacing and lengths together, and by the greedy search; the
+directions leaving a junction; the partitions the exact search enumerates; the junction regions on
+hand-made graphs; and each pair term (angle, axis offset, radius, Murray scale) computed by hand."""
 from __future__ import annotations
 
 import itertools
@@ -11,7 +12,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from livervessels.split_junctions import _junction_regions, _partitions, junction_affinities
+from livervessels.split_junctions import _axis_offsets, _junction_regions, _PairTerms, _partitions
+from livervessels.split_junctions import _region_pair_affinities, junction_affinities
 from livervessels.split_types import SplitParams
 from livervessels.vessel_graph import build_vessel_graph
 
@@ -258,3 +260,80 @@ def test_every_link_is_a_probability_and_an_affinity_between_0_and_1():
     graph = build_vessel_graph(_draw(_crossing(60)), SPACING)
     edges, _ = junction_affinities(graph, SplitParams())
     assert edges and all(0.0 <= w <= 1.0 and 0.0 <= q <= 1.0 for w, _, _, q in edges)
+
+
+def _end(branch: int, u, r: float, c=(0.0, 0.0, 0.0), back: float = 5.0) -> tuple:
+    """One branch end as _region_ends makes it: (branch, unit axis into it, radius mm, point mm, length back)."""
+    return (branch, np.asarray(u, float), r, np.asarray(c, float), back)
+
+
+@pytest.mark.parametrize("u_child, angle", [((0, 0, -1), 0.0), ((0, 1, 0), 90.0), ((0, 0, 1), 180.0),
+                                            ((0, 1, -1), 45.0), ((0, 0, 0), 90.0)])
+def test_the_angle_term_is_the_turn_from_the_parents_flow_over_the_angle_scale_squared(u_child, angle):
+    # the parent's axis points into it, (0, 0, 1): its flow through the junction runs along -z; an
+    # end without an axis (a zero vector) counts as a right angle
+    u = np.asarray(u_child, float)
+    u = u / np.linalg.norm(u) if u.any() else u
+    p = SplitParams(angle_scale_deg=45.0)
+    terms = _PairTerms([_end(0, (0, 0, 1), 2.0), _end(1, u, 1.0)], p, 0.5)(0, 1)
+    assert terms[0] == pytest.approx((angle / 45.0) ** 2, abs=1e-9)
+
+
+def test_an_end_without_an_axis_as_the_parent_also_counts_as_a_right_angle():
+    p = SplitParams(angle_scale_deg=30.0)
+    terms = _PairTerms([_end(0, (0, 0, 0), 2.0), _end(1, (0, 0, -1), 1.0)], p, 0.5)(0, 1)
+    assert terms[0] == pytest.approx(9.0)
+
+
+def test_a_thinner_child_adds_no_radius_term_and_a_thicker_one_its_log_ratio_over_sigma_squared():
+    p = SplitParams(radius_log_sigma=0.2)
+    voxel = 0.8
+    ends = [_end(0, (0, 0, 1), 2.0), _end(1, (0, 0, -1), 1.5), _end(2, (0, 0, -1), 3.0), _end(3, (0, 0, -1), 2.0)]
+    terms = _PairTerms(ends, p, voxel)
+    # (angle, radius, child radius cubed) without axis offsets
+    assert len(terms(0, 1)) == 3
+    assert terms(0, 1)[1] == 0.0 and terms(0, 1)[2] == pytest.approx(1.5 ** 3)
+    assert terms(0, 3)[1] == 0.0  # as thick as its parent: nothing
+    sigma = np.hypot(0.2, 0.5 * voxel / 2.0)  # the thinner of the two radii sets the measurement error
+    assert terms(0, 2)[1] == pytest.approx((np.log(3.0 / 2.0) / sigma) ** 2)
+    assert terms(0, 2)[2] == pytest.approx(27.0)
+    # the Murray scale is the parent's: relative noise and half a voxel over its radius
+    assert terms.murray_sigma(0) == pytest.approx(np.hypot(0.2, 0.5 * voxel / 2.0))
+    assert terms.murray_sigma(1) == pytest.approx(np.hypot(0.2, 0.5 * voxel / 1.5))
+    assert terms(0, 2) is terms(0, 2)  # computed once per pair
+
+
+def test_the_axis_offset_term_scales_the_offset_by_the_two_radii_and_half_a_voxel():
+    p = SplitParams(axis_offset_weight=2.0)
+    ends = [_end(0, (0, 0, 1), 2.0), _end(1, (0, 0, -1), 1.0)]
+    offsets = np.array([[0.0, 3.0], [3.0, 0.0]])
+    angle, offset, radius, cube = _PairTerms(ends, p, 0.6, offsets)(0, 1)
+    assert offset == pytest.approx(2.0 * (3.0 / np.hypot(0.35 * 3.0, 0.3)) ** 2)
+    assert angle == pytest.approx(0.0, abs=1e-9) and radius == 0.0 and cube == pytest.approx(1.0)
+
+
+def test_axis_offsets_are_the_closest_approach_of_the_axes_back_through_the_junction():
+    # end 0's axis runs from (0, 0, 10) back to the junction at the origin; end 1's from (3, 0, -10)
+    # back 5 mm to (3, 0, -5): closest approach from the origin to (3, 0, -5). End 2 from (11, 0, 0)
+    # back to the origin meets end 0 there (its 12 samples fall on whole millimetres).
+    ends = [_end(0, (0, 0, 1), 1.0, (0, 0, 10), 10.0), _end(1, (0, 0, -1), 1.0, (3, 0, -10), 5.0),
+            _end(2, (1, 0, 0), 1.0, (11, 0, 0), 11.0)]
+    out = _axis_offsets(ends)
+    assert out[0, 1] == pytest.approx(np.hypot(3.0, 5.0)) and out[1, 0] == out[0, 1]
+    assert out[0, 2] == pytest.approx(0.0, abs=1e-9)
+    assert out[1, 2] == pytest.approx(5.0)  # (3, 0, -5) to (3, 0, 0)
+    assert np.array_equal(np.diag(out), np.zeros(3))
+
+
+def test_two_ends_in_line_but_side_by_side_are_less_one_vessel_than_ends_on_one_axis():
+    # a straight continuation (flow angle 0, equal radii) whose axes are 0 or 4 mm apart: with the
+    # axis-offset term the side-by-side pair is two touching vessels; without it both look alike
+    def affinity(dx: float, weight: float) -> float:
+        ends = [_end(0, (0, 0, 1), 2.0, (0, 0, 5), 5.0), _end(1, (0, 0, -1), 2.0, (dx, 0, -5), 5.0)]
+        ((_, _, w, q),) = list(_region_pair_affinities(ends, SplitParams(axis_offset_weight=weight), 0.5))
+        return w, q
+
+    (w_on, q_on), (w_side, q_side) = affinity(0.0, 1.0), affinity(4.0, 1.0)
+    assert w_on == pytest.approx(1.0) and q_on > 0.5
+    assert w_side < 0.5 * w_on and q_side < q_on
+    assert affinity(4.0, 0.0) == pytest.approx(affinity(0.0, 0.0))
