@@ -12,8 +12,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from livervessels.split_junctions import _axis_offsets, _junction_regions, _PairTerms, _partitions
-from livervessels.split_junctions import _region_pair_affinities, junction_affinities
+from livervessels.split_junctions import (
+    _axis_offsets,
+    _junction_regions,
+    _PairTerms,
+    _partitions,
+    _region_pair_affinities,
+    junction_affinities,
+)
 from livervessels.split_types import SplitParams
 from livervessels.vessel_graph import build_vessel_graph
 
