@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -167,28 +168,37 @@ def _box_study(spacing: float) -> tuple[Volume, np.ndarray, np.ndarray]:
 class _FakeNetwork:
     """Stands in for every model: labels from HU thresholds, and a record of each call."""
 
-    def __init__(self, monkeypatch, missing: tuple[str, ...] = ()):
+    def __init__(self, monkeypatch, missing: tuple[str, ...] = (), delay_s: float = 0.0):
         from pathlib import Path
         from types import SimpleNamespace
 
         from livervessels import inference, model_store
 
         self.calls: list[tuple[str, np.ndarray, tuple]] = []
+        self.loads: list[tuple] = []  # (folder name, fold, device, step_size, mirroring, precision)
+        self.checked: list[tuple] = []  # (model_dirs, task name) handed to check_model_dirs
+        self.roots_of: list = []  # model_dirs handed to model_roots
+        self.delay_s = delay_s  # each prediction's time
 
         def find(part, roots, task_name=""):
+            assert roots == [Path("/fake")]
             if part.dataset in missing:
                 raise ModelNotFoundError(f"{part.dataset} not installed")
             return Path("/fake") / part.dataset
 
-        monkeypatch.setattr(model_store, "check_model_dirs", lambda *a, **k: None)
-        monkeypatch.setattr(model_store, "model_roots", lambda *a, **k: [Path("/fake")])
+        def load(folder, *args):
+            self.loads.append((folder.name, *args))
+            return SimpleNamespace(folder=folder, checkpoint_sha256="sha-" + folder.name)
+
+        monkeypatch.setattr(model_store, "check_model_dirs", lambda dirs, task: self.checked.append((dirs, task.name)))
+        monkeypatch.setattr(model_store, "model_roots", lambda dirs: self.roots_of.append(dirs) or [Path("/fake")])
         monkeypatch.setattr(model_store, "find_model_folder", find)
-        monkeypatch.setattr(inference.nnunet_runner, "load_model",
-                            lambda folder, *a, **k: SimpleNamespace(folder=folder, checkpoint_sha256=folder.name))
+        monkeypatch.setattr(inference.nnunet_runner, "load_model", load)
         monkeypatch.setattr(inference.nnunet_runner, "predict_labels", self.predict)
 
     def predict(self, model, image, spacing):
         name = model.folder.name
+        time.sleep(self.delay_s)
         self.calls.append((name, np.array(image), tuple(spacing)))
         out = np.zeros(image.shape, np.uint8)
         if name.startswith(("Dataset298", "Dataset297")):  # total_fastest / total_fast: liver (5), vessels in it
@@ -292,3 +302,91 @@ def test_a_task_with_its_own_spacing_gets_the_scan_resampled_and_its_labels_back
     assert np.array_equal(work, np.trunc(work))  # TotalSegmentator's int32 cast of the resampled scan
     offset = get_task("total").offsets[3]
     assert np.array_equal(result.array, np.where(vessels, 1 + offset, np.where(liver, 5, 0)))
+
+
+def test_segment_loads_each_part_with_the_tasks_settings_and_reports_models_and_timings(monkeypatch, tmp_path):
+    import torch
+
+    volume, _, _ = _box_study(6.0)
+    fake = _FakeNetwork(monkeypatch)
+    result = segment(volume, "liver_vessels", model_dirs=[tmp_path], device="cpu", precision="fp32")
+    # a named -m is checked for the task and for its crop model, never dropped
+    assert fake.checked == [([tmp_path], "liver_vessels"), ([tmp_path], "total_fastest")]
+    crop_task, task = get_task("total_fastest"), get_task("liver_vessels")
+    assert fake.loads == [
+        (task.parts[0].dataset, task.parts[0].fold, torch.device("cpu"), task.step_size, task.mirroring, "fp32"),
+        (crop_task.parts[0].dataset, crop_task.parts[0].fold, torch.device("cpu"), crop_task.step_size,
+         crop_task.mirroring, "fp32"),
+    ]
+    assert result.models == [
+        {"task": "total_fastest", "folder": f"/fake/{crop_task.parts[0].dataset}",
+         "sha256": f"sha-{crop_task.parts[0].dataset}"},
+        {"task": "liver_vessels", "folder": f"/fake/{task.parts[0].dataset}", "sha256": f"sha-{task.parts[0].dataset}"},
+    ]
+    assert set(result.timings) == {"load", "crop_model", "resample", "predict", "merge", "resample_back"}
+    # each stage of a 24 x 20 x 16 scan takes well under a second (merge starts from 0)
+    assert all(0.0 <= t < 1.0 for t in result.timings.values())
+
+
+def test_an_empty_crop_still_reports_the_crop_model_and_its_timings(monkeypatch):
+    volume, _, _ = _box_study(6.0)
+    volume = Volume(np.full(volume.shape, -1000, np.int16), volume.affine)
+    _FakeNetwork(monkeypatch)
+    result = segment(volume, "liver_vessels", device="cpu")
+    assert result.array.dtype == np.uint8 and np.array_equal(result.affine, volume.affine)
+    assert [m["task"] for m in result.models] == ["total_fastest", "liver_vessels"]
+    assert {"load", "crop_model"} <= set(result.timings)
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.float32])
+def test_the_crop_keeps_integer_hu_and_truncates_fractional_hu_as_an_int32_cast(monkeypatch, dtype):
+    volume, _, _ = _box_study(6.0)
+    ct = volume.array.astype(dtype)
+    if dtype == np.float32:
+        ct = ct + np.where(ct > 0, 0.75, -0.75).astype(np.float32)  # 60.75 -> 60, -1000.75 -> -1000
+    fake = _FakeNetwork(monkeypatch)
+    segment(Volume(ct, volume.affine), "liver_vessels", device="cpu")
+    cropped = fake.calls[1][1]
+    assert cropped.dtype == dtype
+    assert np.array_equal(cropped, volume.array[::-1][5:21, 2:17, 1:15])
+
+
+def test_resampling_to_the_task_spacing_is_corner_aligned_linear_then_truncated(monkeypatch):
+    # 2 x 2 x 2 voxels of 3 mm, HU 0 and 100 along x, to total's 1.5 mm: 4 samples per axis at source
+    # positions 0, 1/3, 2/3, 1 (corner-aligned, as TotalSegmentator's zoom): 0, 33.3, 66.7, 100,
+    # truncated towards zero as its int32 cast: 0, 33, 66, 100
+    ct = np.zeros((2, 2, 2), np.int16)
+    ct[1] = 100
+    fake = _FakeNetwork(monkeypatch)
+    segment(Volume(ct, np.diag([3.0, 3.0, 3.0, 1.0])), "total", device="cpu")
+    work = fake.calls[0][1]
+    assert work.shape == (4, 4, 4)
+    assert np.array_equal(work[:3], np.broadcast_to(np.array([0, 33, 66.0])[:, None, None], (3, 4, 4)))
+    # 100 interpolated in float64 comes out as 99.99999... at some points: 99 after the cast, as in
+    # TotalSegmentator (scipy's zoom on the same float64 values)
+    assert np.isin(work[3], (99, 100)).all() and (work[3] == 100).mean() > 0.9
+
+
+def test_each_parts_prediction_time_adds_up(monkeypatch):
+    volume, _, _ = _box_study(1.5)
+    _FakeNetwork(monkeypatch, delay_s=0.05)
+    result = segment(volume, "total", device="cpu")
+    assert result.timings["predict"] >= 5 * 0.05  # five parts, not the last one's time
+    assert result.array.dtype == np.uint8
+
+
+def test_a_subset_crop_with_robust_crop_uses_the_3_mm_model_and_the_named_model_folders(monkeypatch, tmp_path):
+    volume, liver, vessels = _box_study(6.0)
+    fake = _FakeNetwork(monkeypatch)
+    result = segment(volume, "total", model_dirs=[tmp_path], device="cpu", roi_subset=["liver"], robust_crop=True)
+    assert [c[0][:10] for c in fake.calls] == ["Dataset297", "Dataset291"]
+    assert fake.roots_of and all(dirs == [tmp_path] for dirs in fake.roots_of)
+    assert result.array.dtype == np.uint8 and np.array_equal(result.array, np.where(liver | vessels, 5, 0))
+
+
+def test_an_empty_subset_crop_keeps_only_the_subsets_classes(monkeypatch):
+    volume, _, _ = _box_study(6.0)
+    volume = Volume(np.full(volume.shape, -1000, np.int16), volume.affine)
+    _FakeNetwork(monkeypatch)
+    result = segment(volume, "total", device="cpu", roi_subset=["liver"])
+    assert result.classes == {5: "liver"} and not result.array.any()
