@@ -1,4 +1,5 @@
-"""nnU-Net inference with the bundled demo model: grid, accuracy on phantoms, caching, errors."""
+"""nnU-Net inference with the bundled demo model: grid, accuracy on phantoms, caching, errors; and
+segment's path around the network (crop, resampling, parts, roi_subset) with a fake network."""
 from __future__ import annotations
 
 import json
