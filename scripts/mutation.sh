@@ -2,6 +2,8 @@
 # Mutation testing of the core modules named in pyproject.toml [tool.mutmut] (mutmut 3):
 #   bash scripts/mutation.sh                    # runs, rechecks the survivors, then prints the score per module
 #   bash scripts/mutation.sh "livervessels.outputs.staging.*"   # only the mutants matching these patterns
+#   RECHECK_K="not demo" bash scripts/mutation.sh ...   # leave the module's slow tests out of the recheck
+#   RECHECK_ONLY=1 bash scripts/mutation.sh ...   # after new tests: recheck the survivors, no mutmut run
 # Results are cached in mutants/ (git-ignored); `mutmut show NAME` prints one mutant's diff.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +17,9 @@ if [ -d mutants ] && [ "$(cat mutants/.config-hash 2>/dev/null)" != "$config_has
     rm -rf mutants
 fi
 # one worker: with two, a killed mutant was once reported as surviving
-.venv/bin/mutmut run --max-children "${JOBS:-1}" "$@" >/dev/null 2>&1 || true
+if [ -z "${RECHECK_ONLY:-}" ]; then
+    .venv/bin/mutmut run --max-children "${JOBS:-1}" "$@" >/dev/null 2>&1 || true
+fi
 echo "$config_hash" > mutants/.config-hash
 # mutmut runs, for each mutant, only the tests its coverage pass saw calling the function, and that
 # pass misses callers (LabelMasks.__getitem__ called from a test was credited only to a test calling
@@ -25,6 +29,10 @@ echo "$config_hash" > mutants/.config-hash
 .venv/bin/mutmut results --all true | .venv/bin/python -c '
 import collections, os, re, subprocess, sys
 count = collections.defaultdict(collections.Counter)
+# A survivor runs its whole test file: where that file also runs a network for a minute, every
+# survivor costs that minute; RECHECK_K drops such tests from the recheck (fewer kills, never more).
+rk = os.environ.get("RECHECK_K", "")
+recheck_k = f" and ({rk})" if rk else ""
 for line in sys.stdin:
     m = re.match(r"\s*(([\w.]+)\.x\S*__mutmut_\d+): (.+)", line)
     if not m:
@@ -34,7 +42,7 @@ for line in sys.stdin:
         test_file = "tests/test_" + module.rpartition(chr(46))[2] + ".py"
         env = {**os.environ, "MUTANT_UNDER_TEST": name}
         run = subprocess.run([os.path.abspath(".venv/bin/python"), "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-                              "-k", "not test_app_", test_file], cwd="mutants", env=env, capture_output=True, timeout=600)
+                              "-k", "not test_app_" + recheck_k, test_file], cwd="mutants", env=env, capture_output=True, timeout=600)
         verdict = "killed on recheck" if run.returncode in (1, 2) else "survived"  # 2: the mutant broke collection
         if verdict == "survived":
             print("survived:", name, file=sys.stderr)
