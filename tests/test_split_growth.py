@@ -203,6 +203,22 @@ def test_a_subtree_whose_hu_outweighs_its_attachment_moves_to_the_other_tree():
     assert _FLIP_LABELS.tolist() == [P, P, P, P, H] and _FLIP_PARENT.tolist() == [-1, 0, 1, 2, -1]
 
 
+@pytest.mark.parametrize("mirror", [False, True])
+def test_a_subtree_moves_to_a_touching_branch_0_and_a_root_with_evidence_is_passed_over(mirror):
+    # The same chain with the hepatic seed as branch 0, touching 3; the portal seed is 4 (4 - 1 - 2
+    # - 3). The hepatic seed's HU look portal (10 nats): the most evidence, but a root never moves,
+    # and the search goes on. Mirrored: the trees swapped, the evidence negated.
+    a, b = (H, P) if not mirror else (P, H)
+    labels = np.array([a, b, b, b, b], np.uint8)
+    seeds = np.array([a, 0, 0, 0, b], np.uint8)
+    parent = np.array([-1, 4, 1, 2, -1])
+    edges = _edges({(4, 1): 0.9, (1, 2): 0.5, (2, 3): 0.9, (3, 0): 0.3})
+    log_odds = np.array([10.0, 2.0, -4.0, -4.0, 0.0]) * (-1 if mirror else 1)
+    new_labels, new_parent, moved = growth.flip_subtrees(labels, parent, edges, seeds, log_odds, FLIP)
+    assert new_labels.tolist() == [a, b, a, a, b] and moved == 1
+    assert new_parent[3] == 0 and new_parent[2] == 3
+
+
 def test_a_moved_subtree_hangs_from_its_new_link():
     # After the move, following the growth parents from every moved branch must lead into the
     # hepatic tree through the new link (3 -> 4): branch 2 is reached over 4 -> 3 -> 2, two links
@@ -244,6 +260,45 @@ def test_vessels_that_did_not_climb_far_or_are_thin_are_no_orphans(radii):
     # 2.4 < 2.5 x 1 mm; 1.9 mm under orphan_min_radius_mm; 4 < 2.5 x 2 mm
     graph = _graph(_ORPHAN_VOXELS, (1.0, 0.5, 5.0))
     assert growth.orphan_roots(graph, radius=np.array(radii), p=ORPHAN, **_ORPHAN) == {}
+
+
+# The same layout with the thin vessel first (index 0): [thin, portal seed, hepatic seed, thick]
+_ORPHAN_FIRST = [_ORPHAN_VOXELS[i] for i in (2, 0, 1, 3)]
+
+
+@pytest.mark.parametrize("spacing, tree", [((1.0, 0.5, 5.0), P), ((1.0, 5.0, 0.5), H)])
+@pytest.mark.parametrize("climber_label", [P, H])
+def test_an_orphan_of_either_label_hanging_from_branch_0_roots_itself_in_the_nearer_tree(spacing, tree,
+                                                                                          climber_label):
+    # portal seed 6 mm and hepatic seed 10 mm away, or 60 mm and 1 mm
+    graph = _graph(_ORPHAN_FIRST, spacing)
+    labels = np.array([climber_label, P, H, climber_label], np.uint8)
+    parent = np.array([1 if climber_label == P else 2, -1, -1, 0])
+    got = growth.orphan_roots(graph, labels, parent, np.array([0, P, H, 0], np.uint8), np.array([1.0, 5.0, 5.0, 4.0]),
+                              ORPHAN)
+    assert got == {3: (tree, 3.0)}
+
+
+# exactly 2.5 x the thinnest vessel on its path; exactly the minimum radius
+@pytest.mark.parametrize("radii, params", [([1.0, 5.0, 5.0, 2.5], {}),
+                                           ([1.0, 5.0, 5.0, 4.0], {"orphan_min_radius_mm": 4.0})])
+def test_an_orphan_may_sit_exactly_at_the_climb_ratio_and_the_minimum_radius(radii, params):
+    graph = _graph(_ORPHAN_FIRST, (1.0, 0.5, 5.0))
+    got = growth.orphan_roots(graph, np.array([H, P, H, H], np.uint8), np.array([2, -1, -1, 0]),
+                              np.array([0, P, H, 0], np.uint8), np.array(radii), replace(ORPHAN, **params))
+    assert got == {3: (P, 3.0)}
+
+
+def test_the_climb_is_measured_from_the_thinnest_vessel_on_the_whole_path():
+    # hepatic seed 1 (5 mm) -> 2 (1 mm) -> 4 (1.5 mm) -> 3 (3 mm): 3 >= 2.5 x 1 mm (the thinnest on
+    # its path), though not 2.5 x its parent's 1.5 mm
+    voxels = _ORPHAN_VOXELS + [[(i, 12, 4) for i in range(3)]]
+    graph = _graph(voxels, (1.0, 0.5, 5.0))
+    labels = np.array([P, H, H, H, H], np.uint8)
+    got = growth.orphan_roots(graph, labels, np.array([-1, -1, 1, 4, 2]), np.array([P, H, 0, 0, 0], np.uint8),
+                              np.array([5.0, 5.0, 1.0, 3.0, 1.5]), replace(ORPHAN, orphan_min_radius_mm=1.0,
+                                                                          orphan_distance_ratio=1.0))
+    assert 3 in got and 4 not in got
 
 
 def test_tree_roots_are_the_centroids_of_the_seed_branches_in_mm():
@@ -333,6 +388,17 @@ def test_a_branch_margin_is_the_difference_of_summed_link_costs_from_each_tree()
     # turning back towards the hepatic root on the step 3 -> 2 costs 0.5 more for hepatic paths
     with_radial = growth.branch_margin(4, edges, seeds, labels, {(3, 2, H): 0.5})
     np.testing.assert_allclose(with_radial, expected + [0.5, 0.5, 0.5, 0.0], rtol=1e-6)
+    # and the step 1 -> 2 costs 0.25 more for portal paths: 2's own path and 3's portal one
+    with_radial = growth.branch_margin(4, edges, seeds, labels, {(1, 2, P): 0.25})
+    np.testing.assert_allclose(with_radial, expected + [0.0, 0.0, -0.25, 0.25], rtol=1e-6)
+    # a pair met at two junctions (a loop) counts its more probable link, in either order
+    for loop in ([(1.0, 0, 1, 0.5)] + edges, edges + [(1.0, 1, 0, 0.5)]):
+        np.testing.assert_allclose(growth.branch_margin(4, loop, seeds, labels), expected, rtol=1e-6)
+    # without portal branches the hepatic ones still get their margins
+    all_hepatic = growth.branch_margin(4, edges, seeds, np.full(4, H, np.uint8))
+    # (from the portal seed 0 minus from the hepatic seed 3, all links within the label)
+    np.testing.assert_allclose(all_hepatic, [-(c01 + c12 + c23), c01 - (c12 + c23), c01 + c12 - c23, c01 + c12 + c23],
+                               rtol=1e-6)
     # the own path stays within the label: hepatic 1 and portal 2 are each cut from their own seed
     # by the other tree's branches (-inf), as is an unlabelled branch (5); a portal branch no seed
     # reaches (a soft root's, 4) has no evidence either way (0)
@@ -377,18 +443,42 @@ def test_radial_costs_do_not_depend_on_where_the_liver_lies_or_how_it_is_turned(
 
 
 def test_confidence_summary_averages_over_the_labelled_branches():
-    graph = _graph([[(0, 0, 0)]] * 4, radii=[2.0, 1.0, 4.0, 1.0], lengths=[10.0, 20.0, 5.0, 1.0])
+    graph = _graph([[(0, 0, 0)]] * 4, radii=[2.0, 1.006, 4.0, 1.0], lengths=[10.0, 20.04, 5.0, 1.0])
     labels = np.array([P, H, P, 0], np.uint8)
-    conf = np.array([0.9, 0.5, 0.7, 0.25])
+    conf = np.array([0.91234, 0.5, 0.6, 0.25])
     p = SplitParams(low_confidence=0.6, least_confident_listed=5)
     summary = growth.confidence_summary(graph, labels, conf, p)
-    assert summary["confidence"] == 0.7  # the unlabelled branch does not count
-    # weighted by volume, length x radius^2: 40, 20, 80
-    assert summary["confidence_volume_weighted"] == round((40 * 0.9 + 20 * 0.5 + 80 * 0.7) / 140, 3)
-    assert summary["low_confidence_branches"] == 1
+    assert summary["confidence"] == 0.671  # (0.91234 + 0.5 + 0.6) / 3 = 0.67078: the unlabelled one does not count
+    # weighted by volume, length x radius^2: 40, 20.28, 80
+    w = np.array([10.0 * 2.0 ** 2, 20.04 * 1.006 ** 2, 5.0 * 4.0 ** 2])
+    assert summary["confidence_volume_weighted"] == round(float((w * conf[:3]).sum() / w.sum()), 3) == 0.675
+    assert summary["low_confidence_branches"] == 1  # below 0.6: 0.6 itself is not low
     listed = summary["least_confident_branches"]
     assert [(x["branch"], x["label"]) for x in listed] == [(1, "hepatic"), (2, "portal"), (0, "portal")]
-    assert listed[0]["length_mm"] == 20.0 and listed[0]["mean_radius_mm"] == 1.0
+    assert listed[0] == {"branch": 1, "label": "hepatic", "confidence": 0.5, "length_mm": 20.0, "mean_radius_mm": 1.01}
+    assert listed[2]["confidence"] == 0.912
     assert len(growth.confidence_summary(graph, labels, conf, replace(p, least_confident_listed=2))
                                          ["least_confident_branches"]) == 2
-    assert growth.confidence_summary(graph, np.zeros(4, np.uint8), conf, p)["confidence"] == 0.0
+    assert growth.confidence_summary(graph, np.zeros(4, np.uint8), conf, p) == {
+        "confidence": 0.0, "low_confidence_branches": 0, "least_confident_branches": []}
+
+
+@pytest.mark.parametrize("hepatic_cost, expected", [(0.16, P), (0.08, H)])
+def test_growing_into_a_thicker_vessel_costs_the_log_radius_ratio_over_its_sigma_squared(hepatic_cost, expected):
+    # Branch 1 (1 mm) between the portal seed 0 (0.5 mm, a free link) and the hepatic seed 2 (4 mm,
+    # a link costing hepatic_cost). From portal it doubles the radius: sigma = hypot(0.2, half a
+    # 2 mm voxel / 0.5 mm) = 2.01, cost (ln 2 / 2.01)^2 = 0.119; from hepatic it is thinner: no extra.
+    p = SplitParams(radius_log_sigma=0.2, upstream_weight=1.0, radius_bin_factor=1.0)
+    edges = [(1.0, 0, 1, 0.5), (float(np.exp(-hepatic_cost)), 2, 1, 0.5)]
+    label, refused, parent = growth.grow_trees(3, edges, np.array([P, 0, H], np.uint8), _graph(spacing=(2.0, 2.0, 2.0)),
+                                               p, radius=np.array([0.5, 1.0, 4.0]))
+    assert label[1] == expected and parent[1] == (0 if expected == P else 2)
+    assert refused >= 1  # the losing tree's link to 1
+
+
+def test_every_contact_between_the_trees_is_counted():
+    # two separate places where the trees meet: portal 0 - 1 - hepatic 2 and portal 3 - 4 - hepatic 5;
+    # 1 and 4 each go to one tree, and the other's link into each is refused
+    labels, refused, _ = _grow({(0, 1): 0.9, (1, 2): 0.5, (3, 4): 0.5, (4, 5): 0.9}, [P, 0, H, P, 0, H], [1.0] * 6)
+    assert labels.tolist() == [P, P, H, P, H, H]
+    assert refused >= 2
