@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip "setuptools>=77"  # SPDX licence string (pyproject)
-.venv/bin/python -m pip install -q -r requirements.txt pytest psutil pyarrow "ray==2.60.0" trimesh jsonschema playwright "ruff==0.17.6"  # psutil: benchmarks; pyarrow: cohort.parquet; ray: TotalSegmentatorBatch --ray; the rest: tests (playwright drives Debian's chromium, no browser download; ruff: tests/test_style.py)
+.venv/bin/python -m pip install -q -r requirements.txt pytest pytest-xdist psutil pyarrow "ray==2.60.0" trimesh jsonschema playwright "ruff==0.17.6"  # psutil: benchmarks; pyarrow: cohort.parquet; ray: TotalSegmentatorBatch --ray; the rest: tests (pytest-xdist: two test processes, scripts/test.sh; playwright drives Debian's chromium, no browser download; ruff: tests/test_style.py)
 .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
 # Debian tools the tests use: dciodvfy (dicom3tools) validates the DICOM objects; Orthanc with its
 # DICOMweb plugin is the PACS of the round-trip and viewer tests (started by the tests, stopped by

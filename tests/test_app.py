@@ -99,6 +99,7 @@ def test_environment_variables_work_like_the_options_and_non_dicom_files_are_ign
     assert [f["file"].split("/")[-1] for f in qc["input"]["files_ignored"]] == ["DICOMDIR.txt"]
 
 
+@pytest.mark.slow
 def test_real_study_with_empty_uids(real_data, tmp_path):
     out = tmp_path / "out"
     result = run_app(real_data / "ct_dicom", out)

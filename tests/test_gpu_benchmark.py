@@ -4,11 +4,14 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from conftest import ROOT
 
 TS_BIN = ROOT / "bench" / ".venv-totalseg" / "bin" / "TotalSegmentator"
 
 
+@pytest.mark.slow
 def test_gpu_benchmark_dry_run_times_every_engine_and_the_full_run():
     args = ["bash", str(ROOT / "bench" / "gpu_benchmark.sh"), "--dry-run", "--runs", "fast_ml enhanced"]
     if not TS_BIN.exists():

@@ -60,6 +60,7 @@ def liver_region(phantom) -> Volume:
     return Volume(np.ascontiguousarray(phantom.ct[30:150, 32:120, :]), affine)
 
 
+@pytest.mark.slow
 def test_total_merges_its_parts_on_the_input_grid_the_later_part_winning(liver_region, standin_without_crop_model):
     volume = liver_region
     demo = segment(volume, "demo_liver", model_dirs=[str(MODELS)])
