@@ -355,3 +355,289 @@ def test_small_liver_pieces_far_away_do_not_stretch_the_region_of_work(phantom, 
     big[40:120, 40:120, -12:-2] = 1
     repair_vessel_mask(raw_far, big, ct, phantom.spacing)
     assert shapes[2][2] == ct.shape[2]
+
+
+# ---------------------------------------------------------------------------------------------
+# The steps by hand, on small arrays (expectations worked out from the parameters' meaning)
+# ---------------------------------------------------------------------------------------------
+
+
+def _column(values) -> np.ndarray:
+    """A list of values as a 3-D array, one voxel per value along the first axis."""
+    return np.asarray(values, np.float32).reshape(-1, 1, 1)
+
+
+def test_measure_takes_the_parenchyma_median_and_spread_and_the_lumen_at_its_90th_percentile():
+    from livervessels import enhancement as enh
+
+    p = EnhancementParams()
+    parenchyma = [80.0, 90.0, 100.0, 110.0, 120.0] * 20  # median 100, median |x - 100| = 10
+    lumen = list(range(200, 230))  # 30 voxels: 90th percentile 200 + 0.9 x 29
+    smooth = _column(parenchyma + lumen)
+    raw = _column([0] * len(parenchyma) + [1] * len(lumen)) > 0
+    fallbacks: list[str] = []
+    st = enh._measure(smooth, raw, ~raw, p, fallbacks)
+    assert st.parenchyma_hu == 100.0 and st.parenchyma_sd_hu == pytest.approx(10 * 1.4826, rel=1e-4)
+    assert st.vessel_hu == pytest.approx(226.1, abs=1e-3) and st.contrast_hu == pytest.approx(126.1, abs=1e-3)
+    assert fallbacks == []
+    # fewer than 20 raw voxels: the default contrast, and the metadata says so
+    few = raw.copy()
+    few[len(parenchyma) + 19:] = False
+    st = enh._measure(smooth, few, ~raw, p, fallbacks)
+    assert (st.contrast_hu, st.vessel_hu) == (80.0, 180.0) and "80.0 HU assumed" in fallbacks[0]
+    # a flat parenchyma still gets a spread of 1 HU; no background: the whole crop is measured
+    st = enh._measure(_column([100.0] * 50 + lumen), _column([0] * 50 + [1] * 30) > 0,
+                      _column([1] * 50 + [0] * 30) > 0, p, [])
+    assert st.parenchyma_sd_hu == 1.0
+    st = enh._measure(smooth, raw, np.zeros(raw.shape, bool), p, [])
+    assert st.parenchyma_hu == float(np.median(smooth))
+
+
+def test_candidates_are_tubular_above_the_noise_floor_and_inside_the_half_maximum():
+    from livervessels import enhancement as enh
+
+    p = EnhancementParams()
+    st = enh._Stats(parenchyma_hu=100.0, parenchyma_sd_hu=10.0, vessel_hu=200.0, contrast_hu=100.0, low=0.2)
+    # floor: 100 + max(2 x 10, 0.15 x 100) = 120; half maximum: 100 + 0.5 x (peak - 100)
+    cases = [  # (vesselness, smoothed HU, local peak HU, candidate?)
+        (0.2, 150.0, 200.0, True), (0.19, 150.0, 200.0, False), (0.2, 149.9, 200.0, False),
+        (0.5, 120.0, 120.0, True), (0.5, 119.9, 120.0, False), (0.5, 130.0, 170.0, False),
+    ]
+    tube, smooth, peak, expected = (np.array(c) for c in zip(*cases))
+    got = enh._candidates(_column(tube), _column(smooth), _column(peak), st, p).ravel()
+    assert got.tolist() == expected.tolist()
+    # a stronger contrast raises the floor to 0.15 x contrast; a noisier scan to 2 spreads
+    strong = enh._Stats(100.0, 10.0, 300.0, 200.0, low=0.2)
+    noisy = enh._Stats(100.0, 20.0, 200.0, 100.0, low=0.2)
+    for st2, floor in ((strong, 130.0), (noisy, 140.0)):
+        got = enh._candidates(_column([0.5, 0.5]), _column([floor, floor - 0.1]), _column([floor, floor]), st2, p)
+        assert got.ravel().tolist() == [True, False]
+
+
+def test_trim_drops_dim_boundary_voxels_of_a_clear_vessel_but_never_its_skeleton():
+    from livervessels import enhancement as enh
+
+    p = EnhancementParams()
+    st = enh._Stats(100.0, 10.0, 200.0, 100.0)
+    mask = np.zeros((15, 7, 7), bool)
+    mask[2:13, 2:5, 2:5] = True  # a bar 3 x 3 voxels across
+    centre = np.zeros_like(mask)
+    centre[3:12, 3, 3] = True  # its inner line: not on the boundary
+    peak = np.full(mask.shape, 200.0)  # clearly a vessel: 100 HU above the parenchyma >= 0.5 x contrast
+    # dropped below 100 + 0.5 x (200 - 100) - 2 x 10 = 130 HU
+    out = enh._trim(mask, np.full(mask.shape, 129.9), peak, st, p)
+    assert out[centre].all() and not (out & ~mask).any()
+    off_axis = mask.copy()
+    off_axis[:, 3, 3] = False
+    assert not out[off_axis].any()  # every off-axis voxel is boundary, none on the skeleton
+    assert np.array_equal(enh._trim(mask, np.full(mask.shape, 130.0), peak, st, p), mask)
+    # a vessel too faint to measure its edge (peak 49 HU above the parenchyma) keeps its boundary
+    # (below 100 + 0.5 x 49 - 20 HU, yet kept); at 50 HU it is clear, and below 105 HU goes
+    assert np.array_equal(enh._trim(mask, np.full(mask.shape, 104.0), np.full(mask.shape, 149.0), st, p), mask)
+    assert not enh._trim(mask, np.full(mask.shape, 104.9), np.full(mask.shape, 150.0), st, p)[off_axis].any()
+    # a one-voxel line is all boundary and all skeleton: nothing goes
+    line = np.zeros_like(mask)
+    line[2:13, 3, 3] = True
+    assert np.array_equal(enh._trim(line, np.full(mask.shape, 0.0), peak, st, p), line)
+
+
+def _pieces(shape=(40, 40, 70)):
+    """Separate components for the pruning tests: {name: mask}."""
+    def box(*sl):
+        m = np.zeros(shape, bool)
+        m[sl] = True
+        return m
+
+    return {"main": box(slice(0, 10), slice(0, 10), slice(0, 10)),  # 1,000 voxels
+            "second": box(slice(20, 24), slice(0, 5), slice(0, 5)),  # 100: a tenth of the largest
+            "short_line": box(30, slice(0, 20), 30),  # 20 voxels, elongated
+            "cube": box(slice(20, 24), slice(20, 24), slice(50, 54)),  # 64 voxels, a ball-like blob
+            "long_line": box(slice(0, 36), 30, 45),  # 36 voxels, elongated
+            "faint_line": box(slice(0, 36), 36, 60)}
+
+
+def test_prune_keeps_the_main_trees_and_drops_small_round_or_faint_pieces():
+    from livervessels import enhancement as enh
+
+    p = EnhancementParams()
+    sp = (1.0, 1.0, 1.0)
+    pieces = _pieces()
+    mask = np.any(list(pieces.values()), axis=0)
+    smooth = np.full(mask.shape, 100.0)
+    smooth[mask] = 200.0
+    smooth[pieces["faint_line"]] = 120.0  # core 0.20 x contrast < 0.25
+    st = enh._Stats(100.0, 10.0, 200.0, 100.0)
+
+    def kept(out):
+        return {name for name, m in pieces.items() if out[m].all()}
+
+    everything = set(pieces)
+    # sizes: anything under min_voxels goes, unless it is a main tree (>= 0.1 x the largest)
+    out = enh._prune(mask, smooth, sp, st, p, 30, use_image=False, use_size=True)
+    assert kept(out) == everything - {"short_line", "cube"}  # the cube: 64 voxels but not tubular
+    out = enh._prune(mask, smooth, sp, st, p, 101, use_image=False, use_size=True)
+    assert kept(out) == {"main", "second"}
+    out = enh._prune(mask, smooth, sp, st, p, 20, use_image=False, use_size=True)
+    assert kept(out) == everything - {"cube"}
+    # image: no bright core, out (main trees excepted)
+    smooth[pieces["second"]] = 100.0
+    out = enh._prune(mask, smooth, sp, st, p, 0, use_image=True, use_size=False)
+    assert kept(out) == everything - {"faint_line"}
+    smooth[pieces["faint_line"]] = 126.0  # 0.26: a core
+    assert kept(enh._prune(mask, smooth, sp, st, p, 0, use_image=True, use_size=False)) == everything
+    noisy = enh._Stats(100.0, 20.0, 200.0, 100.0)  # 1.5 spreads = 0.30 of the contrast
+    out = enh._prune(mask, smooth, sp, noisy, p, 0, use_image=True, use_size=False)
+    assert kept(out) == everything - {"faint_line"}
+    # one component: nothing to prune
+    only = pieces["cube"]
+    assert np.array_equal(enh._prune(only, smooth, sp, st, p, 10 ** 6, use_image=True, use_size=True), only)
+
+
+def test_component_table_measures_length_radius_and_core_in_mm_and_contrast():
+    from livervessels import enhancement as enh
+
+    st = enh._Stats(100.0, 10.0, 200.0, 50.0)
+    lab = np.zeros((30, 5, 5), np.int32)
+    lab[2:22, 2, 2] = 1  # a line of 20 voxels
+    smooth = np.full(lab.shape, 100.0)
+    smooth[2:22, 2, 2] = np.arange(20) + 120.0  # 90th percentile 120 + 17.1
+    sp = (0.5, 1.0, 1.5)  # voxel 0.75 mm3, mean step 1 mm
+    (row,) = enh._component_table(lab, [1], smooth, sp, st)
+    length = 20 * 1.0
+    r_eq = np.sqrt(20 * 0.75 / (np.pi * length))
+    assert row["voxels"] == 20 and row["elongation"] == pytest.approx(length / r_eq)
+    assert row["core_contrast"] == pytest.approx(37.1 / 50.0)
+
+
+def test_liver_box_leaves_out_only_small_liver_pieces_outside_it():
+    from livervessels import enhancement as enh
+
+    liver = np.zeros((40, 40, 40), bool)
+    liver[5:15, 5:15, 5:15] = True  # 1,000 voxels
+    pad = (1, 2, 3)
+    box, n_out, vox_out = enh._liver_box(liver, 0.05, pad)
+    assert box == (slice(4, 16), slice(3, 17), slice(2, 18)) and (n_out, vox_out) == (0, 0)
+    speck = liver.copy()
+    speck[35:37, 35:37, 35:37] = True  # 8 voxels < 0.05 x 1,000, far away
+    assert enh._liver_box(speck, 0.05, pad) == (box, 1, 8)
+    near = liver.copy()
+    near[15, 16, 16] = True  # a one-voxel piece inside the padded box: nothing left out
+    assert enh._liver_box(near, 0.05, pad) == (box, 0, 0)
+    piece = liver.copy()
+    piece[30:35, 30:35, 30:32] = True  # 50 voxels = 0.05 x 1,000: liver, it widens the box
+    assert enh._liver_box(piece, 0.05, pad) == ((slice(4, 36), slice(3, 37), slice(2, 35)), 0, 0)
+    edge_box, _, _ = enh._liver_box(piece, 0.05, (10, 10, 10))  # clipped to the grid
+    assert edge_box == (slice(0, 40), slice(0, 40), slice(0, 40))
+
+
+def test_min_component_voxels_from_a_size_or_a_volume():
+    from livervessels import enhancement as enh
+
+    p = EnhancementParams()  # 30 mm3 by default
+    assert enh._min_component_voxels(None, None, p, 0.5) == 60
+    assert enh._min_component_voxels(None, 30.1, p, 0.5) == 61  # rounded up
+    assert enh._min_component_voxels(10, None, p, 0.5) == 10  # a size alone is taken as given
+    assert enh._min_component_voxels(100, 20.0, p, 0.5) == 100  # both: the larger
+    assert enh._min_component_voxels(10, 20.0, p, 0.5) == 40
+
+
+def test_growth_pieces_keep_what_touches_the_tree_and_reaches_the_high_threshold():
+    from livervessels import enhancement as enh
+
+    mask = np.zeros((20, 9, 9), bool)
+    mask[0:10, 4, 4] = True
+    cand = np.zeros_like(mask)
+    cand[5:10, 4, 4] = True  # already in the tree: not a piece
+    cand[10:13, 5, 5] = True  # touches the tree's end diagonally
+    cand[2:4, 6, 4] = True  # two voxels beside the tree: not touching (a gap of one voxel)
+    cand[1:3, 3, 3] = True  # touches the tree
+    tube = np.zeros(mask.shape, np.float32)
+    tube[10:13, 5, 5] = [0.1, 0.6, 0.2]
+    tube[2:4, 6, 4] = 0.9
+    tube[1:3, 3, 3] = 0.3
+    g = enh._GrowthPieces(mask, cand, tube)
+    assert g.n == 3
+    label_of = {name: int(g.pieces[at]) for name, at in (("end", (11, 5, 5)), ("apart", (2, 6, 4)),
+                                                         ("side", (1, 3, 3)))}
+    assert sorted(g.kept(0.3).tolist()) == sorted([label_of["end"], label_of["side"]])
+    assert g.kept(0.31).tolist() == [label_of["end"]] and g.kept(0.61).size == 0
+    keep = g.kept(0.3)
+    assert g.voxels(keep) == 5
+    within = np.zeros_like(mask)
+    within[11:, :, :] = True
+    assert g.voxels(keep, within) == 2
+    grown = g.grown(mask, keep)
+    assert grown[10:13, 5, 5].all() and grown[1:3, 3, 3].all() and not grown[2:4, 6, 4].any()
+    assert (grown & ~cand).sum() == mask.sum() - 5  # nothing but the pieces added
+
+
+def _broken_tube(gap_from: int, gap_to: int):
+    """A straight vessel 3 x 3 voxels across along the first axis with its voxels gap_from..gap_to - 1
+    missing from the mask; vesselness 1 and 200 HU on its axis, 0.02 and 100 HU elsewhere."""
+    mask = np.zeros((40, 11, 11), bool)
+    mask[:, 4:7, 4:7] = True
+    mask[gap_from:gap_to] = False
+    tube = np.full(mask.shape, 0.02, np.float32)
+    tube[:, 5, 5] = 1.0
+    smooth = np.full(mask.shape, 100.0, np.float32)
+    smooth[:, 5, 5] = 200.0
+    return mask, tube, smooth, np.ones(mask.shape, bool)
+
+
+def test_bridge_joins_a_gap_along_the_vessel_only_when_short_tubular_and_bright():
+    from livervessels import enhancement as enh
+
+    p = EnhancementParams()  # gaps up to 6 mm; mean vesselness 0.1 and contrast 0.15 along the bridge
+    st = enh._Stats(100.0, 10.0, 200.0, 100.0, low=0.1)
+    sp = (1.0, 1.0, 1.0)
+    mask, tube, smooth, region = _broken_tube(15, 19)  # 5 mm from one end to the other
+    out, n = enh._bridge(mask, tube, smooth, region, st, p, sp)
+    gap_axis = np.zeros_like(mask)
+    gap_axis[15:19, 5, 5] = True
+    # along the axis, as thick as the thinner end allows (1 mm at a cut end: the line itself)
+    assert n == 1 and np.array_equal(out, mask | gap_axis)
+    wide, _, _, _ = _broken_tube(12, 19)  # 8 mm > 6 mm
+    assert enh._bridge(wide, tube, smooth, region, st, p, sp)[1] == 0
+    dim = smooth.copy()
+    dim[15:19, 5, 5] = 110.0  # 10 HU along the bridge < 0.15 x 100
+    assert enh._bridge(mask, tube, dim, region, st, p, sp)[1] == 0
+    flat = tube.copy()
+    flat[15:19, 5, 5] = 0.05  # not tube-like there
+    assert enh._bridge(mask, flat, smooth, region, st, p, sp)[1] == 0
+    strict = enh._Stats(100.0, 10.0, 200.0, 100.0, low=1.1)  # the growth's low threshold counts too
+    assert enh._bridge(mask, tube, smooth, region, strict, p, sp)[1] == 0
+    outside = region.copy()
+    outside[15:19] = False  # never through voxels outside the region
+    assert enh._bridge(mask, tube, smooth, outside, st, p, sp)[1] == 0
+    single = mask.copy()
+    single[19:] = False  # one fragment: nothing to join
+    assert enh._bridge(single, tube, smooth, region, st, p, sp)[1] == 0
+
+
+def test_region_of_work_is_the_grown_liver_or_the_raw_vessels_box():
+    from livervessels import enhancement as enh
+
+    p = EnhancementParams()
+    sp = (1.0, 1.0, 2.0)
+    raw = np.zeros((100, 100, 100), bool)
+    raw[50, 50, 50] = True
+    fallbacks: list[str] = []
+    # no liver: the raw mask's box grown by 30 mm plus the halo, all of it region
+    box, region, liver_c = enh._region_of_work(raw, None, sp, p, 4.0, True, fallbacks)
+    assert box == (slice(16, 85), slice(16, 85), slice(33, 68))
+    assert region.shape == (69, 69, 35) and region.all() and liver_c is None
+    assert fallbacks == ["liver mask missing or empty: whole volume used"]
+    with pytest.raises(InputError, match="liver mask is missing or empty"):
+        enh._region_of_work(raw, np.zeros(raw.shape, np.uint8), sp, p, 4.0, False, [])
+    fallbacks = []
+    assert enh._region_of_work(np.zeros_like(raw), None, sp, p, 4.0, True, fallbacks) == (None, None, None)
+    assert fallbacks[-1] == "raw vessel mask empty: nothing to enhance"
+    # a liver: its box grown by 3 mm plus the halo, the region the liver grown by 3 mm
+    liver = np.zeros(raw.shape, np.uint8)
+    liver[40:60, 40:60, 45:55] = 1
+    fallbacks = []
+    box, region, liver_c = enh._region_of_work(raw, liver, sp, p, 4.0, True, fallbacks)
+    assert box == (slice(33, 67), slice(33, 67), slice(41, 59)) and fallbacks == []
+    assert np.array_equal(liver_c, liver[box] > 0)
+    d = ndimage.distance_transform_edt(liver[box] == 0, sampling=sp)
+    assert np.array_equal(region, d <= 3.0)
