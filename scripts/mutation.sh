@@ -4,6 +4,7 @@
 #   bash scripts/mutation.sh "livervessels.outputs.staging.*"   # only the mutants matching these patterns
 #   RECHECK_K="not demo" bash scripts/mutation.sh ...   # leave the module's slow tests out of the recheck
 #   RECHECK_ONLY=1 bash scripts/mutation.sh ...   # after new tests: recheck the survivors, no mutmut run
+#   RECHECK_JOBS=2 bash scripts/mutation.sh ...   # two rechecks at a time
 # Results are cached in mutants/ (git-ignored); `mutmut show NAME` prints one mutant's diff.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,27 +27,37 @@ echo "$config_hash" > mutants/.config-hash
 # it from worker threads): such mutants are reported as surviving although the module's own test
 # file fails on them. Each survivor, and each mutant whose function no test was seen calling, is
 # rerun against tests/test_<module>.py with mutmut's switch.
+# RECHECK_JOBS (default 1) rechecks run side by side: each is its own pytest process with its own mutant.
 .venv/bin/mutmut results --all true | .venv/bin/python -c '
-import collections, os, re, subprocess, sys
+import collections, concurrent.futures, os, re, subprocess, sys
 count = collections.defaultdict(collections.Counter)
 # A survivor runs its whole test file: where that file also runs a network for a minute, every
 # survivor costs that minute; RECHECK_K drops such tests from the recheck (fewer kills, never more).
 rk = os.environ.get("RECHECK_K", "")
 recheck_k = f" and ({rk})" if rk else ""
-for line in sys.stdin:
-    m = re.match(r"\s*(([\w.]+)\.x\S*__mutmut_\d+): (.+)", line)
-    if not m:
-        continue
-    name, module, verdict = m.group(1), m.group(2), m.group(3).strip()
-    if verdict in ("survived", "no tests"):  # "no tests": the coverage pass saw no caller
-        test_file = "tests/test_" + module.rpartition(chr(46))[2] + ".py"
-        env = {**os.environ, "MUTANT_UNDER_TEST": name}
-        run = subprocess.run([os.path.abspath(".venv/bin/python"), "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-                              "-k", "not test_app_" + recheck_k, test_file], cwd="mutants", env=env, capture_output=True, timeout=600)
-        verdict = "killed on recheck" if run.returncode in (1, 2) else "survived"  # 2: the mutant broke collection
-        if verdict == "survived":
-            print("survived:", name, file=sys.stderr)
-    count[module][verdict] += 1
+def recheck(name, module):
+    test_file = "tests/test_" + module.rpartition(chr(46))[2] + ".py"
+    env = {**os.environ, "MUTANT_UNDER_TEST": name}
+    run = subprocess.run([os.path.abspath(".venv/bin/python"), "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                          "-k", "not test_app_" + recheck_k, test_file], cwd="mutants", env=env, capture_output=True, timeout=600)
+    verdict = "killed on recheck" if run.returncode in (1, 2) else "survived"  # 2: the mutant broke collection
+    if verdict == "survived":
+        print("survived:", name, file=sys.stderr)
+    return verdict
+
+pending = []
+with concurrent.futures.ThreadPoolExecutor(int(os.environ.get("RECHECK_JOBS", "1"))) as pool:
+    for line in sys.stdin:
+        m = re.match(r"\s*(([\w.]+)\.x\S*__mutmut_\d+): (.+)", line)
+        if not m:
+            continue
+        name, module, verdict = m.group(1), m.group(2), m.group(3).strip()
+        if verdict in ("survived", "no tests"):  # "no tests": the coverage pass saw no caller
+            pending.append((module, pool.submit(recheck, name, module)))
+        else:
+            count[module][verdict] += 1
+    for module, verdict in pending:
+        count[module][verdict.result()] += 1
 print("| module | mutants | killed | killed on recheck | timeout | survived | score (killed / tested) |")
 print("|---|---|---|---|---|---|---|")
 for module, c in sorted(count.items()):

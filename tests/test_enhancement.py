@@ -153,10 +153,33 @@ def test_missing_liver_falls_back_or_raises(small_phantom):
 def test_rejects_mismatched_inputs(small_phantom):
     ph = small_phantom
     raw = simulate_network_mask(ph, seed=5)
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match=r"vessel mask \(.*\) and CT \(.*\) must be 3-D arrays on the same grid"):
         repair_vessel_mask(raw[:-1], None, ph.ct, ph.spacing)
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match=r"liver mask \(.*\) is not on the CT grid"):
+        repair_vessel_mask(raw, raw[:, :-1], ph.ct, ph.spacing)
+    with pytest.raises(InputError, match="voxel spacing must be three positive numbers in mm"):
         repair_vessel_mask(raw, None, ph.ct, (1.0, 0.0, 1.0))
+    with pytest.raises(InputError, match="voxel spacing"):
+        repair_vessel_mask(raw, None, ph.ct, (1.0, 1.0))
+
+
+def test_cube_erosion_and_dilation_of_solid_blocks():
+    """The random masks of the test above are too sparse for an erosion to keep anything: solid
+    blocks, by hand (a 3x3x3 cube: one voxel in from every face, one voxel out)."""
+    from livervessels import enhancement as enh
+
+    block = np.zeros((9, 10, 11), bool)
+    block[2:7, 3:8, 1:6] = True
+    core = np.zeros_like(block)
+    core[3:6, 4:7, 2:5] = True
+    grown = np.zeros_like(block)
+    grown[1:8, 2:9, 0:7] = True
+    assert np.array_equal(enh._erode_3(block), core) and np.array_equal(enh._dilate_3(block), grown)
+    # moved by (1, -2, 0): what leaves the array is gone, the fill comes in
+    moved = enh._shifted(block, (1, -2, 0), True)
+    expected = np.ones_like(block)
+    expected[1:, :-2] = block[:-1, 2:]
+    assert np.array_equal(moved, expected)
 
 
 def _two_tubes(contrast=100.0):
@@ -186,6 +209,34 @@ def test_min_component_size_in_voxels_and_mm3_prunes():
     assert kept_mm3[frag].all()
     cut_mm3, _ = repair_vessel_mask(vessels, liver, ct, sp, min_component_mm3=1.2 * vol)
     assert not cut_mm3[frag].any() and cut_mm3.sum() > 0
+
+
+STEP_KEYS = {"blobs_removed_voxels", "large_lumen_voxels", "growth_threshold_factor", "noise_grown_voxels",
+             "grown_voxels", "bridges", "trimmed_voxels", "hole_voxels_filled", "pruned_voxels"}
+TIMED_STEPS = {"region", "measure", "vesselness", "prune_blobs", "grow", "bridge", "trim", "fill_holes", "prune",
+               "statistics", "total"}
+
+
+def test_metadata_steps_account_for_every_voxel_removed_and_round_as_documented():
+    ct, vessels, liver, sp, _ = _two_tubes()
+    _, meta = repair_vessel_mask(vessels, liver, ct, sp)
+    steps, stats = meta["steps"], meta["image_statistics"]
+    assert set(steps) == STEP_KEYS and set(meta["timings"]) == TIMED_STEPS
+    # nothing added here: each voxel removed went in exactly one step
+    assert meta["added_voxels"] == 0 and steps["grown_voxels"] == 0 and steps["hole_voxels_filled"] == 0
+    assert steps["trimmed_voxels"] > 0
+    assert meta["removed_voxels"] == steps["blobs_removed_voxels"] + steps["trimmed_voxels"] + steps["pruned_voxels"]
+    assert {k: round(v, 1) for k, v in stats.items() if k.endswith("_hu")} == {k: v for k, v in stats.items()
+                                                                            if k.endswith("_hu")}
+    p = EnhancementParams()
+    assert p.grow_low <= stats["vesselness_low"] == round(stats["vesselness_low"], 3)
+    assert p.grow_high <= stats["vesselness_high"] == round(stats["vesselness_high"], 3)
+    assert stats["vessel_hu"] - stats["parenchyma_hu"] == pytest.approx(stats["contrast_hu"], abs=0.11)
+    assert 90 < stats["contrast_hu"] < 110 and abs(stats["parenchyma_hu"] - 100) < 2  # _two_tubes: 100 HU over 100
+    # an empty raw mask: nothing to do, and nothing counted
+    out, meta = repair_vessel_mask(np.zeros_like(vessels), liver, ct, sp)
+    assert not out.any() and (meta["voxels"], meta["components_before"], meta["components_after"]) == (0, 0, 0)
+    assert meta["fallbacks_used"] == ["raw vessel mask empty: nothing to enhance"] and meta["steps"] == {}
 
 
 def test_no_vessel_contrast_disables_image_based_growth():
@@ -295,6 +346,10 @@ def test_repair_backs_off_where_noise_grows_as_much_as_the_vessels():
     out, meta = repair_vessel_mask(raw, liver, ph.ct, ph.spacing, exclude=trunks)
     assert meta["backed_off"] and "noise alone grows" in meta["backed_off"]
     assert meta["steps"]["grown_voxels"] == 0 and meta["steps"]["noise_grown_voxels"] > 0
+    assert meta["steps"]["growth_threshold_factor"] is None
+    voxels = " x ".join(f"{s:.2g}" for s in ph.spacing)
+    assert f"HU, voxels {voxels} mm), and as much at any threshold up to 3x" in meta["backed_off"]
+    assert meta["backed_off"].endswith("thin vessels cannot be told from noise, the network's mask is kept")
     out = out > 0
     assert cldice(out, truth) >= cldice(raw, truth) - 0.005 and dice(out, truth) >= dice(raw, truth) - 0.005
     # the same patient at 12 HU: the vessels clearly outgrow the noise, so the repair grows
@@ -384,7 +439,8 @@ def test_measure_takes_the_parenchyma_median_and_spread_and_the_lumen_at_its_90t
     few = raw.copy()
     few[len(parenchyma) + 19:] = False
     st = enh._measure(smooth, few, ~raw, p, fallbacks)
-    assert (st.contrast_hu, st.vessel_hu) == (80.0, 180.0) and "80.0 HU assumed" in fallbacks[0]
+    assert (st.contrast_hu, st.vessel_hu) == (80.0, 180.0)
+    assert fallbacks == ["raw vessel mask too small to measure the vessel contrast: 80.0 HU assumed"]
     # a flat parenchyma still gets a spread of 1 HU; no background: the whole crop is measured
     st = enh._measure(_column([100.0] * 50 + lumen), _column([0] * 50 + [1] * 30) > 0,
                       _column([1] * 50 + [0] * 30) > 0, p, [])
@@ -483,11 +539,19 @@ def test_prune_keeps_the_main_trees_and_drops_small_round_or_faint_pieces():
     smooth[pieces["second"]] = 100.0
     out = enh._prune(mask, smooth, sp, st, p, 0, use_image=True, use_size=False)
     assert kept(out) == everything - {"faint_line"}
-    smooth[pieces["faint_line"]] = 126.0  # 0.26: a core
+    smooth[pieces["faint_line"]] = 125.0  # 0.25: just a core
     assert kept(enh._prune(mask, smooth, sp, st, p, 0, use_image=True, use_size=False)) == everything
+    smooth[pieces["faint_line"]] = 126.0  # 0.26
     noisy = enh._Stats(100.0, 20.0, 200.0, 100.0)  # 1.5 spreads = 0.30 of the contrast
     out = enh._prune(mask, smooth, sp, noisy, p, 0, use_image=True, use_size=False)
     assert kept(out) == everything - {"faint_line"}
+    # shape is judged only from a ball 2 voxels in radius up (33.5 voxels): a 30-voxel lump stays
+    lump = np.zeros_like(mask)
+    lump[30:33, 30:33, 60:63] = True
+    lump[33, 31, 61] = lump[29, 31, 61] = lump[31, 33, 61] = True
+    assert lump.sum() == 30
+    out = enh._prune(mask | lump, smooth, sp, st, p, 30, use_image=False, use_size=True)
+    assert out[lump].all() and not out[pieces["cube"]].any()
     # one component: nothing to prune
     only = pieces["cube"]
     assert np.array_equal(enh._prune(only, smooth, sp, st, p, 10 ** 6, use_image=True, use_size=True), only)
@@ -572,15 +636,16 @@ def test_growth_pieces_keep_what_touches_the_tree_and_reaches_the_high_threshold
 
 
 def _broken_tube(gap_from: int, gap_to: int):
-    """A straight vessel 3 x 3 voxels across along the first axis with its voxels gap_from..gap_to - 1
-    missing from the mask; vesselness 1 and 200 HU on its axis, 0.02 and 100 HU elsewhere."""
-    mask = np.zeros((40, 11, 11), bool)
-    mask[:, 4:7, 4:7] = True
+    """A straight vessel 3 x 3 voxels across along the first axis (voxels 0-39, in a larger array)
+    with its voxels gap_from..gap_to - 1 missing from the mask; vesselness 1 and 200 HU on its
+    axis, 0.02 and 100 HU elsewhere."""
+    mask = np.zeros((60, 21, 21), bool)
+    mask[:40, 9:12, 9:12] = True
     mask[gap_from:gap_to] = False
     tube = np.full(mask.shape, 0.02, np.float32)
-    tube[:, 5, 5] = 1.0
+    tube[:, 10, 10] = 1.0
     smooth = np.full(mask.shape, 100.0, np.float32)
-    smooth[:, 5, 5] = 200.0
+    smooth[:, 10, 10] = 200.0
     return mask, tube, smooth, np.ones(mask.shape, bool)
 
 
@@ -593,16 +658,23 @@ def test_bridge_joins_a_gap_along_the_vessel_only_when_short_tubular_and_bright(
     mask, tube, smooth, region = _broken_tube(15, 19)  # 5 mm from one end to the other
     out, n = enh._bridge(mask, tube, smooth, region, st, p, sp)
     gap_axis = np.zeros_like(mask)
-    gap_axis[15:19, 5, 5] = True
+    gap_axis[15:19, 10, 10] = True
     # along the axis, as thick as the thinner end allows (1 mm at a cut end: the line itself)
     assert n == 1 and np.array_equal(out, mask | gap_axis)
+    # a smaller fragment with nothing near it is left alone, and the rest still joined
+    speck = mask.copy()
+    speck[55:57, 2:4, 2:4] = True
+    out, n = enh._bridge(speck, tube, smooth, region, st, p, sp)
+    assert n == 1 and np.array_equal(out, speck | gap_axis)
+    exact, _, _, _ = _broken_tube(15, 20)  # 6 mm: still bridged
+    assert enh._bridge(exact, tube, smooth, region, st, p, sp)[1] == 1
     wide, _, _, _ = _broken_tube(12, 19)  # 8 mm > 6 mm
     assert enh._bridge(wide, tube, smooth, region, st, p, sp)[1] == 0
     dim = smooth.copy()
-    dim[15:19, 5, 5] = 110.0  # 10 HU along the bridge < 0.15 x 100
+    dim[15:19, 10, 10] = 110.0  # 10 HU along the bridge < 0.15 x 100
     assert enh._bridge(mask, tube, dim, region, st, p, sp)[1] == 0
     flat = tube.copy()
-    flat[15:19, 5, 5] = 0.05  # not tube-like there
+    flat[15:19, 10, 10] = 0.05  # not tube-like there
     assert enh._bridge(mask, flat, smooth, region, st, p, sp)[1] == 0
     strict = enh._Stats(100.0, 10.0, 200.0, 100.0, low=1.1)  # the growth's low threshold counts too
     assert enh._bridge(mask, tube, smooth, region, strict, p, sp)[1] == 0
@@ -627,7 +699,8 @@ def test_region_of_work_is_the_grown_liver_or_the_raw_vessels_box():
     assert box == (slice(16, 85), slice(16, 85), slice(33, 68))
     assert region.shape == (69, 69, 35) and region.all() and liver_c is None
     assert fallbacks == ["liver mask missing or empty: whole volume used"]
-    with pytest.raises(InputError, match="liver mask is missing or empty"):
+    with pytest.raises(InputError, match="liver mask is missing or empty, so vessel enhancement cannot be "
+                       "restricted to the liver; provide a liver segmentation or allow the whole-volume fallback"):
         enh._region_of_work(raw, np.zeros(raw.shape, np.uint8), sp, p, 4.0, False, [])
     fallbacks = []
     assert enh._region_of_work(np.zeros_like(raw), None, sp, p, 4.0, True, fallbacks) == (None, None, None)
