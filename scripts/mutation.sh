@@ -5,6 +5,9 @@
 #   RECHECK_K="not demo" bash scripts/mutation.sh ...   # leave the module's slow tests out of the recheck
 #   RECHECK_ONLY=1 bash scripts/mutation.sh ...   # after new tests: recheck the survivors, no mutmut run
 #   RECHECK_JOBS=2 bash scripts/mutation.sh ...   # two rechecks at a time
+#   SAMPLE=300 bash scripts/mutation.sh "livervessels.enhancement.*"   # a random sample of 300 mutants per
+#       module (SAMPLE=300,150: sizes per module in name order; SAMPLE_SEED, default 20261207), scored
+#       alone: for modules with thousands of mutants
 # Results are cached in mutants/ (git-ignored); `mutmut show NAME` prints one mutant's diff.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +19,26 @@ cd "$(dirname "$0")/.."
 config_hash=$(sed -n '/^\[tool.mutmut\]/,/^\[/p' pyproject.toml | sha256sum | cut -c1-16)
 if [ -d mutants ] && [ "$(cat mutants/.config-hash 2>/dev/null)" != "$config_hash" ]; then
     rm -rf mutants
+fi
+if [ -n "${SAMPLE:-}" ]; then
+    # mutmut makes every mutant at the start of a run: a run whose pattern matches none makes them
+    # and tests nothing; then a seeded sample of each module's mutants (matching the patterns given)
+    # replaces the patterns, and the score below counts the sample only.
+    .venv/bin/mutmut run "livervessels.no_such_module.*" >/dev/null 2>&1 || true
+    .venv/bin/mutmut results --all true | .venv/bin/python -c '
+import collections, fnmatch, random, re, sys
+sizes, seed, patterns = [int(n) for n in sys.argv[1].split(",")], int(sys.argv[2]), sys.argv[3:] or ["*"]
+by_module = collections.defaultdict(list)
+for line in sys.stdin:
+    m = re.match(r"\s*(([\w.]+)\.x\S*__mutmut_\d+): ", line)
+    if m and any(fnmatch.fnmatch(m.group(1), p) for p in patterns):
+        by_module[m.group(2)].append(m.group(1))
+rng = random.Random(seed)  # one generator through the modules in name order
+for i, module in enumerate(sorted(by_module)):
+    names, size = sorted(by_module[module]), sizes[min(i, len(sizes) - 1)]
+    print("\n".join(rng.sample(names, min(size, len(names)))))
+' "$SAMPLE" "${SAMPLE_SEED:-20261207}" "$@" > mutants/.sample
+    set -- $(cat mutants/.sample)
 fi
 # one worker: with two, a killed mutant was once reported as surviving
 if [ -z "${RECHECK_ONLY:-}" ]; then
@@ -45,6 +68,7 @@ def recheck(name, module):
         print("survived:", name, file=sys.stderr)
     return verdict
 
+sample = set(open("mutants/.sample").read().split()) if os.environ.get("SAMPLE") else None
 pending = []
 with concurrent.futures.ThreadPoolExecutor(int(os.environ.get("RECHECK_JOBS", "1"))) as pool:
     for line in sys.stdin:
@@ -52,6 +76,8 @@ with concurrent.futures.ThreadPoolExecutor(int(os.environ.get("RECHECK_JOBS", "1
         if not m:
             continue
         name, module, verdict = m.group(1), m.group(2), m.group(3).strip()
+        if sample is not None and name not in sample:
+            continue
         if verdict in ("survived", "no tests"):  # "no tests": the coverage pass saw no caller
             pending.append((module, pool.submit(recheck, name, module)))
         else:
