@@ -97,3 +97,25 @@ def test_vesselness_with_a_mask_gives_the_unmasked_values_there():
         for w, m in zip(whole, masked):
             assert np.array_equal(m[mask], w[mask])  # the same arithmetic, voxel for voxel
             assert not m[~mask].any()
+
+
+def test_dark_response_is_the_bright_response_of_the_negated_image_and_bad_input_is_named():
+    """The dark tubes ("both" gives them from the same Hessians) are the bright tubes of -image, on
+    an anisotropic grid (each axis padded by its own reach)."""
+    sp = (0.7, 0.9, 1.6)
+    img, _ = tube(sp, radius=2.0, direction=(1, 1, 0), size_mm=(24, 20, 26))
+    img = img + np.random.default_rng(3).normal(0, 5, img.shape).astype(np.float32)
+    bright, dark = vesselness(img, sp, SIGMAS[:2], polarity="both", mask=None)
+    negated = vesselness(-img, sp, SIGMAS[:2], polarity="bright")
+    assert np.allclose(dark, negated, atol=1e-3 * float(negated.max())) and dark.max() > 0
+    assert np.allclose(bright, vesselness(img, sp, SIGMAS[:2]), atol=1e-6)
+    # the masked path (only the mask's voxels computed) gives the same dark response there
+    mask = np.zeros(img.shape, bool)
+    mask[5:-5, 3:-3, 4:-4] = True
+    _, dark_masked = vesselness(img, sp, SIGMAS[:2], polarity="both", mask=mask)
+    assert np.allclose(dark_masked[mask], negated[mask], atol=1e-3 * float(negated.max()))
+    assert not dark_masked[~mask].any()
+    with pytest.raises(ValueError, match=r"vesselness needs a 3-D image, got shape \(4, 4\)"):
+        vesselness(np.zeros((4, 4)), sp, SIGMAS)
+    with pytest.raises(ValueError, match=r"spacing must be three positive numbers in mm, got \(1.0, 0.0, 1.0\)"):
+        vesselness(img, (1.0, 0.0, 1.0), SIGMAS)
