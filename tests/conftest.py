@@ -1,6 +1,7 @@
 """Shared fixtures: phantom studies written as DICOM, the bundled demo model, the real example CT."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -19,6 +20,28 @@ DEMO_STUDY = ROOT / "demo" / "study"
 DEMO_CLASSES = ["liver", "inferior_vena_cava", "portal_vein_and_splenic_vein", "liver_vessels"]
 REAL_DATA = (ROOT.parent / "shared" / "data" / "totalseg_example").resolve()
 ARTIFACTS = ROOT / "test-artifacts"
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    """Under a mutant (scripts/mutation.sh): quick tests first. mutmut runs a mutant's tests in no
+    particular order and stops at the first failure, and the recheck runs a whole test file, slow
+    phantom tests first; a mutant that a quick hand-made test kills should not wait for them.
+    Tests that need no module- or session-wide fixture come first (such fixtures, a dense phantom
+    and its split or a served study, take 10-60 s to set up, and mutmut's time limits count test
+    calls only), each group by the call durations of mutmut's last coverage pass where it left them."""
+    if "__mutmut_" not in os.environ.get("MUTANT_UNDER_TEST", ""):
+        return
+    try:
+        durations = json.loads(Path("mutmut-stats.json").read_text())["duration_by_test"]
+    except (OSError, ValueError, KeyError):
+        durations = {}
+
+    def shared_setup(item) -> bool:
+        defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+        return any(d.scope in ("module", "session") and d.baseid.startswith("tests")
+                   for fixture_defs in defs.values() for d in fixture_defs)
+
+    items.sort(key=lambda item: (shared_setup(item), durations.get(item.nodeid, 0.0)))  # stable
 
 
 @pytest.fixture(scope="session")

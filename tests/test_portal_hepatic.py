@@ -630,3 +630,249 @@ def test_split_rejects_arrays_off_the_vessel_grid_by_name(bad, words):
     extra = {k: v for k, v in bad.items() if k in ("ivc", "liver", "portal_vein")}
     with pytest.raises(InputError, match=words.replace("(", r"\(").replace(")", r"\)")):
         split_portal_hepatic(args["vessels"], args["ct"], args["spacing"], **extra)
+
+
+# ---- the driver's helpers, by hand on small arrays ----------------------------------------------------
+
+from types import SimpleNamespace  # noqa: E402
+
+from livervessels import portal_hepatic as ph_mod  # noqa: E402
+from livervessels.split_types import Labelling  # noqa: E402
+
+
+def test_support_flags_name_each_missing_or_empty_mask():
+    assert ph_mod._support_flags(liver=None, portal_vein=np.zeros(3, bool), ivc=np.ones(3, bool)) == [
+        "missing_support_liver", "empty_support_portal_vein"]
+    assert ph_mod._support_flags() == []
+
+
+def test_small_components_are_dropped_below_the_size_and_counted():
+    mask = np.zeros((12, 12, 12), bool)
+    mask[0, 0, 0:3] = True  # 3 voxels
+    mask[5, 5, 0:4] = True
+    mask[6, 6, 4] = True  # 5 voxels, joined across a corner (26-connected)
+    mask[10, 0:10, 10] = True  # 10
+    qc = {}
+    kept, comps = ph_mod._drop_small_components(mask, 5, qc)
+    assert qc == {"small_components_unlabelled": 1, "small_component_voxels": 3}
+    assert not kept[0].any() and kept[5:7].sum() == 5 and kept.sum() == 15
+    assert np.array_equal(comps > 0, kept) and len(np.unique(comps[kept])) == 2
+    qc = {}
+    kept, comps = ph_mod._drop_small_components(mask, 3, qc)  # nothing under 3 voxels
+    assert qc == {"small_components_unlabelled": 0, "small_component_voxels": 0} and kept.sum() == 18
+    assert len(np.unique(comps[kept])) == 3 and not comps[~mask].any()
+
+
+def test_counts_by_hand():
+    labels = np.array([1, 1, 2, 0, 0, 0])
+    vessels = np.array([1, 1, 1, 1, 0, 0], bool)
+    assert ph_mod._counts(labels, vessels, 7, 2) == {
+        "portal_voxels": 2, "hepatic_voxels": 1, "unlabelled_voxels": 1, "total_vessel_voxels": 4,
+        "portal_fraction": 0.5, "hepatic_fraction": 0.25, "portal_seed_voxels": 7, "hepatic_seed_voxels": 2}
+    three = ph_mod._counts(np.array([1, 2, 2]), np.ones(3, bool), 0, 0)
+    assert (three["portal_fraction"], three["hepatic_fraction"]) == (0.3333, 0.6667)
+    empty = ph_mod._counts(np.zeros(3, int), np.zeros(3, bool), 0, 0)
+    assert (empty["portal_fraction"], empty["hepatic_fraction"], empty["unlabelled_voxels"]) == (0.0, 0.0, 0)
+
+
+def test_case_flags_seed_failure_caps_the_confidence_then_low_confidence():
+    p = SplitParams()
+    qc = {"portal_fraction": 0.5, "hepatic_fraction": 0.5, "confidence": 0.9}
+    assert ph_mod._case_flags(qc, ["x"], p) == ["x"] and qc["confidence"] == 0.9
+    qc = {"portal_fraction": 0.97, "hepatic_fraction": 0.049, "confidence": 0.9}
+    assert ph_mod._case_flags(qc, [], p) == ["hepatic_seed_failure", "low_confidence"]
+    assert qc["confidence"] == p.seed_failure_confidence == 0.25
+    qc = {"portal_fraction": 0.049, "hepatic_fraction": 0.95, "confidence": 0.1}
+    assert ph_mod._case_flags(qc, [], p) == ["portal_seed_failure", "low_confidence"] and qc["confidence"] == 0.1
+    qc = {"portal_fraction": 0.05, "hepatic_fraction": 0.95, "confidence": 0.6}  # at the limits: no flag
+    assert ph_mod._case_flags(qc, [], p) == []
+    qc["confidence"] = 0.5999
+    assert ph_mod._case_flags(qc, [], p) == ["low_confidence"]
+    # a seed failure flagged earlier (a missing support mask) caps it too; no confidence counts as 0
+    qc = {"portal_fraction": 0.5, "hepatic_fraction": 0.5}
+    assert ph_mod._case_flags(qc, ["portal_seed_failure"], p) == ["portal_seed_failure", "low_confidence"]
+    assert qc["confidence"] == 0.0
+    flags = ["a"]
+    ph_mod._case_flags({"portal_fraction": 0.5, "hepatic_fraction": 0.5, "confidence": 0.1}, flags, p)
+    assert flags == ["a"]  # the caller's list is left alone
+
+
+def test_labelling_qc_weighs_unreached_voxels_at_their_confidence():
+    p = SplitParams()
+    qc = {"portal_voxels": 60, "hepatic_voxels": 20, "portal_fraction": 0.6, "hepatic_fraction": 0.2}
+    info = {"confidence": 0.9, "missing_tree_regions": {"flagged": ["portal"]}}
+    flags = []
+    ph_mod._add_labelling_qc(qc, flags, info, {"components": 2, "voxels": 20}, p)
+    assert (qc["unreached_components"], qc["unreached_voxels"]) == (2, 20)
+    assert qc["confidence"] == round(0.75 * 0.9 + 0.25 * 0.25, 3) == 0.738  # 20 of 80 labelled voxels
+    assert qc["flags"] == ["unreached_components", "portal_missing_in_liver_region"]
+    assert flags == qc["flags"] and qc["parameters"]["low_confidence"] == 0.6
+    assert qc["missing_tree_regions"] == {"flagged": ["portal"]}
+    qc = {"portal_voxels": 0, "hepatic_voxels": 0, "portal_fraction": 0.6, "hepatic_fraction": 0.2}
+    ph_mod._add_labelling_qc(qc, [], {"confidence": 0.9}, {"components": 0, "voxels": 0}, p)
+    assert qc["confidence"] == 0.9 and qc["flags"] == []
+    qc = {"portal_voxels": 0, "hepatic_voxels": 0, "portal_fraction": 0.6, "hepatic_fraction": 0.2}
+    ph_mod._add_labelling_qc(qc, [], {"confidence": 0.9}, {"components": 1, "voxels": 5}, p)
+    assert qc["confidence"] == round(-4 * 0.9 + 5 * 0.25, 3)  # no labelled voxels: divided by 1
+
+
+def test_segment_argmin_is_the_first_minimum_of_each_segment():
+    values = np.array([3.0, 1.0, 1.0, 5.0, 2.0, 2.0, 7.0, 0.5, 0.5])
+    assert ph_mod._segment_argmin(values, np.array([0, 4, 6])).tolist() == [1, 4, 7]
+    assert ph_mod._segment_argmin(values, np.array([0])).tolist() == [7]
+    assert ph_mod._segment_argmin(np.array([4.0, 4.0]), np.array([0, 1])).tolist() == [0, 1]
+
+
+def _stand_in_graph(chains: list[list[tuple[int, int, int]]], shape, spacing=(1.0, 1.0, 1.0), radius_mm=None):
+    branches = [SimpleNamespace(index=i, voxels=np.array(c)) for i, c in enumerate(chains)]
+    return SimpleNamespace(branches=branches, shape=shape, spacing=spacing, radius_mm=radius_mm)
+
+
+def test_centerline_stacks_branches_and_marks_their_starts():
+    g = _stand_in_graph([[(0, 0, 0), (0, 0, 1)], [(1, 1, 1)], [(2, 2, 2), (2, 2, 3), (2, 2, 4)]], (3, 3, 5))
+    vox, starts = ph_mod._centerline(g)
+    assert vox.tolist() == [[0, 0, 0], [0, 0, 1], [1, 1, 1], [2, 2, 2], [2, 2, 3], [2, 2, 4]]
+    assert starts.tolist() == [0, 2, 3]
+
+
+def test_fallback_labels_reach_unlabelled_branches_and_the_centerline():
+    g = _stand_in_graph([[(0, 0, 0), (0, 0, 1)], [(0, 0, 2), (0, 0, 3)]], (1, 1, 4))
+    labels = np.array([[[1, 1, 2, 2]]], np.uint8)
+    skeleton = np.array([[[1, 0, 1, 0]]], np.uint8)
+    lab = Labelling(labels, np.zeros(labels.shape, bool), {}, skeleton)
+    branches = SimpleNamespace(graph=g, labels=np.array([1, 0]))
+    ph_mod._follow_fallback_labels(lab, branches, {"components": 1})
+    assert branches.labels.tolist() == [1, 2]  # the label of its first voxel
+    assert skeleton.tolist() == [[[1, 0, 2, 0]]]  # centerline voxels show the voxel labels
+    branches.labels[1] = 0
+    ph_mod._follow_fallback_labels(lab, branches, {"components": 0})
+    assert branches.labels.tolist() == [1, 0]  # nothing was unreached: left as it was
+    ph_mod._follow_fallback_labels(Labelling(labels, np.zeros(labels.shape, bool), {}), None, {"components": 1})
+
+
+def test_unreached_components_take_the_nearer_tree():
+    lab = np.zeros((1, 20, 1), np.uint8)
+    lab[0, 0] = PORTAL
+    lab[0, 19] = HEPATIC
+    vessels = np.zeros(lab.shape, bool)
+    vessels[0, [0, 19]] = True
+    vessels[0, 4:7] = True  # 4 from portal, 13 from hepatic
+    vessels[0, 12:14] = True  # 12 / 6
+    vessels[0, 8:9] = True  # 8 / 11
+    comps = ndimage.label(vessels)[0]
+    unreached = vessels & (lab == 0)
+    info = ph_mod._label_unreached(lab, vessels, comps, unreached, None, None, (1.0, 1.0, 1.0))
+    assert info == {"components": 3, "voxels": 6}
+    assert lab[0, :, 0].tolist() == [1, 0, 0, 0, 1, 1, 1, 0, 1, 0, 0, 0, 2, 2, 0, 0, 0, 0, 0, 2]
+    # nothing unreached
+    assert ph_mod._label_unreached(lab.copy(), vessels, comps, np.zeros_like(vessels), None, None,
+                                   (1.0, 1.0, 1.0)) == {"components": 0, "voxels": 0}
+
+
+def test_unreached_components_tie_goes_to_portal_and_nothing_labelled_uses_the_support():
+    vessels = np.zeros((1, 21, 1), bool)
+    vessels[0, [0, 10, 20]] = True
+    comps = ndimage.label(vessels)[0]
+    lab = np.zeros(vessels.shape, np.uint8)
+    lab[0, 0], lab[0, 20] = HEPATIC, PORTAL  # the middle one is 10 mm from both
+    ph_mod._label_unreached(lab, vessels, comps, vessels & (lab == 0), None, None, (1.0, 1.0, 1.0))
+    assert lab[0, 10, 0] == PORTAL
+    # nothing labelled: the nearer of the portal vein and the IVC
+    pv = np.zeros(vessels.shape, bool)
+    ivc = np.zeros(vessels.shape, bool)
+    pv[0, 2], ivc[0, 15] = True, True
+    lab = np.zeros(vessels.shape, np.uint8)
+    info = ph_mod._label_unreached(lab, vessels, comps, vessels, pv, ivc, (1.0, 1.0, 1.0))
+    assert info == {"components": 3, "voxels": 3} and lab[0, [0, 10, 20], 0].tolist() == [1, 2, 2]
+    lab = np.zeros(vessels.shape, np.uint8)
+    ph_mod._label_unreached(lab, vessels, comps, vessels, pv, None, (1.0, 1.0, 1.0))
+    assert lab[0, [0, 10, 20], 0].tolist() == [1, 1, 1]
+    lab = np.zeros(vessels.shape, np.uint8)  # nothing at all: counted, left unlabelled
+    assert ph_mod._label_unreached(lab, vessels, comps, vessels, None, np.zeros_like(vessels),
+                                   (1.0, 1.0, 1.0)) == {"components": 3, "voxels": 3}
+    assert not lab.any()
+
+
+def test_unreached_minima_on_a_box_are_the_whole_volume_distances():
+    portal = np.zeros((30, 30, 30), bool)
+    hepatic = np.zeros_like(portal)
+    portal[3, 4, 5] = True
+    hepatic[20, 20, 20] = True
+    where = (np.array([10, 12, 29]), np.array([10, 10, 29]), np.array([10, 10, 29]))
+    sel = np.array([True, True, False])
+    d = ph_mod._unreached_minima({PORTAL: portal, HEPATIC: hepatic}, where, sel, 20.0, (1.0, 2.0, 0.5))
+    assert d[PORTAL] == pytest.approx(np.sqrt(49 + (6 * 2.0) ** 2 + (5 * 0.5) ** 2))
+    assert d[HEPATIC] == pytest.approx(np.sqrt(8 ** 2 + 20 ** 2 + 5 ** 2))
+    # a label with no voxel in the box is infinitely far
+    d = ph_mod._unreached_minima({PORTAL: portal, HEPATIC: hepatic}, where, sel, 1.0, (1.0, 1.0, 1.0))
+    assert d == {PORTAL: np.inf, HEPATIC: np.inf}
+
+
+def test_a_branch_emerges_from_a_structure_only_through_a_wide_passage():
+    shape = (40, 40, 44)
+    ball = _tube(shape, (1.0, 1.0, 1.0), (20, 20, 6), (20, 20, 10), 8.0)  # a trunk; its top at z = 18
+    merged = _tube(shape, (1.0, 1.0, 1.0), (20, 20, 14), (20, 20, 40), 3.0)
+    touching = _tube(shape, (1.0, 1.0, 1.0), (3, 20, 21), (37, 20, 21), 3.0)  # tangent to the ball's top
+    assert (ball & touching).sum() <= 1
+    g = _stand_in_graph([[(20, 20, z) for z in range(24, 36)], [(x, 20, 21) for x in range(6, 34)]], shape)
+    assert ph_mod._emerges(g, 0, ball, merged, 1.8)
+    assert not ph_mod._emerges(g, 1, ball, touching, 1.8)
+    assert ph_mod._emerges(g, 1, ball, touching, 0.5)  # any passage counts at a lumen of half a voxel
+    assert not ph_mod._emerges(g, 0, ball, merged, 3.5)  # wider than the branch itself
+    assert not ph_mod._emerges(g, 0, np.zeros(shape, bool), merged, 1.8)  # no structure near it
+    # on coarser voxels the lumen is measured in mm
+    g2 = _stand_in_graph([[(20, 20, z) for z in range(24, 36)]], shape, spacing=(0.5, 0.5, 0.5))
+    assert not ph_mod._emerges(g2, 0, ball, merged, 1.8)  # the tube is 1.5 mm thick on this grid
+
+
+def test_branches_continuous_with_the_contact_through_thick_lumen():
+    shape = (50, 30, 30)
+    sp = (1.0, 1.0, 1.0)
+    thick = _tube(shape, sp, (2, 15, 15), (45, 15, 15), 4.0)
+    thin = _tube(shape, sp, (20, 15, 20), (20, 15, 29), 1.2)  # leaves the thick one's side 18 mm away
+    vessels = thick | thin
+    radius = ndimage.distance_transform_edt(vessels, sampling=sp).astype(np.float32)
+    contact = np.zeros(shape, bool)
+    contact[2, 13:18, 13:18] = thick[2, 13:18, 13:18]
+    dist = ndimage.distance_transform_edt(~contact, sampling=sp)
+    g = _stand_in_graph([[(x, 15, 15) for x in range(4, 30)], [(20, 15, z) for z in range(22, 29)],
+                         [(x, 15, 15) for x in range(36, 44)]], shape, sp, radius)
+    p = SplitParams()
+    joined = ph_mod._continuous_with_contact(g, contact, dist, p)
+    # within reach (3 + 6 + 10 mm): the thick trunk; the thin side branch only through its narrow lumen;
+    # the trunk's far part lies beyond the reach
+    assert joined.tolist() == [True, False, False]
+    # on a box holding the reach, the same answer
+    box = (slice(0, 35), slice(0, 30), slice(0, 30))
+    assert ph_mod._continuous_with_contact(g, contact[box], dist[box], p, box).tolist() == [True, False, False]
+    # no lumen near the contact at all: nothing is joined
+    g0 = _stand_in_graph([[(x, 15, 15) for x in range(4, 30)]], shape, sp, np.zeros(shape, np.float32))
+    assert ph_mod._continuous_with_contact(g0, np.zeros(shape, bool), dist, p).tolist() == [False]
+
+
+def test_tree_intensity_is_measured_against_parenchyma_2_to_5_mm_from_the_vessels():
+    shape = (40, 40, 40)
+    sp = (1.0, 1.0, 1.0)
+    vessels = _tube(shape, sp, (20, 5, 20), (20, 35, 20), 2.0)
+    # parenchyma: 2-5 mm beyond the vessel's wall, 4-7 mm from its axis
+    ct = np.full(shape, 500.0, np.float32)  # nearer or farther tissue
+    ct[_tube(shape, sp, (20, 3, 20), (20, 37, 20), 7.5) & ~_tube(shape, sp, (20, 3, 20), (20, 37, 20), 3.5)] = 100.0
+    ct[vessels] = 180.0
+    g = _stand_in_graph([[(20, y, 20) for y in range(6, 34)]], shape, sp, np.zeros(shape, np.float32))
+    m = ph_mod._measure_tree_intensity(g, ct, vessels, None, np.array([1]), np.array([3.0]), SplitParams())
+    assert m.parenchyma_hu == 100.0 and m.reason.startswith("fewer than two portal branches")
+    liver = np.zeros(shape, bool)
+    liver[:, :, :19] = True  # less than half the ring
+    ct[(ct == 100.0) & ~liver] = 0.0  # outside the liver: not parenchyma
+    m = ph_mod._measure_tree_intensity(g, ct, vessels, liver, np.array([1]), np.array([3.0]), SplitParams())
+    assert m.parenchyma_hu == 100.0
+    m = ph_mod._measure_tree_intensity(g, ct, vessels, None, np.array([1]), np.array([3.0]), SplitParams())
+    assert m.parenchyma_hu < 100.0
+    m = ph_mod._measure_tree_intensity(g, ct, vessels, np.zeros(shape, bool), np.array([1]), np.array([3.0]),
+                                       SplitParams())
+    assert m.reason == "no liver parenchyma to measure against"
+    off = ph_mod._measure_tree_intensity(g, ct, vessels, None, np.array([1]), np.array([3.0]),
+                                         SplitParams(tree_intensity_weight=0.0))
+    assert (off.used, off.reason) == (False, "not used")
+    none = ph_mod._measure_tree_intensity(g, None, vessels, None, np.array([1]), np.array([3.0]), SplitParams())
+    assert (none.used, none.reason) == (False, "no CT")
