@@ -686,6 +686,27 @@ def test_bridge_joins_a_gap_along_the_vessel_only_when_short_tubular_and_bright(
     assert enh._bridge(single, tube, smooth, region, st, p, sp)[1] == 0
 
 
+def test_a_bridge_around_an_obstacle_counts_its_whole_path_with_the_steps_in_and_out():
+    from livervessels import enhancement as enh
+
+    p = EnhancementParams()  # a bridge at most 1.5 x 6 mm long
+    st = enh._Stats(100.0, 10.0, 200.0, 100.0, low=0.1)
+    sp = (1.0, 1.0, 1.0)
+    mask, tube, smooth, region = _broken_tube(15, 19)  # 5 mm apart in a straight line
+    tube[:] = 1.0  # tube-like and bright everywhere: only the length decides
+    smooth[:] = 200.0
+    # The region leaves the gap open only beyond a wall (x 15-18, every y below h): the path climbs
+    # from the vessel's edge (y = 11) to y = h, runs along the wall and comes back down. h = 13:
+    # 1 + 1.41 + 3 + 1.41 + 1 = 7.8 mm, steps out of and into the fragments included; h = 14: 9.8 mm
+    # (7.8 between new voxels only).
+    for h, bridged in ((13, 1), (14, 0)):
+        walled = region.copy()
+        walled[15:19, :h, :] = False
+        out, n = enh._bridge(mask, tube, smooth, walled, st, p, sp)
+        assert n == bridged, h
+        assert not (out & ~walled).any()
+
+
 def test_region_of_work_is_the_grown_liver_or_the_raw_vessels_box():
     from livervessels import enhancement as enh
 

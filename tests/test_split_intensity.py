@@ -268,6 +268,9 @@ def test_partial_volume_share_bins_fill_gaps_and_never_fall_with_radius():
     np.testing.assert_allclose(share, [0.6, 0.6, 0.6])
     share, _ = _partial_volume_share(np.array([1.0, 2.0]), np.array([-5.0, 1.0]), 100.0)
     np.testing.assert_allclose(share, [0.05, 0.05])
+    # thin radii keep their own bins (0.5 and 0.9 mm are four bins apart)
+    share, which = _partial_volume_share(np.array([0.5, 0.9]), np.array([10.0, 50.0]), 100.0)
+    assert which.tolist() == [0, 4] and share.tolist() == [0.1, 0.5]
     # radii at or below zero are measured as 1 micrometre; a zero root contrast does not divide by zero
     share, which = _partial_volume_share(np.array([0.0, 1e-3]), np.array([10.0, 30.0]), 0.0)
     assert which[0] == which[1] and np.all(share == 1.0)
@@ -294,6 +297,10 @@ def test_a_thin_bin_that_does_not_separate_the_first_labelling_gives_no_evidence
     assert not branch_log_odds(graph, ct, radius, _measured(), labels)[6:].any()
     graph, ct, radius, labels = _labelled_bin(140, 120, n=3)
     assert branch_log_odds(graph, ct, radius, _measured(), labels)[6:].all()
+    # ... nor where only one of the trees has fewer than three
+    graph, ct, radius, labels = _labelled_bin(140, 120, n=6)
+    labels[6:10] = 0  # two portal branches left in the thin bin, six hepatic
+    assert not branch_log_odds(graph, ct, radius, _measured(), labels)[6:].any()
 
 
 def test_the_bin_separation_threshold():
@@ -306,3 +313,31 @@ def test_the_bin_separation_threshold():
     assert branch_log_odds(graph, ct, radius, _measured(), labels, params)[6:].all()
     params = IntensityParams(min_bin_separation=sep + 1e-6)
     assert not branch_log_odds(graph, ct, radius, _measured(), labels, params)[6:].any()
+
+
+def test_spread_of_each_radius_bin_measured_on_a_first_labelling_by_hand():
+    # Thick bin (3 mm): branches around the root contrasts 80 / 40 HU (e = -20..20), eight unlabelled
+    # ones at 95 HU; thin bin (1 mm): around 40 / 20 HU (e' = -4..4), its median 30 HU: g = 0.5.
+    e, e_thin = [-20, -10, 0, 0, 10, 20], [-4, -2, 0, 2, 4]
+    contrast = np.array([80 + v for v in e] + [40 + v for v in e] + [95] * 8
+                        + [40 + v for v in e_thin] + [20 + v for v in e_thin], float)
+    labels = np.array([1] * 6 + [2] * 6 + [0] * 8 + [1] * 5 + [2] * 5)
+    radius = np.array([3.0] * 20 + [1.0] * 10)
+    graph, ct = _graph([[100 + c] * 8 for c in contrast], radius)
+    llr = branch_log_odds(graph, ct, radius, _measured(), labels)
+    # thick: residuals from the nearer tree (the unlabelled left out): MAD 10 HU x 1.4826, squared,
+    # less the noise of a branch (10^2 / 2 samples); above the floor (0.15 x 60)^2 = 81
+    var_thick = 50 + (10 * 1.4826) ** 2 - 50
+    # thin: residuals e' (MAD 2 HU): 2.9652^2 - 50 is below the floor (0.15 x 60 x 0.5)^2 = 20.25
+    var_thin = 50 + 20.25
+    mu_p = np.where(radius > 2, 80.0, 40.0)
+    mu_h = np.where(radius > 2, 40.0, 20.0)
+    var = np.where(radius > 2, var_thick, var_thin)
+    expected = np.clip(((contrast - mu_h) ** 2 - (contrast - mu_p) ** 2) / (2 * var), -4, 4)
+    np.testing.assert_allclose(llr, expected, rtol=1e-4)
+    assert 0 < llr[1] < 4 and -4 < llr[8] < 0 and llr[20] > 1.5  # not all clipped
+    # In a thick bin the spread is taken around the nearer tree whatever the label: a labelling that
+    # gave every thick branch to the portal tree gets the same evidence there.
+    lost = np.where(radius > 2, np.minimum(labels, 1), labels)
+    lost[12:20] = 0
+    np.testing.assert_allclose(branch_log_odds(graph, ct, radius, _measured(), lost), llr, rtol=1e-6)

@@ -119,3 +119,26 @@ def test_dark_response_is_the_bright_response_of_the_negated_image_and_bad_input
         vesselness(np.zeros((4, 4)), sp, SIGMAS)
     with pytest.raises(ValueError, match=r"spacing must be three positive numbers in mm, got \(1.0, 0.0, 1.0\)"):
         vesselness(img, (1.0, 0.0, 1.0), SIGMAS)
+
+
+@pytest.mark.parametrize("shape, sp, block", [((37, 29, 23), (0.6, 0.7, 0.9), 3_000),
+                                              ((50, 21, 33), (0.5, 0.5, 0.5), 9_000),
+                                              ((19, 40, 17), (0.9, 0.6, 1.4), 1_000)])
+def test_masked_slabs_and_plane_groups_give_the_unmasked_values_on_any_shape(shape, sp, block):
+    # Masks scattered over the whole array - single voxels on its faces and corners, a run through
+    # every plane, small blobs - on odd shapes, with slabs and plane groups of a few planes and
+    # strided scales along every axis: each masked voxel reads the planes it needs and gets the
+    # unmasked value, whichever slab and group it falls in.
+    rng = np.random.default_rng(sum(shape))
+    img = ndimage.gaussian_filter(rng.normal(size=shape), 1.2).astype(np.float32) * 50
+    mask = np.zeros(shape, bool)
+    mask[tuple(rng.integers(0, shape, size=(40, 3)).T)] = True
+    for corner in np.ndindex(2, 2, 2):
+        mask[tuple(c * (n - 1) for c, n in zip(corner, shape))] = True
+    mask[:, shape[1] // 2, shape[2] // 3] = True  # through every plane of every slab
+    mask |= ndimage.binary_dilation(rng.random(shape) > 0.999, iterations=2)
+    whole = vesselness(img, sp, SIGMAS, polarity="both")
+    masked = vesselness(img, sp, SIGMAS, polarity="both", mask=mask, max_block_voxels=block)
+    for w, m in zip(whole, masked):
+        assert np.array_equal(m[mask], w[mask])
+        assert not m[~mask].any()
