@@ -7,7 +7,10 @@
 #   RECHECK_JOBS=2 bash scripts/mutation.sh ...   # two rechecks at a time
 #   SAMPLE=300 bash scripts/mutation.sh "livervessels.enhancement.*"   # a random sample of 300 mutants per
 #       module (SAMPLE=300,150: sizes per module in name order; SAMPLE_SEED, default 20261207), scored
-#       alone: for modules with thousands of mutants
+#       alone: for modules with thousands of mutants. With RECHECK_ONLY=1 the sample's mutants that
+#       mutmut's run did not reach (stopped early) are checked like survivors, against the module's tests;
+#       SAMPLE_FIRST=20,150: only the first mutants of each module's draw, in drawn order (a smaller
+#       sample than drawn, the draw unchanged)
 # Results are cached in mutants/ (git-ignored); `mutmut show NAME` prints one mutant's diff.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,17 +30,19 @@ if [ -n "${SAMPLE:-}" ]; then
     .venv/bin/mutmut run "livervessels.no_such_module.*" >/dev/null 2>&1 || true
     .venv/bin/mutmut results --all true | .venv/bin/python -c '
 import collections, fnmatch, random, re, sys
-sizes, seed, patterns = [int(n) for n in sys.argv[1].split(",")], int(sys.argv[2]), sys.argv[3:] or ["*"]
+sizes, seed, patterns = [int(n) for n in sys.argv[1].split(",")], int(sys.argv[2]), sys.argv[4:] or ["*"]
 by_module = collections.defaultdict(list)
 for line in sys.stdin:
     m = re.match(r"\s*(([\w.]+)\.x\S*__mutmut_\d+): ", line)
     if m and any(fnmatch.fnmatch(m.group(1), p) for p in patterns):
         by_module[m.group(2)].append(m.group(1))
+first = [int(n) for n in sys.argv[3].split(",")] if sys.argv[3] else None
 rng = random.Random(seed)  # one generator through the modules in name order
 for i, module in enumerate(sorted(by_module)):
     names, size = sorted(by_module[module]), sizes[min(i, len(sizes) - 1)]
-    print("\n".join(rng.sample(names, min(size, len(names)))))
-' "$SAMPLE" "${SAMPLE_SEED:-20261207}" "$@" > mutants/.sample
+    drawn = rng.sample(names, min(size, len(names)))
+    print("\n".join(drawn[:first[min(i, len(first) - 1)]] if first else drawn))
+' "$SAMPLE" "${SAMPLE_SEED:-20261207}" "${SAMPLE_FIRST:-}" "$@" > mutants/.sample
     set -- $(cat mutants/.sample)
 fi
 # one worker: with two, a killed mutant was once reported as surviving
@@ -78,7 +83,9 @@ with concurrent.futures.ThreadPoolExecutor(int(os.environ.get("RECHECK_JOBS", "1
         name, module, verdict = m.group(1), m.group(2), m.group(3).strip()
         if sample is not None and name not in sample:
             continue
-        if verdict in ("survived", "no tests"):  # "no tests": the coverage pass saw no caller
+        # "no tests": the coverage pass saw no caller; "not checked" in a sample: the mutmut run stopped
+        # before it (a sample of a slow module can be finished with RECHECK_ONLY=1)
+        if verdict in ("survived", "no tests") or (sample is not None and verdict == "not checked"):
             pending.append((module, pool.submit(recheck, name, module)))
         else:
             count[module][verdict] += 1

@@ -617,6 +617,8 @@ def test_nearest_centerline_voxel_for_points_outside_the_centerlines_box(point):
 @pytest.mark.parametrize("bad, words", [
     ({"ct": np.zeros((8, 8, 9))}, "ct (8, 8, 9) is not on the vessel mask's grid (8, 8, 8)"),
     ({"ivc": np.zeros((8, 8))}, "ivc (8, 8) is not on"),
+    ({"liver": np.zeros((8, 8, 7))}, "liver (8, 8, 7) is not on the vessel mask's grid"),
+    ({"portal_vein": np.zeros((9, 8, 8))}, "portal_vein (9, 8, 8) is not on"),
     ({"spacing": (1.0, 0.0, 1.0)}, "three positive numbers in mm"),
     ({"spacing": (1.0, 1.0)}, "three positive numbers in mm"),
     ({"vessels": np.ones((8, 8), bool)}, "must be a 3-D array"),
@@ -820,6 +822,13 @@ def test_a_branch_emerges_from_a_structure_only_through_a_wide_passage():
     assert ph_mod._emerges(g, 1, ball, touching, 0.5)  # any passage counts at a lumen of half a voxel
     assert not ph_mod._emerges(g, 0, ball, merged, 3.5)  # wider than the branch itself
     assert not ph_mod._emerges(g, 0, np.zeros(shape, bool), merged, 1.8)  # no structure near it
+    # only a passage within 12 mm + two lumens of the branch counts: here the touching vessel also
+    # runs into a column of the structure, but 17 mm past the branch's end
+    far_column = ball | _tube(shape, (1.0, 1.0, 1.0), (38.5, 20, 0), (38.5, 20, 21), 1.5)
+    longer = _tube(shape, (1.0, 1.0, 1.0), (3, 20, 21), (39, 20, 21), 3.0)
+    short = _stand_in_graph([[(x, 20, 21) for x in range(15, 21)]], shape)
+    assert not ph_mod._emerges(short, 0, far_column, longer, 1.8)
+    assert ph_mod._emerges(_stand_in_graph([[(x, 20, 21) for x in range(15, 24)]], shape), 0, far_column, longer, 1.8)
     # on coarser voxels the lumen is measured in mm
     g2 = _stand_in_graph([[(20, 20, z) for z in range(24, 36)]], shape, spacing=(0.5, 0.5, 0.5))
     assert not ph_mod._emerges(g2, 0, ball, merged, 1.8)  # the tube is 1.5 mm thick on this grid
@@ -876,3 +885,65 @@ def test_tree_intensity_is_measured_against_parenchyma_2_to_5_mm_from_the_vessel
     assert (off.used, off.reason) == (False, "not used")
     none = ph_mod._measure_tree_intensity(g, None, vessels, None, np.array([1]), np.array([3.0]), SplitParams())
     assert (none.used, none.reason) == (False, "no CT")
+
+
+def test_the_first_growth_pays_the_cost_of_turning_back_towards_a_root():
+    # branch 2 joins the portal root 0 through a slightly better link than the hepatic root 1, but
+    # that step turns back towards the portal root: with its cost the hepatic tree takes it
+    g = _stand_in_graph([[(0, 0, 0)], [(0, 0, 9)], [(0, 0, 4)]], (1, 1, 10))
+    edges = [(0.6, 0, 2, None), (0.5, 1, 2, None)]
+    seed = np.array([PORTAL, HEPATIC, 0], np.uint8)
+    radius = np.ones(3)
+    vessel_mask = np.ones((1, 1, 10), bool)
+    p = SplitParams()
+    plain = ph_mod._grow_labels(g, edges, seed, {}, {}, radius, None, vessel_mask, {}, p)
+    assert plain.branch_label.tolist() == [PORTAL, HEPATIC, PORTAL] and plain.parent.tolist() == [-1, -1, 0]
+    turned = ph_mod._grow_labels(g, edges, seed, {}, {(0, 2, PORTAL): 1.0}, radius, None, vessel_mask, {}, p)
+    assert turned.branch_label.tolist() == [PORTAL, HEPATIC, HEPATIC] and turned.parent.tolist() == [-1, -1, 1]
+    assert turned.tree_hu.reason == "no CT" and (turned.orphan_roots, turned.intensity_roots, turned.flips) == (0, 0, 0)
+
+
+def test_roots_thinner_than_the_thickest_go_and_an_emerging_vessel_roots_at_a_cost():
+    shape = (40, 40, 44)
+    sp = (1.0, 1.0, 1.0)
+    ivc = _tube(shape, sp, (20, 20, 6), (20, 20, 10), 8.0)
+    vessels = _tube(shape, sp, (20, 20, 14), (20, 20, 40), 2.5)  # a hepatic vein merging into the IVC
+    g = _stand_in_graph([[(5, 5, z) for z in range(3)], [(8, 8, z) for z in range(3)],
+                         [(20, 20, z) for z in range(24, 36)], [(30, 30, z) for z in range(3)]], shape, sp)
+    radius = np.array([4.0, 1.3, 2.5, 3.0])
+    seed = np.array([HEPATIC, HEPATIC, 0, PORTAL], np.uint8)
+    candidates = {PORTAL: np.zeros(4, bool), HEPATIC: np.array([False, False, True, False])}
+    p = SplitParams()
+    # no portal vein given: the portal side is skipped, the hepatic side still looked at
+    out, soft = ph_mod._refine_roots(g, seed, candidates, {"portal_vein": None, "ivc": ivc}, vessels, radius, p)
+    # the hepatic root 1.3 mm thick is under 0.35 x 4 mm: no longer a root
+    assert out.tolist() == [HEPATIC, 0, 0, PORTAL]
+    # the 2.5 mm vein emerges from the IVC (through lumen 0.6 x its radius wide): a root at 3 ln(4 / 2.5)
+    assert soft == {2: (HEPATIC, pytest.approx(3.0 * np.log(4.0 / 2.5)))}
+    # thinner than 2 mm (or 0.4 x the thickest root), or not emerging: no root
+    assert ph_mod._refine_roots(g, seed, candidates, {"ivc": ivc}, vessels, np.array([4.0, 1.3, 1.9, 3.0]), p)[1] == {}
+    assert ph_mod._refine_roots(g, seed, candidates, {"ivc": np.zeros(shape, bool)}, vessels, radius, p)[1] == {}
+    # portal roots: thinner than 0.8 x the thickest go
+    seed2 = np.array([PORTAL, PORTAL, 0, PORTAL], np.uint8)
+    assert ph_mod._refine_roots(g, seed2, candidates, {}, vessels, np.array([4.0, 3.1, 1.0, 3.3]), p)[0].tolist() == [
+        PORTAL, 0, 0, PORTAL]
+
+
+def test_the_split_does_not_depend_on_how_the_slices_were_stored(small_phantom):
+    ph = small_phantom
+    support = _support(ph)
+    canonical = np.diag([*ph.spacing, 1.0])
+    # the same scan stored flipped in x and y (a supine series as scanners store it: LPS)
+    flipped = canonical.copy()
+    flipped[0, 0], flipped[1, 1] = -ph.spacing[0], -ph.spacing[1]
+    flipped[0, 3], flipped[1, 3] = (ph.labels.shape[0] - 1) * ph.spacing[0], (ph.labels.shape[1] - 1) * ph.spacing[1]
+
+    def flip(a):
+        return None if a is None else a[::-1, ::-1]
+
+    a = split_portal_hepatic(_vessels(ph), ph.ct, ph.spacing, affine=canonical, **support)
+    b = split_portal_hepatic(flip(_vessels(ph)), flip(ph.ct), ph.spacing, affine=flipped,
+                             **{k: flip(v) for k, v in support.items()})
+    assert a.labels.any() and np.array_equal(flip(b.labels), a.labels)
+    assert np.array_equal(flip(b.skeleton_labels), a.skeleton_labels)
+    assert b.qc["portal_voxels"] == a.qc["portal_voxels"]
