@@ -8,6 +8,7 @@ from scipy import ndimage
 
 from livervessels.vessel_graph import (
     _trace,
+    attach_image_axes,
     build_vessel_graph,
     distances_at,
     feature_indices,
@@ -107,3 +108,48 @@ def test_median_and_distances_agree_with_numpy_and_scipy():
     points = np.nonzero(blob)
     expected = ndimage.distance_transform_edt(blob, sampling=spacing)[points]
     assert np.array_equal(distances_at(feature_indices(blob, spacing), points, spacing), expected)
+
+
+def test_labels_empty_masks_node_radii_and_the_summary_by_hand():
+    spacing = (0.5, 0.5, 0.5)
+    shape = (16, 16, 50)
+    mask = tube_mask(shape, spacing, [((4, 4, 5), (4, 4, 20))], 1.5, caps=False)
+    labelled = mask.astype(np.uint8) * 2  # a label mask (value 2) counts as the vessels it marks
+    a, b = build_vessel_graph(mask, spacing), build_vessel_graph(labelled, spacing)
+    assert np.array_equal(a.skeleton, b.skeleton) and len(a.branches) == len(b.branches) == 1
+    empty = build_vessel_graph(np.zeros(shape, bool), spacing)
+    assert empty.skeleton.shape == shape and empty.skeleton.dtype == bool and not empty.skeleton.any()
+    assert empty.branches == [] and empty.nodes == []
+    # a node's radius: the largest distance-transform value over its voxels
+    (branch,) = a.branches
+    for n in branch.nodes:
+        assert a.node_radius_mm(n) == pytest.approx(float(a.radius_mm[tuple(a.nodes[n].voxels.T)].max()))
+        assert a.node_radius_mm(n) > 0
+    assert branch.other_node(branch.nodes[0]) == branch.nodes[1]
+    assert branch.other_node(branch.nodes[1]) == branch.nodes[0]
+    # the summary's length-weighted mean radius, to three decimals
+    s = summarize_tree(a)
+    assert s["mean_radius_mm"] == round(branch.mean_radius_mm, 3) and s["mean_radius_mm"] != round(s["mean_radius_mm"])
+    assert summarize_tree(a, []) == {"branches": 0, "total_length_mm": 0.0, "mean_radius_mm": 0.0,
+                                     "max_radius_mm": 0.0, "terminal_branches": 0}
+
+
+def test_image_axes_follow_each_branch_of_a_fork():
+    # the axes of every branch, not only the first one's, are read at that branch's own voxels
+    spacing = (0.6, 0.6, 0.6)
+    shape = (60, 40, 40)
+    fork = (18.0, 12.0, 12.0)
+    ends = [(2, 12, 12), (34, 22, 12), (34, 2, 12)]
+    mask = tube_mask(shape, spacing, [(ends[0], fork), (fork, ends[1]), (fork, ends[2])], 1.8)
+    ct = ndimage.gaussian_filter(np.where(mask, 250.0, 80.0), 0.7).astype(np.float32)
+    graph = build_vessel_graph(mask, spacing, ct)
+    attach_image_axes(graph, ct, sigma_mm=1.5)
+    assert len(graph.branches) == 3
+    for b in graph.branches:
+        mid = b.voxels.mean(axis=0) * spacing
+        end = min(ends, key=lambda e: np.linalg.norm(np.subtract(e, mid)))
+        d = np.subtract(end, fork) / np.linalg.norm(np.subtract(end, fork))
+        weight = np.linalg.norm(b.axes, axis=1)
+        inner = weight > 0.5
+        assert b.axes.shape == (len(b.voxels), 3) and inner.sum() >= 5
+        assert np.median(np.abs(b.axes[inner] @ d) / weight[inner]) > 0.95
