@@ -266,7 +266,7 @@ def _add_labelling_qc(qc: dict, flags: list[str], info: dict, unreached: dict, p
     flags += [f"{name}_missing_in_liver_region" for name in info.get("missing_tree_regions", {}).get("flagged", [])]
     if unreached["voxels"] and "confidence" in qc:
         n_lab = qc["portal_voxels"] + qc["hepatic_voxels"]
-        w = unreached["voxels"] / max(n_lab, 1)
+        w = min(unreached["voxels"] / max(n_lab, 1), 1.0)  # a share: never more than all labelled voxels
         qc["confidence"] = round((1 - w) * qc["confidence"] + w * UNREACHED_CONFIDENCE, 3)
     qc["flags"] = _case_flags(qc, flags, p)
     qc["parameters"] = asdict(p)

@@ -1,11 +1,15 @@
 """Portal / hepatic vein split and the centerline graph it works on."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from scipy import ndimage
 
+from livervessels import portal_hepatic as ph_mod
 from livervessels.portal_hepatic import HEPATIC, PORTAL, SplitParams, find_seeds, split_portal_hepatic
+from livervessels.split_types import Labelling
 from livervessels.synthetic.phantom import LABELS, make_phantom
 from livervessels.vessel_graph import attach_image_axes, build_vessel_graph, summarize_tree
 
@@ -636,10 +640,6 @@ def test_split_rejects_arrays_off_the_vessel_grid_by_name(bad, words):
 
 # ---- the driver's helpers, by hand on small arrays ----------------------------------------------------
 
-from types import SimpleNamespace  # noqa: E402
-
-from livervessels import portal_hepatic as ph_mod  # noqa: E402
-from livervessels.split_types import Labelling  # noqa: E402
 
 
 def test_support_flags_name_each_missing_or_empty_mask():
@@ -715,7 +715,7 @@ def test_labelling_qc_weighs_unreached_voxels_at_their_confidence():
     assert qc["confidence"] == 0.9 and qc["flags"] == []
     qc = {"portal_voxels": 0, "hepatic_voxels": 0, "portal_fraction": 0.6, "hepatic_fraction": 0.2}
     ph_mod._add_labelling_qc(qc, [], {"confidence": 0.9}, {"components": 1, "voxels": 5}, p)
-    assert qc["confidence"] == round(-4 * 0.9 + 5 * 0.25, 3)  # no labelled voxels: divided by 1
+    assert qc["confidence"] == 0.25  # no labelled voxels: all of it unreached, never beyond
 
 
 def test_segment_argmin_is_the_first_minimum_of_each_segment():
