@@ -43,6 +43,8 @@ for i, module in enumerate(sorted(by_module)):
     drawn = rng.sample(names, min(size, len(names)))
     print("\n".join(drawn[:first[min(i, len(first) - 1)]] if first else drawn))
 ' "$SAMPLE" "${SAMPLE_SEED:-20261207}" "${SAMPLE_FIRST:-}" "$@" > mutants/.sample
+    # an empty sample would leave no names, and a mutmut run without names runs every mutant
+    [ -s mutants/.sample ] || { echo "SAMPLE: no mutants match the patterns given" >&2; exit 2; }
     set -- $(cat mutants/.sample)
 fi
 # one worker: with two, a killed mutant was once reported as surviving

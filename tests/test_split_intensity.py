@@ -1,11 +1,19 @@
 """The scan's own portal / hepatic intensity difference as evidence for the split."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from livervessels.portal_hepatic import split_portal_hepatic
-from livervessels.split_intensity import TreeIntensity, branch_log_odds
+from livervessels.split_intensity import (
+    IntensityParams,
+    TreeIntensity,
+    _partial_volume_share,
+    branch_log_odds,
+    measure_tree_intensity,
+)
 from livervessels.synthetic.realistic import ScanProtocol, make_realistic_phantom
 
 SEED = 1005  # a tuning seed (shares its trees with tests/test_synthetic_realistic.py)
@@ -109,9 +117,6 @@ def test_thick_vessels_keep_their_evidence_when_the_first_labelling_lost_one_tre
 # By hand, on a stand-in graph: branches are rows of voxels whose HU and radius are set directly
 # ---------------------------------------------------------------------------------------------
 
-from types import SimpleNamespace  # noqa: E402
-
-from livervessels.split_intensity import IntensityParams, _partial_volume_share, measure_tree_intensity  # noqa: E402
 
 
 def _graph(rows: list[list[float]], radii: list[float | list[float]]):
@@ -131,9 +136,6 @@ def _measured(**kw) -> TreeIntensity:
     base = dict(used=True, reason="", parenchyma_hu=100.0, portal_hu=180.0, hepatic_hu=140.0,
                 difference_hu=40.0, difference_se_hu=2.0, noise_hu=10.0)
     return TreeIntensity(**{**base, **kw})
-
-
-PARENCHYMA = np.ones((1, 1, 1), bool)
 
 
 def _measure(portal: list[list[float]], hepatic: list[list[float]], par_hu: float = 100.0, **params):
@@ -164,7 +166,7 @@ def test_noise_is_the_spread_of_neighbour_differences_over_root_two():
     zigzag = [180, 190, 180, 190, 180, 190, 180]
     m = _measure([zigzag, zigzag], [[140, 150, 140, 150, 140, 150, 140]] * 2)
     assert m.noise_hu == pytest.approx(10 * 1.4826 / np.sqrt(2), rel=1e-3)
-    # branches of two voxels or fewer give no differences
+    # branches of three voxels already give differences (only two or fewer do not)
     short = _measure([[180, 190, 180]] * 2, [[140, 150, 140]] * 2)
     assert short.noise_hu == pytest.approx(10 * 1.4826 / np.sqrt(2), rel=1e-3)
 
