@@ -7,6 +7,10 @@ import pytest
 from scipy import ndimage
 
 from livervessels.vessel_graph import (
+    Branch,
+    Node,
+    VesselGraph,
+    _merge_pass_through,
     _trace,
     attach_image_axes,
     build_vessel_graph,
@@ -153,3 +157,176 @@ def test_image_axes_follow_each_branch_of_a_fork():
         inner = weight > 0.5
         assert b.axes.shape == (len(b.voxels), 3) and inner.sum() >= 5
         assert np.median(np.abs(b.axes[inner] @ d) / weight[inner]) > 0.95
+
+
+def _line(start, n, step=(0, 0, 1)):
+    return np.array([np.add(start, np.multiply(step, k)) for k in range(n)], np.int64)
+
+
+@pytest.mark.parametrize("flip_first", [False, True])
+@pytest.mark.parametrize("flip_second", [False, True])
+def test_a_junction_left_with_two_branches_joins_them_in_order(flip_first, flip_second):
+    # endpoint (0,0,0) - branch - junction of 2 voxels - branch - endpoint (0,0,8); whichever way
+    # each branch was traced, the joined branch runs from one endpoint to the other through the
+    # junction's voxels, nearest first
+    first, second = _line((0, 0, 0), 3), _line((0, 0, 5), 4)
+    junction = np.array([(0, 0, 4), (0, 0, 3)])  # stored farthest first
+    nodes = [("endpoint", first[:1]), ("junction", junction), ("endpoint", second[-1:])]
+    a = (first[::-1], (1, 0)) if flip_first else (first, (0, 1))
+    b = (second[::-1], (2, 1)) if flip_second else (second, (1, 2))
+    branches, out_nodes = _merge_pass_through([a, b], nodes)
+    assert len(branches) == 1 and [k for k, _ in out_nodes] == ["endpoint", "endpoint"]
+    vox, ends = branches[0]
+    assert np.array_equal(vox, _line((0, 0, 0), 9)) and ends == (0, 1)
+    assert np.array_equal(out_nodes[1][1], [(0, 0, 8)])
+
+
+def test_pass_through_junctions_in_a_row_join_into_one_branch_and_the_rest_are_renumbered():
+    # e0 - j1 - j2 - j3 (a real fork: a third branch to e4) ; j1 and j2 have two branches each
+    nodes = [("endpoint", _line((0, 0, 0), 1)), ("junction", _line((0, 0, 2), 1)),
+             ("junction", _line((0, 0, 4), 1)), ("junction", _line((0, 0, 6), 1)),
+             ("endpoint", _line((0, 0, 8), 1)), ("endpoint", _line((0, 3, 6), 1))]
+    branches = [(_line((0, 0, 1), 1), (0, 1)), (_line((0, 0, 3), 1), (1, 2)), (_line((0, 0, 5), 1), (2, 3)),
+                (_line((0, 0, 7), 1), (3, 4)), (_line((0, 1, 6), 2, (0, 1, 0)), (3, 5))]
+    out, out_nodes = _merge_pass_through(branches, nodes)
+    assert [k for k, _ in out_nodes] == ["endpoint", "junction", "endpoint", "endpoint"]
+    assert len(out) == 3
+    trunk = next(v for v, ends in out if ends == (0, 1))
+    assert np.array_equal(trunk, _line((0, 0, 1), 5))  # z 1..5: two branches and two junctions
+    assert sorted(ends for _, ends in out) == [(0, 1), (1, 2), (1, 3)]
+
+
+def test_loops_forks_and_endpoints_are_not_joined():
+    # a loop from a junction back to itself next to a spur: its two incidences are one branch
+    nodes = [("junction", _line((0, 0, 0), 1)), ("endpoint", _line((0, 0, 4), 1))]
+    loop = (np.array([(1, 0, 0), (2, 1, 0), (1, 2, 0), (0, 1, 0)]), (0, 0))
+    out, out_nodes = _merge_pass_through([loop], nodes)
+    assert len(out) == 1 and out[0][1] == (0, 0) and len(out_nodes) == 2
+    # an endpoint shared by two branches (two spurs traced from one free voxel) stays
+    nodes = [("junction", _line((0, 0, 0), 1)), ("endpoint", _line((0, 0, 3), 1)), ("junction", _line((0, 0, 6), 1))]
+    out, out_nodes = _merge_pass_through([(_line((0, 0, 1), 2), (0, 1)), (_line((0, 0, 4), 2), (1, 2))], nodes)
+    assert len(out) == 2 and len(out_nodes) == 3
+
+
+def test_a_closed_ring_is_one_ordered_branch_and_a_ring_on_a_stick_a_loop_at_its_junction():
+    ring = [(5, 5 + dy, 5 + dz) for dy, dz in [(0, 0), (0, 1), (0, 2), (1, 3), (2, 3), (3, 2), (3, 1), (3, 0),
+                                              (2, -1), (1, -1)]]
+    skel = np.zeros((12, 12, 12), bool)
+    skel[tuple(np.array(ring).T)] = True
+    branches, nodes = _trace(np.argwhere(skel), skel.shape)
+    assert len(branches) == 1
+    vox, _ = branches[0]
+    assert sorted(map(tuple, vox)) == sorted(ring)
+    steps = np.abs(np.diff(vox, axis=0)).max(axis=1)
+    assert (steps == 1).all()  # consecutive voxels touch: walked around, not listed in storage order
+    # the same ring with a stick leaving it: the ring is a loop at the stick's junction
+    stick = [(5, 5, 5 - k) for k in range(1, 5)]  # leaving the ring voxel (5, 5, 5) along -z
+    skel[tuple(np.array(stick).T)] = True
+    branches, nodes = _trace(np.argwhere(skel), skel.shape)
+    loops = [(v, e) for v, e in branches if e[0] == e[1]]
+    assert len(loops) == 1 and nodes[loops[0][1][0]][0] == "junction"
+    assert (np.abs(np.diff(loops[0][0], axis=0)).max(axis=1) == 1).all()
+    assert len(branches) == 2 and sum(kind == "endpoint" for kind, _ in nodes) == 1
+
+
+def test_a_skeleton_of_junction_voxels_only_is_one_branch_along_its_length():
+    skel = np.zeros((6, 6, 12), bool)
+    skel[2:4, 2:4, 2:9] = True  # every voxel has 3+ neighbours
+    branches, nodes = _trace(np.argwhere(skel), skel.shape)
+    assert len(branches) == 1 and len(nodes) == 1 and nodes[0][0] == "endpoint"
+    vox, ends = branches[0]
+    assert ends == (0, 0) and len(vox) == skel.sum()
+    z = vox[:, 2]
+    assert (np.diff(z) >= 0).all() or (np.diff(z) <= 0).all()
+
+
+def _hand_graph(spacing, branch_voxels, radii, junction_voxel, junction_radius, axes=None) -> VesselGraph:
+    shape = (20, 20, 40)
+    radius_map = np.zeros(shape, np.float32)
+    radius_map[tuple(junction_voxel)] = junction_radius
+    nodes = [Node(0, "junction", np.array([junction_voxel]), [0]),
+             Node(1, "endpoint", branch_voxels[-1:], [0])]
+    branch = Branch(0, branch_voxels, (0, 1), 0.0, np.asarray(radii, float), None, True, axes)
+    return VesselGraph(shape, spacing, np.zeros(shape, bool), radius_map, [branch], nodes)
+
+
+def test_the_end_axis_skips_the_junction_bulge_and_measures_beyond_it():
+    # a straight branch along z from a junction at (10, 10, 10) of radius 3 mm: voxels z = 11..30,
+    # the first two inside the bulge (radius 9 there), then radii 0.1 x distance
+    vox = _line((10, 10, 11), 20)
+    d = np.arange(1, 21, dtype=float)
+    radii = np.where(d < 3, 9.0, 0.1 * d)
+    g = _hand_graph((1.0, 1.0, 1.0), vox, radii, (10, 10, 10), 3.0)
+    axis, r, point, back = g.end_axis(0, 0, reach_mm=6.0)
+    assert np.allclose(axis, (0, 0, 1))
+    assert r == pytest.approx(np.median(0.1 * np.arange(3, 21)))  # beyond the bulge only: 1.15, not 1.25
+    assert np.allclose(point, (10, 10, 16))  # mean of z 13..19 (distance 3..9 mm)
+    assert back == pytest.approx(6.0 + 3.0)  # to the junction centre, plus its radius
+    # the free end: no bulge, the axis points back into the branch
+    axis, r, point, back = g.end_axis(0, 1, reach_mm=6.0)
+    assert np.allclose(axis, (0, 0, -1))
+    assert r == pytest.approx(np.median(radii))
+    assert np.allclose(point, (10, 10, 27)) and back == pytest.approx(3.0)
+    # a reach too short to hold a second voxel: the chord from the first voxel to the last
+    axis, *_ = g.end_axis(0, 1, reach_mm=0.5)
+    assert np.allclose(axis, (0, 0, -1))
+
+
+def test_the_end_axis_in_mm_on_thick_slices():
+    # the same branch on 2 mm slices: distances along z double, so the bulge (3 mm) holds one voxel
+    vox = _line((10, 10, 11), 20)
+    d = 2.0 * np.arange(1, 21)
+    radii = np.arange(1, 21, dtype=float)
+    g = _hand_graph((1.0, 1.0, 2.0), vox, radii, (10, 10, 10), 3.0)
+    axis, r, point, back = g.end_axis(0, 0, reach_mm=6.0)
+    assert np.allclose(axis, (0, 0, 1))
+    assert r == pytest.approx(np.median(radii[d >= 3]))
+    # beyond the bulge and within 9 mm: z = 12, 13, 14 (4, 6, 8 mm from the junction centre)
+    assert np.allclose(point, (10, 10, 26)) and back == pytest.approx(6.0 + 3.0)
+
+
+def test_the_end_axis_takes_the_image_axes_beyond_the_bulge_and_keeps_a_vessel_beside_the_node_on_its_line():
+    vox = _line((10, 10, 11), 20)
+    d = np.arange(1, 21)
+    window = (d >= 3) & (d <= 9)
+    axes = np.zeros((20, 3))
+    axes[window] = (0.0, 0.6, 0.8)  # the image says the vessel runs obliquely there
+    axes[~window] = (1.0, 0.0, 0.0)  # and elsewhere along x: not read
+    g = _hand_graph((1.0, 1.0, 1.0), vox, np.ones(20), (10, 10, 10), 3.0, axes=axes)
+    axis, *_ = g.end_axis(0, 0, reach_mm=6.0)
+    assert np.allclose(axis, (0.0, 0.6, 0.8))  # oriented into the branch
+    # a junction centre 2 voxels beside the vessel's line: the centerline's own direction (z), not
+    # the chord from the junction centre (which leans towards the line)
+    g = _hand_graph((1.0, 1.0, 1.0), vox, np.ones(20), (10, 12, 10), 3.0)
+    axis, *_ = g.end_axis(0, 0, reach_mm=6.0)
+    assert np.allclose(axis, (0, 0, 1))
+    # image axes that are all zero (no tube seen there): the chord, which does lean towards the line
+    g = _hand_graph((1.0, 1.0, 1.0), vox, np.ones(20), (10, 12, 10), 3.0, axes=np.zeros((20, 3)))
+    axis, *_ = g.end_axis(0, 0, reach_mm=6.0)
+    assert axis[1] < -0.05 and axis[2] > 0.9 and axis[0] == 0.0
+
+
+def test_image_axes_are_in_mm_and_weigh_tubes_over_blobs():
+    # a tube at 45 degrees in mm on 0.5 x 0.5 x 1.0 mm voxels (about 63 degrees in index space), and
+    # a ball: the axis is the tube's direction in mm, with a weight near 1; in the ball near 0
+    spacing = (0.5, 0.5, 1.0)
+    shape = (60, 30, 40)
+    start, end = np.array([4.0, 7.5, 6.0]), np.array([24.0, 7.5, 26.0])
+    mask = tube_mask(shape, spacing, [(start, end)], 1.5, caps=False)
+    idx = np.indices(shape).transpose(1, 2, 3, 0) * np.asarray(spacing)
+    ball = np.linalg.norm(idx - (8.0, 7.5, 30.0), axis=-1) <= 2.5  # about the smoothing scale
+    ct = np.where(mask | ball, 250.0, 80.0).astype(np.float32)
+    graph = build_vessel_graph(mask, spacing, ct)
+    attach_image_axes(graph, ct, sigma_mm=1.5)
+    direction = (end - start) / np.linalg.norm(end - start)
+    (branch,) = graph.branches
+    inner = np.linalg.norm(branch.voxels * spacing - (start + end) / 2, axis=1) < 7.0
+    weight = np.linalg.norm(branch.axes, axis=1)
+    assert np.median(weight[inner]) > 0.8
+    assert np.median(np.abs(branch.axes[inner] @ direction) / weight[inner]) > 0.98
+    # the ball's centre as a one-voxel branch: all three curvatures alike, no tube
+    centre = np.round(np.array([8.0, 7.5, 30.0]) / spacing).astype(np.int64)
+    blob = Branch(1, centre[None], (-1, -1), 0.0, np.ones(1), None, True)
+    graph.branches.append(blob)
+    attach_image_axes(graph, ct, sigma_mm=1.5)
+    assert np.linalg.norm(blob.axes[0]) < 0.2
