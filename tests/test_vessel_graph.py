@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import ndimage
+from skimage.morphology import skeletonize
 
 from livervessels.vessel_graph import (
     Branch,
@@ -17,6 +18,7 @@ from livervessels.vessel_graph import (
     distances_at,
     feature_indices,
     median,
+    skeletonize_mask,
     summarize_tree,
 )
 
@@ -330,3 +332,154 @@ def test_image_axes_are_in_mm_and_weigh_tubes_over_blobs():
     graph.branches.append(blob)
     attach_image_axes(graph, ct, sigma_mm=1.5)
     assert np.linalg.norm(blob.axes[0]) < 0.2
+
+
+def test_separate_pass_through_junctions_each_keep_their_joined_branch():
+    # two chains with a pass-through junction each, and an isolated branch listed between them:
+    # every joined branch gets a key of its own, none overwrites another
+    nodes = [("endpoint", _line((0, 0, 0), 1)), ("junction", _line((0, 0, 2), 1)), ("endpoint", _line((0, 0, 4), 1)),
+             ("endpoint", _line((5, 0, 0), 1)), ("junction", _line((5, 0, 2), 1)), ("endpoint", _line((5, 0, 4), 1)),
+             ("endpoint", _line((9, 0, 0), 1)), ("endpoint", _line((9, 0, 2), 1))]
+    branches = [(_line((0, 0, 1), 1), (0, 1)), (_line((9, 0, 1), 1), (6, 7)), (_line((0, 0, 3), 1), (1, 2)),
+                (_line((5, 0, 1), 1), (3, 4)), (_line((5, 0, 3), 1), (4, 5))]
+    out, out_nodes = _merge_pass_through(branches, nodes)
+    assert len(out_nodes) == 6 and len(out) == 3
+    starts = sorted(tuple(v[0]) for v, _ in out)
+    assert starts == [(0, 0, 1), (5, 0, 1), (9, 0, 1)]
+    assert all(len(v) == 3 for v, _ in out if v[0][0] in (0, 5))
+
+
+def test_a_joined_branch_is_found_again_from_its_far_junction():
+    # the branch listed first at junction 1 leads on to junction 2 (also a pass-through): after the
+    # first join, junction 2 must list the joined branch, not the one it replaced
+    nodes = [("endpoint", _line((0, 0, 0), 1)), ("junction", _line((0, 0, 2), 1)),
+             ("junction", _line((0, 0, 4), 1)), ("endpoint", _line((0, 0, 6), 1))]
+    branches = [(_line((0, 0, 3), 1), (1, 2)), (_line((0, 0, 1), 1), (0, 1)), (_line((0, 0, 5), 1), (2, 3))]
+    out, out_nodes = _merge_pass_through(branches, nodes)
+    assert len(out) == 1 and len(out_nodes) == 2
+    vox, ends = out[0]
+    assert sorted(map(tuple, vox)) == [tuple(v) for v in _line((0, 0, 1), 5)]
+    assert sorted(ends) == [0, 1]
+
+
+def test_a_one_voxel_branch_between_two_junctions_joins_them():
+    # a line along x with side arms at x = 3 and x = 7: two junction clusters, x 2-4 and 6-8,
+    # joined by the single voxel x = 5
+    skel = np.zeros((12, 12, 8), bool)
+    skel[0:11, 5, 4] = True
+    skel[3, 6:10, 4] = True
+    skel[7, 6:10, 4] = True
+    branches, nodes = _trace(np.argwhere(skel), skel.shape)
+    (middle,) = [(v, e) for v, e in branches if len(v) == 1 and tuple(v[0]) == (5, 5, 4)]
+    a, b = middle[1]
+    assert a != b and nodes[a][0] == nodes[b][0] == "junction"
+
+
+def test_branch_lengths_run_to_the_junction_centres():
+    # a plus sign: four arms of 6 voxels from a junction cluster around the centre voxel; each
+    # arm's length runs from the junction centre to its last voxel, plus its end radius
+    spacing = (0.5, 0.5, 0.5)
+    skel = np.zeros((15, 15, 5), bool)
+    skel[1:14, 7, 2] = True
+    skel[7, 1:14, 2] = True
+    mask = ndimage.binary_dilation(skel, iterations=1)
+    graph = build_vessel_graph(mask, spacing, skeleton=skel, spur_ratio=0)
+    (junction,) = [n for n in graph.nodes if n.kind == "junction"]
+    assert np.allclose(junction.centre, (7, 7, 2))
+    assert len(graph.branches) == 4
+    for b in graph.branches:
+        end = b.voxels[-1] if b.nodes[1] != junction.index else b.voxels[0]
+        reach = np.linalg.norm((end - (7, 7, 2)) * spacing)
+        r_end = graph.radius_mm[tuple(end)]
+        assert b.length_mm == pytest.approx(reach + r_end)
+
+
+def test_a_given_skeleton_is_kept_on_a_label_mask():
+    spacing = (0.5, 0.5, 0.5)
+    mask = tube_mask((16, 16, 50), spacing, [((4, 4, 5), (4, 4, 20))], 1.5, caps=False)
+    skel = skeletonize_mask(mask)
+    a = build_vessel_graph(mask, spacing, skeleton=skel)
+    b = build_vessel_graph(mask.astype(np.uint8) * 2, spacing, skeleton=skel)
+    assert np.array_equal(a.skeleton, b.skeleton) and a.skeleton.sum() == skel.sum()
+    assert len(b.branches) == 1 and b.branches[0].length_mm == pytest.approx(a.branches[0].length_mm)
+
+
+@pytest.mark.parametrize("near_tube", [False, True])
+def test_an_even_thick_rod_keeps_a_centerline_inside_itself(near_tube):
+    # Lee's thinning deletes a 2x2 rod whole (scikit-image issue 3757); it gets a centerline back
+    mask = np.zeros((14, 20, 30), bool)
+    mask[3:5, 3:5, 5:25] = True  # the rod
+    if near_tube:  # another component 2 voxels away, inside the rod's grown box
+        mask[7:10, 3:6, 5:25] = True
+    assert not skeletonize(mask[0:7, 0:8, :]).any()  # the failure this guards against
+    skel = skeletonize_mask(mask)
+    rod = np.zeros_like(mask)
+    rod[3:5, 3:5, 5:25] = True
+    on_rod = skel & rod
+    assert on_rod.any() and not (skel & ~mask).any()
+    z = np.flatnonzero(on_rod.any(axis=(0, 1)))
+    assert z.max() - z.min() >= 10  # along the rod, not a single voxel
+    if near_tube:
+        assert (skel & mask & ~rod).any()
+
+
+def test_a_rod_too_thin_to_shrink_keeps_its_deepest_voxel():
+    mask = np.zeros((8, 8, 8), bool)
+    mask[3:5, 3:5, 3:5] = True  # a 2x2x2 cube: shrunk once it is a single voxel, which thins to nothing
+    skel = skeletonize_mask(mask)
+    assert skel.sum() >= 1 and not (skel & ~mask).any()
+
+
+def _smallest_curvature_axes(image, points, spacing, sigma_mm):
+    """The documented rule on the whole image: Hessian of the Gaussian-smoothed image by central
+    differences at the points; the eigenvector of the smallest |eigenvalue|, weighted by
+    1 - |smallest| / |middle|."""
+    sp = np.asarray(spacing, float)
+    smooth = ndimage.gaussian_filter(np.asarray(image, np.float32), sigma_mm / sp, truncate=3.0)
+    out = []
+    for p in points:
+        def f(*d):
+            return float(smooth[tuple(np.add(p, d))])
+        h = np.zeros((3, 3))
+        for i in range(3):
+            e = np.eye(3, dtype=int)[i]
+            h[i, i] = (f(*e) - 2 * f(0, 0, 0) + f(*-e)) / sp[i] ** 2
+            for j in range(i + 1, 3):
+                g = np.eye(3, dtype=int)[j]
+                h[i, j] = h[j, i] = (f(*(e + g)) - f(*(e - g)) - f(*(g - e)) + f(*(-e - g))) / (4 * sp[i] * sp[j])
+        w, v = np.linalg.eigh(h)
+        o = np.argsort(np.abs(w))
+        out.append(v[:, o[0]] * np.clip(1 - abs(w[o[0]]) / max(abs(w[o[1]]), 1e-9), 0, 1))
+    return np.array(out)
+
+
+def test_image_axes_follow_the_documented_rule_at_every_voxel():
+    # an oblique tube ending near the far corner of its box: the smoothing box must reach far
+    # enough on every side that no voxel sees the box's edge
+    spacing = (0.6, 0.6, 0.9)
+    shape = (50, 50, 40)
+    mask = tube_mask(shape, spacing, [((6.0, 6.0, 6.0), (18.0, 14.0, 20.0))], 1.5)
+    ct = ndimage.gaussian_filter(np.where(mask, 240.0, 90.0), 0.8).astype(np.float32)
+    graph = build_vessel_graph(mask, spacing, ct)
+    attach_image_axes(graph, ct, sigma_mm=1.2)
+    for b in graph.branches:
+        expected = _smallest_curvature_axes(ct, b.voxels, spacing, 1.2)
+        sign = np.where(np.sum(expected * b.axes, axis=1) < 0, -1.0, 1.0)[:, None]
+        assert np.allclose(b.axes, sign * expected, atol=2e-3)
+
+
+def test_the_end_axis_of_short_branches_and_thick_slices_by_hand():
+    # two voxels, both inside a 5 mm junction bulge: the radius is the median of the branch's own
+    g = _hand_graph((1.0, 1.0, 1.0), _line((10, 10, 11), 2), [1.0, 3.0], (10, 10, 10), 5.0)
+    _, r, _, _ = g.end_axis(0, 0)
+    assert r == pytest.approx(2.0)
+    # 2.5 mm slices: 2.5, 5, 7.5, 10 mm from a 3 mm junction; beyond its bulge and within 9 mm lie
+    # two voxels (5 and 7.5 mm), and they alone give the axis point (the 2.5 mm one is not beyond)
+    g = _hand_graph((1.0, 1.0, 2.5), _line((10, 10, 11), 8), np.ones(8), (10, 10, 10), 3.0)
+    _, _, point, back = g.end_axis(0, 0, reach_mm=6.0)
+    assert point[2] == pytest.approx(25.0 + 6.25) and back == pytest.approx(6.25 + 3.0)
+    # 2 mm slices and a junction centre 2 voxels beside the line: three voxels in the window (4.5,
+    # 6.3 and 8.2 mm away) still give the line's own direction, not the chord's lean
+    g = _hand_graph((1.0, 1.0, 2.0), _line((10, 10, 11), 20), np.ones(20), (10, 12, 10), 3.0)
+    axis, *_ = g.end_axis(0, 0, reach_mm=6.0)
+    assert np.allclose(axis, (0, 0, 1))
