@@ -9,6 +9,7 @@ files on the same grid (shape and affine). Target: Dice >= 0.99 on every non-emp
     bash bench/totalseg_venv.sh                          # once: TotalSegmentator's venv
     .venv/bin/python bench/parity_totalseg.py            # every case and run below (~15 min on 2 busy cores)
     .venv/bin/python bench/parity_totalseg.py --cases phantom --runs liver_vessels --bf16
+    .venv/bin/python bench/parity_totalseg.py --runs liver_segments --json bench/results/parity_liver_segments.json
 
 Weights: the demo-derived stand-ins of bench/standin_weights.py (written if missing) in the
 official layout, so both engines load identical models. TotalSegmentator never reaches the
@@ -21,7 +22,7 @@ realistic grid (default 256x256x120 at 0.8x0.8x1.5 mm, RAS); `real` is the real 
 (/work/shared/data/totalseg_example/ct_dicom,
 512x512x20 at 0.98x0.98x2 mm, LPS voxel order) converted to NIfTI by this project's DICOM reader;
 `noliver` is the phantom with crop models that never find the liver/IVC/portal vein (only the
-cropping runs liver_vessels, liver_vessels_robust and fast_ml_rs): both must give an empty
+cropping runs liver_vessels, liver_vessels_robust, fast_ml_rs and liver_segments): both must give an empty
 segmentation.
 --bf16 also runs our engine in-process with bfloat16 autocast on the CPU (segment(precision="bf16"))
 for the label-map runs and reports its parity separately.
@@ -67,7 +68,9 @@ RUNS: dict[str, tuple[list[str], str, bool]] = {
     "fast_ml_rs": (["-ta", "total", "--fast", "--ml", "-rs", *SUPPORT], "total_fast", True),
     "liver_vessels_robust": (["-ta", "liver_vessels", "--robust_crop"], "liver_vessels", False),
     "total_ml": (["-ta", "total", "--ml"], "total", True),
+    "liver_segments": (["-ta", "liver_segments"], "liver_segments", False),
 }
+CROPPING_RUNS = ("liver_vessels", "fast_ml_rs", "liver_vessels_robust", "liver_segments")  # the noliver case
 DEFAULT_RUNS = ["fast", "fast_ml", "liver_vessels", "fast_ml_rs", "liver_vessels_robust", "total_ml"]
 
 
@@ -402,7 +405,9 @@ def main(argv: list[str] | None = None) -> int:
     if not TS_BIN.exists():
         print(f"TotalSegmentator venv missing ({TS_BIN}): run bash bench/totalseg_venv.sh", file=sys.stderr)
         return 2
-    if not (args.weights / "Dataset297_TotalSegmentator_total_3mm_1559subj").is_dir():
+    # stand-ins written before liver_segments joined lack Dataset570: written again
+    if not all((args.weights / d).is_dir() for d in ("Dataset297_TotalSegmentator_total_3mm_1559subj",
+                                                      "Dataset570_ct_liver_segments")):
         if args.weights != DEFAULT_WEIGHTS:
             print(f"no stand-in weights in {args.weights}", file=sys.stderr)
             return 2
@@ -417,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
             if case == "phantom":
                 inputs[case] = write_phantom(image, args.shape, args.spacing, args.seed)
             elif case == "noliver":
-                runs = [r for r in runs if r in ("liver_vessels", "fast_ml_rs", "liver_vessels_robust")]
+                runs = [r for r in runs if r in CROPPING_RUNS]
                 image = args.workdir / "phantom_ct.nii.gz"
                 if "phantom" not in inputs:
                     write_phantom(image, args.shape, args.spacing, args.seed)

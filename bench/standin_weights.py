@@ -1,7 +1,7 @@
 """Stand-in weights in TotalSegmentator's official layout, so TotalSegmentator 2.18 and this
 project's engine load identical models (research use; no official weights are needed).
 
-    .venv/bin/python bench/standin_weights.py                 # demo-derived 297, 298, 008
+    .venv/bin/python bench/standin_weights.py                 # demo-derived 291-295, 297, 298, 008, 570
     .venv/bin/python bench/standin_weights.py --random        # random nnU-Net-sized 291-295, 297, 298, 008
     .venv/bin/python bench/standin_weights.py --random --tiny # the same, tiny networks (benchmark dry runs)
 
@@ -23,6 +23,9 @@ nnU-Net sums Gaussian-weighted logits in fp16, so -1e4 would overflow to -inf an
     part 1 liver(5)<-liver, part 3 inferior_vena_cava(13)<-ivc and portal_vein_and_splenic_vein(14)
     <-portal vein, parts 2, 4, 5 background only (so `-ta total` runs all five models and merges them,
     the later part winning where part 1's liver and part 3's vessels overlap).
+  * Dataset570_ct_liver_segments (nnUNetTrainerNoMirroring, 9 outputs): liver_segment_1<-liver, the other
+    segments never; plans spacing the demo's 2 mm (TotalSegmentator resamples to 0.80 x 0.80 x 1.5 mm, then
+    nnU-Net to the plans spacing, and both engines the same way back).
   * Dataset008_HepaticVessel (nnUNetTrainer, 3 outputs: background, liver_vessels, liver_tumor):
     liver_vessels<-demo liver_vessels, liver_tumor never; plans spacing stays the demo's 2 mm (TotalSegmentator
     runs 008 without resampling: nnU-Net resamples to the plans spacing itself). The demo has no
@@ -147,6 +150,12 @@ def write_demo(out: Path, bg_shift: float) -> list[Path]:
     dj = _dataset_json(dataset, classes, "stand-in: livervessels demo network under the official name")
     written.append(_write_model(results, dataset, trainer, p, dj,
                                 _remap_heads(weights, sources, len(classes) + 1, bg_shift), (0, 1, 2)))
+    # liver_segments: the demo's liver as segment 1, segments 2-8 never
+    part = TASKS["liver_segments"].parts[0]
+    sources = {0: DEMO_ROW["background"], 1: DEMO_ROW["liver"]}
+    dj = _dataset_json(part.dataset, part.classes, "stand-in: livervessels demo network under the official name")
+    written.append(_write_model(results, part.dataset, part.trainer, _with_spacing(plans, part.dataset, None), dj,
+                                _remap_heads(weights, sources, len(part.classes) + 1), None))
     return written
 
 

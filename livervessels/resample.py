@@ -14,15 +14,18 @@ import numpy as np
 from scipy import ndimage
 
 
-def zoom_factors(spacing: tuple[float, float, float], target_mm: float) -> np.ndarray:
-    """TotalSegmentator's zoom: header zooms (float32 in a NIfTI header) / target spacing, in float64."""
-    return np.asarray(spacing, np.float32) / np.full(len(spacing), float(target_mm))
+def zoom_factors(spacing: tuple[float, float, float], target_mm: float | tuple[float, ...]) -> np.ndarray:
+    """TotalSegmentator's zoom: header zooms (float32 in a NIfTI header) / target spacing, in float64.
+    target_mm: one spacing for every axis, or one per axis (liver_segments: 0.80 x 0.80 x 1.5 mm)."""
+    target = np.broadcast_to(np.asarray(target_mm, np.float64), (len(spacing),))
+    return np.asarray(spacing, np.float32) / target
 
 
-def zoom_to_spacing(image: np.ndarray, spacing: tuple[float, float, float], target_mm: float,
+def zoom_to_spacing(image: np.ndarray, spacing: tuple[float, float, float], target_mm: float | tuple[float, ...],
                     order: int = 1, truncate: bool = False,
                     device=None) -> tuple[np.ndarray, tuple[float, float, float]]:
-    """Resample to isotropic target_mm; returns the array and its spacing as nnU-Net reads it back.
+    """Resample to target_mm (isotropic, or per axis of the array); returns the array and its spacing
+    as nnU-Net reads it back.
 
     The spacing returned is what TotalSegmentator writes into the resampled image's header (the
     float32 of spacing / zoom, i.e. target_mm up to rounding); nnU-Net only uses it to decide that

@@ -42,7 +42,9 @@ class Task:
     parts: tuple[ModelPart, ...]
     # label offsets: part i's label l becomes l + offsets[i] in the task's class map
     offsets: tuple[int, ...] = ()
-    resample_mm: float | None = None  # resampled by us to this isotropic spacing; None: nnU-Net's own
+    # resampled by us to this spacing (one for all axes, or x, y, z of the RAS-canonical array);
+    # None: nnU-Net's own
+    resample_mm: float | tuple[float, float, float] | None = None
     step_size: float = 0.5
     mirroring: bool = False
     crop_to: str | None = None  # class whose bounding box the input is cropped to ("liver")
@@ -171,6 +173,19 @@ TASKS: dict[str, Task] = {
         crop_task="total_fastest",
         robust_crop_task="total_fast",
         description="liver vessels and tumour (MSD Task08), input cropped to the liver + 20 mm",
+    ),
+    "liver_segments": Task(
+        name="liver_segments",
+        parts=(ModelPart("Dataset570_ct_liver_segments", "nnUNetTrainerNoMirroring",
+                         _numbered([f"liver_segment_{i}" for i in range(1, 9)]), release_tag="v2.5.0-weights"),),
+        # TotalSegmentator's task config lists [0.8046879768371582] * 2 + [1.5] and crop_addon 10, but
+        # its python_api replaces the addon by 20 whenever the task has no crop model of its own
+        resample_mm=(0.8046879768371582, 0.8046879768371582, 1.5),
+        step_size=0.5,
+        crop_to="liver",
+        crop_task="total_fastest",
+        robust_crop_task="total_fast",
+        description="Couinaud segments 1-8 from intensities, input cropped to the liver + 20 mm",
     ),
     "demo_liver": Task(
         name="demo_liver",

@@ -111,6 +111,35 @@ def test_liver_vessels_runs_inside_the_crop_to_the_liver(volume, standin, demo):
     assert dice(vessels.array == 1, demo.mask("liver_vessels")) > 0.7
 
 
+def test_liver_segments_runs_in_the_liver_crop_at_its_anisotropic_spacing(volume, standin, demo, monkeypatch):
+    from livervessels import nnunet_runner
+
+    seen = []
+    predict = nnunet_runner.predict_labels
+
+    def spy(model, image, spacing):
+        seen.append((image.shape, tuple(spacing)))
+        return predict(model, image, spacing)
+
+    monkeypatch.setattr(nnunet_runner, "predict_labels", spy)
+    segments = segment(volume, "liver_segments", model_dirs=standin)
+    shape, spacing = seen[-1]  # the crop model ran first
+    assert segments.array.shape == volume.shape
+    assert segments.classes == {i: f"liver_segment_{i}" for i in range(1, 9)}
+    assert [m["task"] for m in segments.models] == ["total_fastest", "liver_segments"]
+    crop_liver = segment(volume, "total_fastest", model_dirs=standin).array == LIVER
+    box = padded_box(crop_liver, _crop_margin(20.0, volume.spacing))
+    assert _outside(box, volume.shape).any() and not segments.array[_outside(box, volume.shape)].any()
+    # the network saw the crop at 0.80 x 0.80 x 1.5 mm (the phantom: 1.5 x 1.5 x 2.5 mm)
+    crop_shape = tuple(s.stop - s.start for s in box)
+    target = (0.8046879768371582, 0.8046879768371582, 1.5)
+    assert shape == tuple(round(n * float(np.float32(s)) / t) for n, s, t in zip(crop_shape, volume.spacing, target))
+    assert spacing == pytest.approx(target, rel=1e-6)
+    # the stand-in's segment 1 is the demo network's liver: where the demo model puts the liver
+    assert set(np.unique(segments.array)) <= {0, 1}
+    assert dice(segments.array == 1, demo.mask("liver")) > 0.9
+
+
 def test_the_map_weights_check_wants_every_official_model_in_the_folder_itself(standin, standin_without_crop_model):
     from livervessels.errors import InputError
     from livervessels.model_plan import check_official_weights

@@ -50,6 +50,19 @@ def test_zoom_factors_use_the_float32_header_zooms():
     assert zoom[2] == 1.0
 
 
+def test_a_target_spacing_per_axis_zooms_each_axis_to_its_own():
+    # liver_segments: 0.8046879768371582 x 0.8046879768371582 x 1.5 mm (x, y, z of the canonical array)
+    target = (0.8046879768371582, 0.8046879768371582, 1.5)
+    zoom = zoom_factors((0.7, 0.7, 3.0), target)
+    assert zoom[0] == np.float64(np.float32(0.7)) / 0.8046879768371582 and zoom[2] == 2.0
+    image = np.zeros((100, 80, 20), np.float32)
+    out, spacing = zoom_to_spacing(image, (0.7, 0.7, 3.0), target)
+    assert out.shape == (round(100 * 0.7 / 0.8046879768371582), round(80 * 0.7 / 0.8046879768371582), 40)
+    assert np.allclose(spacing, target, rtol=1e-6)
+    # one number is the same as that number on every axis
+    assert np.array_equal(zoom_factors((0.7, 0.9, 3.0), 1.5), zoom_factors((0.7, 0.9, 3.0), (1.5, 1.5, 1.5)))
+
+
 def test_truncation_goes_towards_zero_as_a_cast_to_int32():
     # TotalSegmentator casts the resampled CT to int32: -0.5 becomes 0, -1.5 becomes -1, 2.7 becomes 2
     image = np.array([-1.0, 0.0, 5.4], np.float32)[:, None, None] * np.ones((3, 1, 1), np.float32)

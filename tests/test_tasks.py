@@ -47,6 +47,22 @@ def test_liver_vessels_is_msd_task08_cropped_to_the_liver_with_20_mm():
     assert "mm" in task.description
 
 
+def test_liver_segments_is_dataset570_at_its_own_anisotropic_spacing_cropped_to_the_liver():
+    # TotalSegmentator 2.18 map_tasks_config: task_id 570, v2.5.0-weights, nnUNetTrainerNoMirroring,
+    # resample [0.8046879768371582, 0.8046879768371582, 1.5], crop ["liver"], no fast variant;
+    # python_api then crops with 20 mm (its crop_addon of 10 is replaced when no crop model is set)
+    task = get_task("liver_segments")
+    (part,) = task.parts
+    assert part.dataset == "Dataset570_ct_liver_segments" and part.trainer == "nnUNetTrainerNoMirroring"
+    assert part.release_tag == "v2.5.0-weights"
+    assert part.url.endswith("/v2.5.0-weights/Dataset570_ct_liver_segments.zip")
+    assert task.classes == {i: f"liver_segment_{i}" for i in range(1, 9)}
+    assert task.resample_mm == (0.8046879768371582, 0.8046879768371582, 1.5) and task.step_size == 0.5
+    assert (task.crop_to, task.crop_task, task.robust_crop_task) == ("liver", "total_fastest", "total_fast")
+    assert task.crop_margin_mm == 20 and not task.mirroring
+    assert not any(name == "liver_segments" for name, _ in FAST_VARIANTS)
+
+
 def test_fast_flags_pick_the_3_and_6_mm_models():
     assert get_task(FAST_VARIANTS[("total", "fast")]).resample_mm == 3.0
     assert get_task(FAST_VARIANTS[("total", "fastest")]).resample_mm == 6.0
