@@ -1,5 +1,6 @@
 """Command lines: `TotalSegmentator` (drop-in for TotalSegmentator's), `TotalSegmentatorEnhanced`,
-`TotalSegmentatorBatch` (cohorts) and `TotalSegmentator weights` to install official weights.
+`TotalSegmentatorBatch` (cohorts), `TotalSegmentatorResection` (future liver remnant from Couinaud
+segments) and `TotalSegmentator weights` to install official weights.
 
 Exit codes: 0 success, 2 bad usage or input (one `error:` line), 1 internal failure, 130 / 143
 interrupted by Ctrl-C / SIGTERM (nothing written); TotalSegmentatorBatch: 3 when some studies failed.
@@ -248,3 +249,50 @@ def batch_main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(totalsegmentator_main())
+
+
+def resection_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="TotalSegmentatorResection",
+        description="Future liver remnant: the liver volume left when Couinaud segments are resected, from a "
+                    "liver_segments label map (`TotalSegmentator -ta liver_segments --ml`) or its folder of masks. "
+                    "Research use only.")
+    p.add_argument("-i", "--input", required=True,
+                   help="label map .nii.gz (values 1-8) or folder of liver_segment_N.nii.gz")
+    p.add_argument("-r", "--remove", required=True, nargs="+", type=int, metavar="N",
+                   help="segments to resect, 1-8 (e.g. 5 6 7 8: right hepatectomy; 2 3: left lateral sectionectomy)")
+    p.add_argument("-o", "--output", default=None, help="also write the report as JSON to this file")
+    p.add_argument("-v", "--verbose", action="store_true", help="print debug details")
+    return p
+
+
+def _resection(args) -> None:
+    import json
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from livervessels.resection import couinaud_volumes, format_report, future_liver_remnant, read_couinaud_labels
+
+    labels, spacing = read_couinaud_labels(args.input)
+    report = future_liver_remnant(couinaud_volumes(labels, spacing), args.remove)
+    report = {"input": str(args.input), "spacing_mm": [round(s, 4) for s in spacing], **report}
+    if args.output:
+        target = Path(args.output)
+        if not target.parent.is_dir():
+            raise InputError(f"cannot write {target}: folder {target.parent} does not exist")
+        # written beside the target and renamed: an interrupted run leaves no half-written report
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(report, indent=2) + "\n")
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    print(format_report(report))
+
+
+def resection_main(argv: list[str] | None = None) -> int:
+    """`TotalSegmentatorResection -i SEGMENTS -r 5 6 7 8`; returns the exit code (see _run)."""
+    return _run(_resection, sys.argv[1:] if argv is None else list(argv), resection_parser())
