@@ -247,9 +247,6 @@ def batch_main(argv: list[str] | None = None) -> int:
     return code if code or not status else status[0]
 
 
-if __name__ == "__main__":
-    sys.exit(totalsegmentator_main())
-
 
 def resection_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -296,3 +293,7 @@ def _resection(args) -> None:
 def resection_main(argv: list[str] | None = None) -> int:
     """`TotalSegmentatorResection -i SEGMENTS -r 5 6 7 8`; returns the exit code (see _run)."""
     return _run(_resection, sys.argv[1:] if argv is None else list(argv), resection_parser())
+
+
+if __name__ == "__main__":
+    sys.exit(totalsegmentator_main())
