@@ -322,6 +322,12 @@ def _split_on_finer_grid(vessels, vessel_mask, box, scale, ct, spacing, liver, p
     # every vessel, label and seed voxel lies in the box
     out.update(_counts(labels[box], vessels[box], int((seed_map[box] == PORTAL).sum()),
                        int((seed_map[box] == HEPATIC).sum())))
+    # the inner split counted unreached voxels on the fine grid (scale.prod() times as many): its
+    # share of the labelled voxels, applied to the input grid's count, so that qc's voxel counts
+    # share one grid
+    inner_labelled = inner.qc["portal_voxels"] + inner.qc["hepatic_voxels"]
+    share = inner.qc.get("unreached_voxels", 0) / max(inner_labelled, 1)
+    out["unreached_voxels"] = int(round(min(share, 1.0) * (out["portal_voxels"] + out["hepatic_voxels"])))
     # the case-level flags follow from the labels on the input grid, not the fine grid's
     inner_flags = [f for f in inner.qc["flags"] if not f.endswith("seed_failure") and f != "low_confidence"]
     out["flags"] = _case_flags(out, list(dict.fromkeys(flags + inner_flags)), p)
