@@ -713,7 +713,7 @@ def test_labelling_qc_weighs_unreached_voxels_at_their_confidence():
     flags = []
     ph_mod._add_labelling_qc(qc, flags, info, {"components": 2, "voxels": 20}, p)
     assert (qc["unreached_components"], qc["unreached_voxels"]) == (2, 20)
-    assert qc["confidence"] == round(0.75 * 0.9 + 0.25 * 0.25, 3) == 0.738  # 20 of 80 labelled voxels
+    assert qc["confidence"] == round(0.75 * 0.9 + 0.25 * 0.5, 3) == 0.8  # 20 of 80 labelled voxels at 0.5
     assert qc["flags"] == ["unreached_components", "portal_missing_in_liver_region"]
     assert flags == qc["flags"] and qc["parameters"]["low_confidence"] == 0.6
     assert qc["missing_tree_regions"] == {"flagged": ["portal"]}
@@ -722,7 +722,7 @@ def test_labelling_qc_weighs_unreached_voxels_at_their_confidence():
     assert qc["confidence"] == 0.9 and qc["flags"] == []
     qc = {"portal_voxels": 0, "hepatic_voxels": 0, "portal_fraction": 0.6, "hepatic_fraction": 0.2}
     ph_mod._add_labelling_qc(qc, [], {"confidence": 0.9}, {"components": 1, "voxels": 5}, p)
-    assert qc["confidence"] == 0.25  # no labelled voxels: all of it unreached, never beyond
+    assert qc["confidence"] == 0.5  # no labelled voxels: all of it unreached, never beyond
 
 
 def test_segment_argmin_is_the_first_minimum_of_each_segment():
