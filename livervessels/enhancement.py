@@ -523,7 +523,9 @@ def _bridge(mask: np.ndarray, tubeness: np.ndarray, smooth: np.ndarray, region: 
         if (length > 1.5 * p.gap_mm or mean_tubeness < max(p.bridge_min_vesselness, st.low)
                 or mean_c < p.bridge_min_contrast_fraction * st.contrast_hu):
             continue
-        # Thicken to the thinner of the two joined vessels' local radius.
+        # Thicken to the thinner of the radii at the path's two ends. Those ends are the
+        # fragments' surface voxels, one voxel from the background, so in practice the bridge is
+        # about one voxel thick (README, tests section: reading the radius deeper in is to do).
         inside = ndimage.distance_transform_edt(own | other, sampling=sp)
         ends_r = [float(inside[tuple(q)]) for q in (path[0], path[-1])]
         radius = max(min(ends_r), float(sp.min()))

@@ -14,6 +14,7 @@ import pytest
 
 from livervessels.split_junctions import (
     _axis_offsets,
+    _group_cost,
     _junction_regions,
     _PairTerms,
     _partitions,
@@ -343,3 +344,20 @@ def test_two_ends_in_line_but_side_by_side_are_less_one_vessel_than_ends_on_one_
     assert w_on == pytest.approx(1.0) and q_on > 0.5
     assert w_side < 0.5 * w_on and q_side < q_on
     assert affinity(4.0, 0.0) == pytest.approx(affinity(0.0, 0.0))
+
+
+def test_a_group_of_four_ends_pays_the_trifurcation_prior_and_smaller_groups_do_not():
+    # a parent of radius 2 and three children straight on whose radii obey Murray's law exactly
+    # ((8/3)^(1/3) each, 3 x 8/3 = 2^3): every term is 0, so the group costs the prior alone
+    rc = (8.0 / 3.0) ** (1.0 / 3.0)
+    ends = [_end(0, (0, 0, 1), 2.0)] + [_end(i, (0, 0, -1), rc) for i in (1, 2, 3)]
+    voxel = 0.8
+    for prior in (2.0, 3.5):
+        p = SplitParams(trifurcation_penalty=prior)
+        assert _group_cost((0, 1, 2, 3), ends, p, voxel) == pytest.approx(prior, abs=1e-12)
+        # two of the children: no prior, only Murray's law missed (2 x 8/3 of the parent's 8)
+        sigma = np.hypot(p.radius_log_sigma, 0.5 * voxel / 2.0)
+        murray = (np.log((16.0 / 3.0) ** (1.0 / 3.0) / 2.0) / sigma) ** 2
+        assert _group_cost((0, 1, 2), ends, p, voxel) == pytest.approx(murray, rel=1e-12)
+        # a lone end: a vessel ending on another one
+        assert _group_cost((2,), ends, p, voxel) == p.end_penalty
