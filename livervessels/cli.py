@@ -247,7 +247,6 @@ def batch_main(argv: list[str] | None = None) -> int:
     return code if code or not status else status[0]
 
 
-
 def resection_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="TotalSegmentatorResection",
@@ -264,29 +263,19 @@ def resection_parser() -> argparse.ArgumentParser:
 
 
 def _resection(args) -> None:
-    import json
-    import os
-    import tempfile
-    from pathlib import Path
-
-    from livervessels.resection import couinaud_volumes, format_report, future_liver_remnant, read_couinaud_labels
+    from livervessels.resection import (
+        couinaud_volumes,
+        format_report,
+        future_liver_remnant,
+        read_couinaud_labels,
+        write_report_json,
+    )
 
     labels, spacing = read_couinaud_labels(args.input)
     report = future_liver_remnant(couinaud_volumes(labels, spacing), args.remove)
     report = {"input": str(args.input), "spacing_mm": [round(s, 4) for s in spacing], **report}
     if args.output:
-        target = Path(args.output)
-        if not target.parent.is_dir():
-            raise InputError(f"cannot write {target}: folder {target.parent} does not exist")
-        # written beside the target and renamed: an interrupted run leaves no half-written report
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(json.dumps(report, indent=2) + "\n")
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_report_json(report, args.output)
     print(format_report(report))
 
 

@@ -13,6 +13,9 @@ formula. Research use only: not a surgical decision.
 """
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -127,6 +130,27 @@ def _load(path: Path) -> nib.spatialimages.SpatialImage:
         return nib.load(str(path))
     except Exception as exc:
         raise InputError(f"cannot read {path} as NIfTI ({exc})") from exc
+
+
+def write_report_json(report: dict, path: str | Path) -> Path:
+    """Write the report as JSON, beside the target first and renamed into place, so an interrupted
+    run leaves no half-written file.
+
+    Raises:
+        InputError: the target's folder does not exist.
+    """
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise InputError(f"cannot write {target}: folder {target.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(report, indent=2) + "\n")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
 
 
 def format_report(report: dict) -> str:
