@@ -1,7 +1,8 @@
 """The application graph.
 
 StudyLoader -> CTSeriesSelector -> CTSeriesToVolume -> NnUNetSegmentation -> VesselEnhancement
--> PortalHepaticSplit -> {DicomSegWriter, NiftiWriter, StudyArtifactsWriter}; DicomSegWriter and
+-> PortalHepaticSplit -> CouinaudSegments (LIVERVESSELS_COUINAUD=1; else it passes the result on)
+-> {DicomSegWriter, NiftiWriter, StudyArtifactsWriter}; DicomSegWriter and
 StudyArtifactsWriter -> DicomReportWriter (SR, SC) -> QcReportWriter -> OutputCommit
 
 Writers write into a staging folder beside the outputs; OutputCommit moves everything into the
@@ -21,6 +22,7 @@ from livervessels.compute import resolve
 from livervessels.errors import InputError
 from livervessels.outputs import staging
 from operators import (
+    CouinaudSegmentsOperator,
     CTSeriesSelectorOperator,
     CTSeriesToVolumeOperator,
     DicomReportWriterOperator,
@@ -34,6 +36,7 @@ from operators import (
     StudyLoaderOperator,
     VesselEnhancementOperator,
 )
+from operators.couinaud_segments import couinaud_requested
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,7 @@ class LiverVesselsApp(Application):
             self, model_dirs=[model_dir] if model_dir else None, device=compute, name="nnunet_segmentation")
         enhance = VesselEnhancementOperator(self, device=compute.device, name="vessel_enhancement")
         split = PortalHepaticSplitOperator(self, name="portal_hepatic_split")
+        couinaud = CouinaudSegmentsOperator(self, enabled=couinaud_requested(), name="couinaud_segments")
         staged = self.staging_dir  # every writer writes here; output_commit publishes it at the end
         seg_writer = DicomSegWriterOperator(self, output_folder=staged, name="dicom_seg_writer")
         nifti_writer = NiftiWriterOperator(self, output_folder=staged, name="nifti_writer")
@@ -93,9 +97,11 @@ class LiverVesselsApp(Application):
         self.add_flow(inference, enhance, {("result", "result")})
         self.add_flow(to_volume, split, {("image", "image")})
         self.add_flow(enhance, split, {("result", "result")})
+        self.add_flow(to_volume, couinaud, {("image", "image")})
+        self.add_flow(split, couinaud, {("result", "result")})
         for writer in (seg_writer, nifti_writer, qc_writer, artifacts_writer, report_writer):
             self.add_flow(to_volume, writer, {("image", "image")})
-            self.add_flow(split, writer, {("result", "result")})
+            self.add_flow(couinaud, writer, {("result", "result")})
         self.add_flow(seg_writer, qc_writer, {("seg", "seg")})
         self.add_flow(seg_writer, report_writer, {("seg", "seg")})
         self.add_flow(artifacts_writer, report_writer, {("files", "artifacts")})

@@ -185,8 +185,13 @@ def enhance_liver_vessels(
     verbose: bool = False,
     model_dirs: list | None = None,
     send_to: str | None = None,
+    couinaud: bool = False,
 ) -> dict[str, nib.Nifti1Image]:
     """The enhanced liver vessel pipeline; returns every output mask as a nibabel image.
+
+    couinaud (needs split_portal_hepatic): Couinaud segments 1-8 from the split's hepatic veins and
+    portal bifurcation, as liver_segments_vessel (a label map), SEG segments, and volumes in
+    statistics and qc.json; refused with the reason in qc.json where the veins do not allow it.
 
     With output, writes the masks as NIfTI, enhanced_liver_vessels_metadata.json and qc.json, and
     for DICOM input a DICOM SEG: on a DICOM study, the same files the MONAI Deploy app writes.
@@ -225,7 +230,7 @@ def enhance_liver_vessels(
                                        robust_crop=robust_crop,
                                        support_dir=split_support_dir, generate_support=generate_split_support,
                                        enhance_options=enhance_options, split=split_portal_hepatic,
-                                       split_options=split_options)
+                                       split_options=split_options, couinaud=couinaud)
         images = {name: nifti_image(np.asarray(m, np.uint8), volume.affine) for name, m in result.masks.items()}
         if output is None:
             return images

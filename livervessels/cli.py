@@ -165,6 +165,10 @@ def enhanced_parser() -> argparse.ArgumentParser:
                    help="split voxel-wise along geodesic paths instead of on the centerline graph")
     p.add_argument("--min_split_component_size", type=int, default=0,
                    help="leave vessel components smaller than this many voxels unlabelled in the split")
+    p.add_argument("--couinaud", action="store_true",
+                   help="Couinaud segments 1-8 from the split's hepatic veins and portal bifurcation "
+                        "(needs --split_portal_hepatic): liver_segments_vessel.nii.gz, SEG segments, volumes in "
+                        "statistics and qc.json; refused, with the reason in qc.json, where the veins do not allow it")
     p.add_argument("--export_meshes", action="store_true", help="write smoothed STL surfaces (LPS mm) per structure")
     p.add_argument("--send_to", default=None, metavar="URL",
                    help="DICOMweb base URL of a PACS (e.g. http://pacs:8042/dicom-web): once written, the SEG, SR "
@@ -183,7 +187,7 @@ def _enhance(args) -> None:
         min_component_size=args.min_component_size, no_skeleton=args.no_skeleton,
         min_split_component_size=args.min_split_component_size, device=args.device, precision=args.precision,
         export_meshes=args.export_meshes, preview=args.preview, statistics=args.statistics, quiet=args.quiet,
-        verbose=args.verbose, model_dirs=args.model_dir, send_to=args.send_to,
+        verbose=args.verbose, model_dirs=args.model_dir, send_to=args.send_to, couinaud=args.couinaud,
     )
 
 

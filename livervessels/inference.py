@@ -72,11 +72,14 @@ def segment(
     roi_subset: list[str] | None = None,
     robust_crop: bool = False,
     precision: str | None = None,
+    also_keep: list[str] | None = None,
 ) -> LabelMap:
     """Labels of `task` for `volume`, on the volume's own grid (shape and affine).
 
     device: a Compute (livervessels.compute) or a device request (auto, cpu, gpu, gpu:N, cuda:N);
     precision: with a device request, the network precision (auto, fp32, bf16, fp16).
+    also_keep: with a roi_subset, classes of the parts it runs that are kept in the output too; they
+    widen neither the crop nor the set of parts (the contrast phase reads the aorta and spleen so).
 
     Raises:
         InputError: unknown classes, device or precision; unreadable models; a named model folder
@@ -85,6 +88,7 @@ def segment(
     """
     task = get_task(task) if isinstance(task, str) else task
     check_roi_subset(task, roi_subset)
+    check_roi_subset(task, also_keep)
     compute = resolve(device, precision) if precision is not None else as_compute(device)
     timings: dict[str, float] = {}
     torch_device = compute.device
@@ -149,7 +153,8 @@ def segment(
             full = to_canonical(full, volume.affine)[0]
             full[crop] = merged
             merged = full
-        classes = _selected_classes(task, roi_subset)
+        kept = roi_subset and roi_subset + [c for c in also_keep or [] if c not in roi_subset]
+        classes = _selected_classes(task, kept)
         if roi_subset:
             merged = np.where(np.isin(merged, list(classes)), merged, 0).astype(np.uint8)
         labels = from_canonical(merged, original)

@@ -16,6 +16,9 @@ log = logging.getLogger(__name__)
 
 # the support labels the split needs from TotalSegmentator's total task
 SUPPORT_CLASSES = ["liver", "inferior_vena_cava", "portal_vein_and_splenic_vein"]
+# read only for the contrast phase (livervessels.contrast_phase), where the support model has them;
+# in total they come from the same two parts as the support classes, so they cost no network
+PHASE_CLASSES = ["aorta", "spleen"]
 OFFICIAL_PLAN = ModelPlan("official", "total", "liver_vessels")
 DEMO_PLAN = ModelPlan("demo", "demo_liver", "demo_liver",
                       "demo model trained on synthetic phantoms: not meaningful on real anatomy; empty or "

@@ -12,23 +12,28 @@ from pathlib import Path
 import numpy as np
 
 from livervessels.compute import as_compute
+from livervessels.contrast_phase import contrast_phase_of_scan
+from livervessels.couinaud import LABEL_MAP_NAME, couinaud_segments
 from livervessels.enhancement import METHOD as ENHANCEMENT_METHOD
 from livervessels.enhancement import repair_vessel_mask
 from livervessels.errors import InputError
 from livervessels.field_of_view import liver_absent_reason
 from livervessels.geometry import CanonicalFrame, Volume, reorient_to_grid
 from livervessels.inference import segment
-from livervessels.model_plan import SUPPORT_CLASSES, choose_model_plan
+from livervessels.model_plan import PHASE_CLASSES, SUPPORT_CLASSES, choose_model_plan
 from livervessels.portal_hepatic import HEPATIC, PORTAL, split_portal_hepatic
 from livervessels.stage_types import SUPPORT_FILES_PLAN, LiverVesselResult, ModelPlan
+from livervessels.tasks import TASKS
 from livervessels.timing import timed
 
 SUPPORT_FILES = SUPPORT_CLASSES + ["liver_vessels"]
+OPTIONAL_SUPPORT_FILES = PHASE_CLASSES  # read for the contrast phase when a support folder has them
 
 
 def load_support_dir(folder: str | Path, volume: Volume) -> dict[str, np.ndarray]:
     """The support masks present in folder (liver, portal_vein_and_splenic_vein, inferior_vena_cava,
-    and liver_vessels as the raw vessel mask), brought onto the volume's grid.
+    liver_vessels as the raw vessel mask, and aorta and spleen for the contrast phase), brought onto
+    the volume's grid.
 
     Raises:
         InputError: folder is not a folder, or a mask in it cannot be brought onto the volume's grid.
@@ -40,7 +45,7 @@ def load_support_dir(folder: str | Path, volume: Volume) -> dict[str, np.ndarray
         raise InputError(f"--split_support_dir {folder} is not a folder; it must hold "
                          f"{', '.join(n + '.nii.gz' for n in SUPPORT_FILES)}")
     masks = {}
-    for name in SUPPORT_FILES:
+    for name in SUPPORT_FILES + OPTIONAL_SUPPORT_FILES:
         path = folder / f"{name}.nii.gz"
         if path.is_file():
             img = nib.load(str(path))
@@ -71,7 +76,9 @@ def collect_masks(volume: Volume, *, plan: ModelPlan | None = None, model_dirs=N
                                                robust_crop=robust_crop)
         sources = {"support": f"model ({plan.support_task})", "vessels": f"model ({plan.vessel_task})",
                    "compute": as_compute(device).describe(), "checkpoints": details["checkpoints"]}
-        return LiverVesselResult(masks, plan=plan, timings={"segment": details["segment"]}, sources=sources)
+        masks, phase = _take_contrast_phase(volume, masks)
+        return LiverVesselResult(masks, plan=plan, timings={"segment": details["segment"]}, sources=sources,
+                                 contrast_phase=phase)
     timings: dict[str, float] = {}
     with timed(timings, "segment", ndigits=3):
         masks = load_support_dir(support_dir, volume)
@@ -89,7 +96,15 @@ def collect_masks(volume: Volume, *, plan: ModelPlan | None = None, model_dirs=N
                 masks[name] = mask
                 sources[name] = f"model ({used.vessel_task if name == 'liver_vessels' else used.support_task})"
             sources["compute"] = as_compute(device).describe()
-    return LiverVesselResult(masks, plan=used, timings=timings, sources=sources)
+        masks, phase = _take_contrast_phase(volume, masks)
+    return LiverVesselResult(masks, plan=used, timings=timings, sources=sources, contrast_phase=phase)
+
+
+def _take_contrast_phase(volume: Volume, masks: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict]:
+    """The contrast phase (ContrastPhase.as_qc()) from the support masks, and the masks without the
+    ones read only for it (aorta, spleen: not outputs of this product)."""
+    phase = contrast_phase_of_scan(volume.array, masks, volume.spacing).as_qc()
+    return {k: v for k, v in masks.items() if k not in PHASE_CLASSES}, phase
 
 
 def segment_liver_support(volume: Volume, plan: ModelPlan, *, model_dirs=None, device=None,
@@ -104,9 +119,13 @@ def segment_liver_support(volume: Volume, plan: ModelPlan, *, model_dirs=None, d
         checkpoints: list[dict] = []
         same_model = plan.vessel_task == plan.support_task
         if support or (vessels and same_model):
-            labels = segment(volume, plan.support_task, model_dirs=model_dirs, device=device,
-                             roi_subset=support if plan.support_task == "total" else None)
-            masks.update({name: labels.mask(name).astype(np.uint8) for name in support})
+            task = TASKS[plan.support_task]
+            # the aorta and spleen for the contrast phase, where this model has them (total does)
+            phase_classes = [c for c in PHASE_CLASSES if c in task.classes.values()] if support else []
+            total = plan.support_task == "total"
+            labels = segment(volume, task, model_dirs=model_dirs, device=device,
+                             roi_subset=support if total else None, also_keep=phase_classes if total else None)
+            masks.update({name: labels.mask(name).astype(np.uint8) for name in support + phase_classes})
             checkpoints += labels.models
             if vessels and same_model:
                 masks["liver_vessels"] = labels.mask("liver_vessels").astype(np.uint8)
@@ -150,10 +169,12 @@ def add_enhanced_vessels(volume: Volume, masks: dict[str, np.ndarray], **options
 
 
 def add_portal_hepatic_split(volume: Volume, masks: dict[str, np.ndarray], *, use_skeleton: bool = True,
-                             min_component_size: int = 0) -> tuple[dict[str, np.ndarray], dict]:
+                             min_component_size: int = 0,
+                             contrast_phase: str | None = None) -> tuple[dict[str, np.ndarray], dict]:
     """masks plus portal_vein_branches, hepatic_veins, liver_vessels_labeled (and the labelled
     skeleton when computed), and the split QC; all empty, with the flag no_liver_in_field_of_view,
-    when the liver mask shows no liver (under NO_LIVER_ML)."""
+    when the liver mask shows no liver (under NO_LIVER_ML). contrast_phase: the scan's
+    (LiverVesselResult.contrast_phase["phase"]), for the split's intensity cue."""
     absent = liver_absent_reason(masks, volume.spacing)
     if absent is not None:
         empty = np.zeros(volume.shape, np.uint8)
@@ -162,7 +183,8 @@ def add_portal_hepatic_split(volume: Volume, masks: dict[str, np.ndarray], *, us
     split = split_portal_hepatic(
         masks["enhanced_liver_vessels"], volume.array, volume.spacing, liver=masks.get("liver"),
         portal_vein=masks.get("portal_vein_and_splenic_vein"), ivc=masks.get("inferior_vena_cava"),
-        use_skeleton=use_skeleton, min_component_size=min_component_size, affine=volume.affine)
+        use_skeleton=use_skeleton, min_component_size=min_component_size, affine=volume.affine,
+        contrast_phase=contrast_phase)
     out = {
         **masks,
         "portal_vein_branches": (split.labels == PORTAL).astype(np.uint8),
@@ -174,12 +196,36 @@ def add_portal_hepatic_split(volume: Volume, masks: dict[str, np.ndarray], *, us
     return out, split.qc
 
 
+def add_couinaud_segments(volume: Volume, masks: dict[str, np.ndarray], split_qc: dict
+                          ) -> tuple[dict[str, np.ndarray], dict]:
+    """masks plus liver_segments_vessel (Couinaud segments 1-8 from the split's veins), and the
+    segments' QC (livervessels.couinaud.CouinaudResult.as_qc()); without the label map, and with
+    the reason in the QC, where the split or the landmarks do not allow it."""
+    if split_qc.get("skipped") or "portal_vein_branches" not in masks:
+        return masks, {"refused": split_qc.get("skipped") or "no portal/hepatic split", "landmarks": None,
+                       "volumes": {}}
+    confidence = split_qc.get("confidence")
+    if isinstance(confidence, dict):
+        confidence = confidence.get("overall")
+    liver = (masks["liver"] > 0) | (masks["portal_vein_branches"] > 0) | (masks["hepatic_veins"] > 0)
+    if "inferior_vena_cava" in masks:
+        liver &= masks["inferior_vena_cava"] == 0
+    result = couinaud_segments(liver, masks["portal_vein_branches"], masks["hepatic_veins"],
+                               masks.get("inferior_vena_cava"), volume.affine,
+                               portal_trunk=masks.get("portal_vein_and_splenic_vein"),
+                               split_confidence=confidence if isinstance(confidence, (int, float)) else None)
+    if result.labels is None:
+        return masks, result.as_qc()
+    return {**masks, LABEL_MAP_NAME: result.labels}, result.as_qc()
+
+
 def run_liver_vessels(volume: Volume, *, model_dirs=None, device=None, plan: ModelPlan | None = None,
                       robust_crop: bool = False, support_dir: str | Path | None = None,
                       generate_support: bool = False, enhance_options: dict | None = None, split: bool = True,
-                      split_options: dict | None = None) -> LiverVesselResult:
-    """All masks for a volume: support labels, raw and enhanced vessels, and (with split) the
-    portal/hepatic labels.
+                      split_options: dict | None = None, couinaud: bool = False) -> LiverVesselResult:
+    """All masks for a volume: support labels, raw and enhanced vessels, (with split) the
+    portal/hepatic labels and (with couinaud, which needs split) the vessel-derived Couinaud
+    segments.
 
     device: a Compute or a device request (livervessels.compute), used by inference and the repair.
 
@@ -187,6 +233,8 @@ def run_liver_vessels(volume: Volume, *, model_dirs=None, device=None, plan: Mod
         InputError: bad input, device or support masks.
         ModelNotFoundError: no usable models.
     """
+    if couinaud and not split:
+        raise InputError("Couinaud segments are derived from the portal/hepatic split: add --split_portal_hepatic")
     compute = as_compute(device)  # resolved once: the same device for inference and the repair
     enhance_options = {"device": compute.device, **(enhance_options or {})}
     timings: dict[str, float] = {}
@@ -198,7 +246,12 @@ def run_liver_vessels(volume: Volume, *, model_dirs=None, device=None, plan: Mod
     result = replace(result, masks=masks, enhancement=enhancement)
     if split:
         with timed(timings, "split", ndigits=3):
-            masks, split_qc = add_portal_hepatic_split(volume, result.masks, **(split_options or {}))
+            masks, split_qc = add_portal_hepatic_split(volume, result.masks, **{
+                "contrast_phase": result.contrast_phase.get("phase"), **(split_options or {})})
         result = replace(result, masks=masks, split_qc=split_qc)
+    if couinaud:
+        with timed(timings, "couinaud", ndigits=3):
+            masks, couinaud_qc = add_couinaud_segments(volume, result.masks, result.split_qc)
+        result = replace(result, masks=masks, couinaud=couinaud_qc)
     result.timings.update(timings)
     return result

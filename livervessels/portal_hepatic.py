@@ -130,6 +130,7 @@ def split_portal_hepatic(
     min_component_size: int = 0,
     affine: np.ndarray | None = None,
     params: SplitParams | None = None,
+    contrast_phase: str | None = None,
 ) -> PortalHepaticSplit:
     """Label every vessel voxel portal (1) or hepatic (2).
 
@@ -137,7 +138,9 @@ def split_portal_hepatic(
     (voxel -> RAS mm), when given, tells which way is superior for the hepatic seeds, and the split
     then runs in the closest RAS orientation, so its answer does not depend on how the slices were
     stored; without it the IVC contacts farthest from the portal vein stand for the dome. Vessel
-    components smaller than `min_component_size` voxels are left 0.
+    components smaller than `min_component_size` voxels are left 0. `contrast_phase`
+    (livervessels.contrast_phase.PHASES), when known, goes to the intensity cue (none in the native
+    phase) and into the QC.
 
     Raises:
         InputError: vessels is not 3-D, ct or a support mask is not on its grid, or the spacing is
@@ -145,6 +148,8 @@ def split_portal_hepatic(
     """
     _check_grid(vessels, spacing, ct=ct, liver=liver, portal_vein=portal_vein, ivc=ivc)
     p = params or SplitParams()
+    if contrast_phase is not None:
+        p = replace(p, contrast_phase=contrast_phase)
     frame = None if affine is None else CanonicalFrame(affine, np.shape(vessels), spacing)
     if frame is not None and not frame.is_identity:
         # The graph search breaks ties in voxel order: working in the closest RAS orientation gives
@@ -791,7 +796,7 @@ def _measure_tree_intensity(graph: VesselGraph, ct, vessel_mask, liver, branch_l
     parenchyma[box] = _dilate_ball(vessel_mask[box], sp, 5.0) & ~_dilate_ball(vessel_mask[box], sp, 2.0)
     if liver is not None:
         parenchyma &= liver
-    return measure_tree_intensity(graph, ct, branch_label, parenchyma, radius)
+    return measure_tree_intensity(graph, ct, branch_label, parenchyma, radius, phase=p.contrast_phase)
 
 
 def _label_unreached(lab, vessel_mask, comps, unreached, pv, ivc, spacing) -> dict:

@@ -57,7 +57,7 @@ class TreeIntensity:
 
 def measure_tree_intensity(graph: VesselGraph, ct: np.ndarray, branch_label: np.ndarray,
                            parenchyma: np.ndarray | None, radius: np.ndarray,
-                           params: IntensityParams = IntensityParams()) -> TreeIntensity:
+                           params: IntensityParams = IntensityParams(), phase: str | None = None) -> TreeIntensity:
     """Lumen HU of both trees on their thick branches, the parenchyma HU, and whether the
     difference can be used.
 
@@ -65,7 +65,12 @@ def measure_tree_intensity(graph: VesselGraph, ct: np.ndarray, branch_label: np.
     are the ones it gets right); parenchyma: bool mask of liver tissue away from vessels (or None);
     radius (n_branches,) core radius in mm. Each thick branch gives one value, the median HU of its
     lumen core; the standard error of the difference comes from the spread between branches (it
-    holds partial volume, mixing and mislabelled branches, not only noise)."""
+    holds partial volume, mixing and mislabelled branches, not only noise).
+
+    phase: the scan's contrast phase (livervessels.contrast_phase.PHASES) when known. Unenhanced
+    (native) scans have no difference to use. In every phase the portal veins fill before the
+    hepatic veins, so they are never clearly darker: a labelling whose hepatic thick branches are
+    brighter has probably swapped trees, and the difference would confirm the swap; it is not used."""
     if ct is None:
         return TreeIntensity(False, "no CT")
     if parenchyma is None or not parenchyma.any():
@@ -93,10 +98,15 @@ def measure_tree_intensity(graph: VesselGraph, ct: np.ndarray, branch_label: np.
     se = 1.2533 * float(np.sqrt(sum(spread[lab] ** 2 / len(values[lab]) for lab in (PORTAL, HEPATIC))))
     diff = mp - mh
     out = TreeIntensity(False, "", par, mp, mh, diff, se, noise)
-    if abs(diff) < params.min_difference_hu:
+    if phase == "native":
+        out.reason = "native (unenhanced) phase: no contrast between the trees"
+    elif abs(diff) < params.min_difference_hu:
         out.reason = f"portal and hepatic veins equally bright ({diff:+.0f} HU < {params.min_difference_hu:.0f} HU)"
     elif abs(diff) < params.min_z * se:
         out.reason = f"difference {diff:+.0f} HU not certain (standard error {se:.0f} HU)"
+    elif diff < 0:
+        out.reason = (f"hepatic veins {-diff:.0f} HU brighter than portal veins, which no contrast phase gives: "
+                      "the first labelling may have swapped thick branches")
     elif min(mp, mh) - par < params.min_difference_hu:
         out.reason = "vessels barely brighter than the parenchyma"
     else:

@@ -100,6 +100,7 @@ class SplitParams:
     radial_weight: float = 3.0  # cost of leaving a junction straight back towards the tree's root
     radial_reach_mm: float = 20.0  # near a root "away from it" is ill-defined: the cost x d / (d + this)
     radius_bin_factor: float = 0.6  # trees grow thick vessels first, in radius bins this factor apart (1: off)
+    contrast_phase: str | None = None  # the scan's (livervessels.contrast_phase), when known: for the intensity cue
     tree_intensity_weight: float = 0.5  # weight of the scan's portal / hepatic HU difference (where it shows one)
     orphan_climb_ratio: float = 2.5  # a vessel reached only through vessels this many times thinner is cut off
     orphan_min_radius_mm: float = 2.0  # ... from its own tree (a gap) when at least this thick: it roots itself,

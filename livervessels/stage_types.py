@@ -75,6 +75,8 @@ class LiverVesselResult:
     split_qc: dict = field(default_factory=dict)  # the split's QC (pipeline.add_portal_hepatic_split)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     sources: dict = field(default_factory=dict)  # where each input mask came from
+    contrast_phase: dict = field(default_factory=dict)  # livervessels.contrast_phase.ContrastPhase.as_qc()
+    couinaud: dict = field(default_factory=dict)  # CouinaudResult.as_qc() (pipeline.add_couinaud_segments)
 
 
 @dataclass

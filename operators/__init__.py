@@ -2,6 +2,7 @@
 
 They import holoscan (through the MONAI Deploy App SDK); the algorithms they call do not.
 """
+from operators.couinaud_segments import CouinaudSegmentsOperator
 from operators.ct_series_selector import CTSeriesSelectorOperator
 from operators.ct_series_to_volume import CTSeriesToVolumeOperator
 from operators.dicom_report_writer import DicomReportWriterOperator
@@ -22,6 +23,7 @@ __all__ = [
     "NnUNetSegmentationOperator",
     "VesselEnhancementOperator",
     "PortalHepaticSplitOperator",
+    "CouinaudSegmentsOperator",
     "DicomSegWriterOperator",
     "DicomReportWriterOperator",
     "NiftiWriterOperator",

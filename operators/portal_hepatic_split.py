@@ -24,5 +24,6 @@ class PortalHepaticSplitOperator(Operator):
     def compute(self, op_input, op_output, context):
         volume = op_input.receive("image").metadata()[CT_STUDY_KEY].volume
         result: LiverVesselResult = op_input.receive("result")
-        masks, split_qc = add_portal_hepatic_split(volume, result.masks)
+        masks, split_qc = add_portal_hepatic_split(volume, result.masks,
+                                                   contrast_phase=result.contrast_phase.get("phase"))
         op_output.emit(replace(result, masks=masks, split_qc=split_qc), "result")

@@ -86,7 +86,8 @@ def test_environment_variables_work_like_the_options_and_non_dicom_files_are_ign
     shutil.copytree(DEMO_STUDY, study)
     (study / "ct" / "DICOMDIR.txt").write_text("index")
     out = tmp_path / "out_env"
-    env = {"HOLOSCAN_INPUT_PATH": str(study), "HOLOSCAN_OUTPUT_PATH": str(out), "HOLOSCAN_MODEL_PATH": str(MODELS)}
+    env = {"HOLOSCAN_INPUT_PATH": str(study), "HOLOSCAN_OUTPUT_PATH": str(out), "HOLOSCAN_MODEL_PATH": str(MODELS),
+           "LIVERVESSELS_COUINAUD": "1"}
     result = subprocess.run([sys.executable, str(ROOT / "app")], capture_output=True, text=True, timeout=600,
                             cwd=tmp_path, env={**os.environ, **env})
     assert result.returncode == 0, result.stderr[-3000:]
@@ -97,6 +98,16 @@ def test_environment_variables_work_like_the_options_and_non_dicom_files_are_ign
     assert "DICOMDIR.txt" in result.stderr + result.stdout
     qc = json.loads((out / "qc.json").read_text())
     assert [f["file"].split("/")[-1] for f in qc["input"]["files_ignored"]] == ["DICOMDIR.txt"]
+    # the Couinaud node ran: segments with their SEG codes, or a refusal that says why
+    assert "couinaud" not in json.loads((demo_app_output / "qc.json").read_text())  # off by default
+    couinaud = qc["couinaud"]
+    if couinaud["refused"]:
+        assert not (out / "liver_segments_vessel.nii.gz").exists()
+        assert f"Couinaud segments not derived: {couinaud['refused']}" in qc["warnings"]
+    else:
+        labels = np.asanyarray(nib.load(out / "liver_segments_vessel.nii.gz").dataobj)
+        assert set(np.unique(labels)) <= set(range(9)) and labels.any()
+        assert any(s.startswith("couinaud_segment_") for s in qc["dicom_seg"]["segments"])
 
 
 @pytest.mark.slow

@@ -131,6 +131,14 @@ def test_quiet_prints_nothing_and_no_network_is_used(tmp_path, monkeypatch, capf
     assert rc == 0 and captured.out == "" and captured.err == ""
 
 
+def test_couinaud_without_the_split_is_refused_in_one_line_before_any_work(tmp_path, capfd):
+    rc = cli.enhanced_main(["-i", str(DEMO_STUDY), "-o", str(tmp_path / "out"), "--mode", "enhanced_liver",
+                            "--couinaud", "-q", "-m", str(MODELS)])
+    err = capfd.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and "add --split_portal_hepatic" in err[0]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
 def test_help_documents_every_option():
     for parser in (cli.totalsegmentator_parser(), cli.enhanced_parser(), cli.weights_parser()):
         for action in parser._actions:

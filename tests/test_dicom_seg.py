@@ -279,3 +279,25 @@ def test_256_segments_no_longer_fit_an_8_bit_label_map():
 def test_the_default_series_description_says_research(tmp_path):
     result = write_dicom_seg(_masks(False), _sources(), tmp_path / "seg.dcm", algorithm_name="unit test")
     assert pydicom.dcmread(result.path).SeriesDescription == "Liver vessels (research)"
+
+
+def test_couinaud_segments_carry_the_dicom_cid_7170_codes(tmp_path):
+    from livervessels.outputs.structures import COUINAUD_STRUCTURES, SEG_STRUCTURES
+
+    shape = (COLS, ROWS, SLICES)
+    two, eight = np.zeros(shape, bool), np.zeros(shape, bool)
+    two[0, 1:, :] = True
+    eight[2, 1:, :] = True
+    masks = {"couinaud_segment_2": two, "couinaud_segment_8": eight, "couinaud_segment_5": two & False}
+    result = write_dicom_seg(masks,
+                             _sources(), tmp_path / "seg.dcm", algorithm_name="livervessels enhanced",
+                             structures=SEG_STRUCTURES + COUINAUD_STRUCTURES)
+    seg = pydicom.dcmread(result.path)
+    second, eighth = seg.SegmentSequence
+    # PS3.16 CID 7170 "Couinaud Liver Segment": SNOMED CT codes of segments II and VIII
+    assert _code(second.SegmentedPropertyTypeCodeSequence[0]) == ("277956007", "SCT", "Couinaud hepatic segment II")
+    assert _code(eighth.SegmentedPropertyTypeCodeSequence[0]) == ("277962002", "SCT", "Couinaud hepatic segment VIII")
+    assert second.SegmentLabel == "Couinaud segment II" and _code(second.AnatomicRegionSequence[0])[0] == "10200004"
+    assert result.empty_segments == ["couinaud_segment_5"]
+    assert [s.code[0] for s in COUINAUD_STRUCTURES] == ["71133005", "277956007", "277957003", "277958008",
+                                                       "277959000", "277960005", "277961009", "277962002"]

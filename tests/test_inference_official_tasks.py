@@ -102,6 +102,22 @@ def test_roi_subset_is_cropped_to_the_subset_found_by_total_fastest(volume, stan
     assert "Dataset298" in ivc.models[0]["folder"]  # the crop model is recorded among the models used
 
 
+def test_also_kept_classes_come_from_the_same_parts_and_crop(volume, standin):
+    from livervessels.errors import InputError
+
+    ivc = segment(volume, "total", model_dirs=standin, roi_subset=["inferior_vena_cava"])
+    both = segment(volume, "total", model_dirs=standin, roi_subset=["inferior_vena_cava"],
+                   also_keep=["portal_vein_and_splenic_vein"])
+    assert both.classes == {IVC: "inferior_vena_cava", PORTAL: "portal_vein_and_splenic_vein"}
+    np.testing.assert_array_equal(both.array == IVC, ivc.array == IVC)  # same crop, same network
+    assert np.any(both.array == PORTAL) and [m["folder"] for m in both.models] == [m["folder"] for m in ivc.models]
+    crop_model = segment(volume, "total_fastest", model_dirs=standin).array
+    box = padded_box(crop_model == IVC, _crop_margin(20.0, volume.spacing))  # the IVC's crop, not the portal's
+    assert not both.array[_outside(box, volume.shape)].any()
+    with pytest.raises(InputError, match="unknown class"):
+        segment(volume, "total", model_dirs=standin, roi_subset=["liver"], also_keep=["aortaa"])
+
+
 def test_liver_vessels_runs_inside_the_crop_to_the_liver(volume, standin, demo):
     vessels = segment(volume, "liver_vessels", model_dirs=standin)
     assert vessels.array.shape == volume.shape and vessels.classes == {1: "liver_vessels", 2: "liver_tumor"}

@@ -23,6 +23,7 @@ import operators
 import operators as ops
 from app.app import LiverVesselsApp
 from livervessels import interrupts
+from livervessels.errors import InputError
 from livervessels.model_plan import DEMO_PLAN
 from livervessels.outputs import staging
 from livervessels.pipeline import add_portal_hepatic_split
@@ -319,6 +320,29 @@ def test_split_node_adds_the_portal_and_hepatic_masks_and_keeps_the_rest(fragmen
     assert result.sources == given.sources and result.timings == given.timings
     assert set(given.masks) == set(before) and given.split_qc == {}
     assert fragment.stage_timings["portal_hepatic_split"] >= 0
+
+
+def test_couinaud_node_adds_the_segments_only_when_enabled(fragment, ct_image, small_phantom):
+    from operators.couinaud_segments import couinaud_requested
+
+    raw = _truth_result(small_phantom)
+    given = replace(raw, masks={**raw.masks, "portal_vein_branches": raw.masks["liver_vessels"],
+                                "hepatic_veins": np.zeros_like(raw.masks["liver_vessels"])},
+                    split_qc={"confidence": {"overall": 0.9}})
+    off = _compute(ops.CouinaudSegmentsOperator(fragment, name="couinaud_segments"), image=ct_image,
+                   result=given)["result"]
+    assert off is given  # passed on untouched
+    on = _compute(ops.CouinaudSegmentsOperator(fragment, enabled=True, name="couinaud_segments"), image=ct_image,
+                  result=given)["result"]
+    # no hepatic veins in this result: refused, with the reason, and no label map
+    assert on.couinaud["refused"] == "no portal vein or no hepatic vein branches in the split"
+    assert "liver_segments_vessel" not in on.masks and set(on.masks) == set(given.masks)
+    assert fragment.stage_timings["couinaud_segments"] >= 0
+    assert [couinaud_requested({"LIVERVESSELS_COUINAUD": v}) for v in ("1", "true", "YES", "0", "no", "")] == \
+        [True, True, True, False, False, False]
+    assert couinaud_requested({}) is False
+    with pytest.raises(InputError, match="LIVERVESSELS_COUINAUD='maybe' is not understood"):
+        couinaud_requested({"LIVERVESSELS_COUINAUD": "maybe"})
 
 
 def _tree(root: Path) -> set[Path]:

@@ -136,3 +136,47 @@ def test_the_demo_study_gives_the_same_outputs_stored_either_way(tmp_path, netwo
     for name in a:
         back = to_canonical(np.asarray(a[name]), study.volume.affine)[0]
         assert np.array_equal(back, np.asarray(b[name])), name
+
+
+def test_the_contrast_phase_is_read_from_support_masks_that_are_not_outputs(tmp_path):
+    import nibabel as nib
+
+    from livervessels.pipeline import collect_masks
+
+    # an arterial-phase scan: bright aorta, portal vein barely filled, liver and IVC unenhanced
+    ct = np.zeros((48, 48, 24), np.int16)
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    blocks = {"aorta": (0, 320), "portal_vein_and_splenic_vein": (1, 75), "inferior_vena_cava": (2, 45),
+              "liver": (3, 63), "spleen": (4, 100)}
+    for name, (k, hu) in blocks.items():
+        mask = np.zeros(ct.shape, np.uint8)
+        mask[2 + 9 * k:10 + 9 * k, 4:40, 4:20] = 1
+        ct[mask > 0] = hu
+        nib.save(nib.Nifti1Image(mask, affine), str(tmp_path / f"{name}.nii.gz"))
+    nib.save(nib.Nifti1Image(np.zeros(ct.shape, np.uint8), affine), str(tmp_path / "liver_vessels.nii.gz"))
+    result = collect_masks(Volume(ct, affine), support_dir=tmp_path)
+    assert result.contrast_phase["phase"] == "arterial_early"
+    assert result.contrast_phase["structures_hu"] == {name: float(hu) for name, (_, hu) in blocks.items()}
+    assert "aorta" not in result.masks and "spleen" not in result.masks  # read for the phase only
+    assert {"liver", "inferior_vena_cava", "portal_vein_and_splenic_vein", "liver_vessels"} == set(result.masks)
+    # without the aorta and spleen files the phase comes from what is there
+    (tmp_path / "aorta.nii.gz").unlink()
+    (tmp_path / "spleen.nii.gz").unlink()
+    fewer = collect_masks(Volume(ct, affine), support_dir=tmp_path).contrast_phase
+    assert set(fewer["structures_hu"]) == {"liver", "inferior_vena_cava", "portal_vein_and_splenic_vein"}
+
+
+def test_couinaud_segments_need_the_split_and_say_why_when_it_is_missing(small_phantom):
+    from livervessels.pipeline import add_couinaud_segments
+
+    volume = Volume(small_phantom.ct, small_phantom.affine)
+    with pytest.raises(InputError, match="add --split_portal_hepatic"):
+        run_liver_vessels(volume, model_dirs=[MODELS], device="cpu", split=False, couinaud=True)
+    masks = {"liver": np.ones(volume.shape, np.uint8)}
+    out, qc = add_couinaud_segments(volume, masks, {"skipped": "no liver in the field of view"})
+    assert out is masks and qc["refused"] == "no liver in the field of view"
+    assert add_couinaud_segments(volume, masks, {})[1]["refused"] == "no portal/hepatic split"
+    low = {"confidence": {"overall": 0.4}}
+    split = {**masks, "portal_vein_branches": masks["liver"], "hepatic_veins": masks["liver"]}
+    out, qc = add_couinaud_segments(volume, split, low)
+    assert "liver_segments_vessel" not in out and qc["refused"].startswith("split confidence 0.40")

@@ -138,7 +138,7 @@ def _measured(**kw) -> TreeIntensity:
     return TreeIntensity(**{**base, **kw})
 
 
-def _measure(portal: list[list[float]], hepatic: list[list[float]], par_hu: float = 100.0, **params):
+def _measure(portal: list[list[float]], hepatic: list[list[float]], par_hu: float = 100.0, phase=None, **params):
     rows = portal + hepatic
     graph, ct = _graph(rows, [3.0] * len(rows))
     labels = np.array([1] * len(portal) + [2] * len(hepatic))
@@ -146,7 +146,7 @@ def _measure(portal: list[list[float]], hepatic: list[list[float]], par_hu: floa
     parenchyma = np.zeros(ct_par.shape, bool)
     parenchyma[len(rows):] = True
     return measure_tree_intensity(graph, ct_par, labels, parenchyma, np.full(len(rows), 3.0),
-                                  IntensityParams(**params))
+                                  IntensityParams(**params), phase=phase)
 
 
 def test_tree_hu_is_the_median_over_branches_of_each_branch_median():
@@ -184,7 +184,10 @@ def test_each_refusal_says_why():
     assert (equal.used, equal.reason) == (False, "portal and hepatic veins equally bright (+7 HU < 8 HU)")
     # the size of the difference counts, whichever tree is brighter
     assert _measure([[180] * 4] * 2, [[187] * 4] * 2).reason == "portal and hepatic veins equally bright (-7 HU < 8 HU)"
-    assert _measure([[180] * 4] * 2, [[189] * 4] * 2).reason.startswith("portal veins -9 HU brighter than hepatic")
+    # hepatic veins clearly brighter: no contrast phase does that, so the labelling is suspect, not the scan
+    swapped = _measure([[180] * 4] * 2, [[189] * 4] * 2)
+    assert (swapped.used, swapped.difference_hu) == (False, -9.0)
+    assert swapped.reason.startswith("hepatic veins 9 HU brighter than portal veins, which no contrast phase gives")
     # exactly 8 HU apart is a difference (the spread floor of 1 HU gives se 1.25 HU)
     eight = _measure([[180] * 4] * 2, [[172] * 4] * 2)
     assert eight.used and eight.difference_se_hu == pytest.approx(1.2533, rel=1e-4)
@@ -343,3 +346,11 @@ def test_spread_of_each_radius_bin_measured_on_a_first_labelling_by_hand():
     lost = np.where(radius > 2, np.minimum(labels, 1), labels)
     lost[12:20] = 0
     np.testing.assert_allclose(branch_log_odds(graph, ct, radius, _measured(), lost), llr, rtol=1e-6)
+
+
+def test_the_native_phase_switches_the_cue_off_and_other_phases_do_not():
+    for phase in (None, "arterial_early", "arterial_late", "portal_venous", "delayed"):
+        assert _measure([[180] * 4] * 2, [[140] * 4] * 2, phase=phase).used, phase
+    native = _measure([[180] * 4] * 2, [[140] * 4] * 2, phase="native")
+    assert (native.used, native.difference_hu) == (False, 40.0)
+    assert native.reason == "native (unenhanced) phase: no contrast between the trees"

@@ -24,10 +24,11 @@ SPLIT_QC = {"total_vessel_voxels": 1000, "portal_fraction": 0.6, "hepatic_fracti
             "confidence": {"overall": 0.873}, "flags": []}
 
 
-def _result(masks=None, split_qc=None, note="", enhancement=None) -> LiverVesselResult:
+def _result(masks=None, split_qc=None, note="", enhancement=None, contrast_phase=None) -> LiverVesselResult:
     masks = masks if masks is not None else {"liver": np.ones((4, 4, 4), np.uint8)}
     return LiverVesselResult(masks, plan=ModelPlan("demo", "demo_task", "demo_task", note=note),
-                             enhancement=enhancement or {}, split_qc=split_qc or {})
+                             enhancement=enhancement or {}, split_qc=split_qc or {},
+                             contrast_phase=contrast_phase or {})
 
 
 @pytest.mark.parametrize("split_qc, expected", [
@@ -76,6 +77,20 @@ def test_a_clean_run_has_no_warnings_and_a_skipped_split_is_not_reported_twice()
     assert not any("split flags" in w for w in qc["warnings"])  # the field-of-view warning says it instead
 
 
+def test_qc_carries_the_contrast_phase_and_warns_only_when_it_is_clearly_not_portal_venous():
+    from livervessels.contrast_phase import estimate_contrast_phase
+
+    liver = np.zeros((120, 120, 100), np.uint8)
+    liver[20:100, 20:100, 20:80] = 1
+    arterial = estimate_contrast_phase({"aorta": 320, "portal_vein_and_splenic_vein": 75, "liver": 63}).as_qc()
+    qc = build_qc({}, (1.0, 1.0, 2.0), _result({"liver": liver}, SPLIT_QC, contrast_phase=arterial), SegResult(None))
+    assert qc["contrast_phase"] == arterial and qc["contrast_phase"]["phase"] == "arterial_early"
+    assert len(qc["warnings"]) == 1 and qc["warnings"][0].startswith("contrast phase looks arterial early")
+    portal = estimate_contrast_phase({"aorta": 175, "portal_vein_and_splenic_vein": 205, "liver": 112}).as_qc()
+    qc = build_qc({}, (1.0, 1.0, 2.0), _result({"liver": liver}, SPLIT_QC, contrast_phase=portal), SegResult(None))
+    assert qc["warnings"] == [] and qc["contrast_phase"]["phase"] == "portal_venous"
+
+
 def test_qc_keeps_the_analysis_and_run_timings_and_only_the_repairs_summary():
     enhancement = {"method": "repair", "voxels": 5, "params": {"long": "dict"}, "fallbacks_used": []}
     result = _result(enhancement=enhancement)
@@ -105,3 +120,35 @@ def test_statistics_preview_and_meshes_are_written_and_label_maps_are_left_out(t
     assert write_study_artifacts(tmp_path / "none", volume, _result(masks), statistics=False, preview=False,
                                  meshes=False) == []
     assert not any((tmp_path / "none").iterdir())
+
+
+def test_couinaud_segments_are_reported_one_mask_each_with_volumes_and_a_picture(tmp_path, small_phantom):
+    from livervessels.couinaud import LABEL_MAP_NAME
+    from livervessels.outputs.preview import COUINAUD_PREVIEW_FILE
+    from livervessels.outputs.study_outputs import reported_masks
+
+    volume = Volume(small_phantom.ct, small_phantom.affine)
+    labels = np.asarray(small_phantom.labels)
+    liver = np.isin(labels, [LABELS["liver"], LABELS["liver_vessels"]])
+    segments = np.zeros(liver.shape, np.uint8)
+    segments[liver] = 1 + (np.indices(liver.shape)[0][liver] * 8) // liver.shape[0]  # eight slabs
+    volumes = {str(s): {"ml": 1.0, "percent": 12.5} for s in range(1, 9)}
+    couinaud = {"method": "planes", "refused": None, "landmarks": {"hilum_mm": [0.0, 0.0, 0.0]}, "volumes": volumes}
+    result = LiverVesselResult({"liver": liver.astype(np.uint8), LABEL_MAP_NAME: segments,
+                                "portal_vein_branches": (labels == LABELS["liver_vessels"]).astype(np.uint8)},
+                               plan=ModelPlan("demo", "demo_task", "demo_task"), couinaud=couinaud)
+    masks = reported_masks(result)
+    assert LABEL_MAP_NAME not in masks and int(masks["couinaud_segment_3"].sum()) == int((segments == 3).sum())
+    write_study_artifacts(tmp_path, volume, result, meshes=False)
+    stats = json.loads((tmp_path / STATISTICS_FILE).read_text())
+    assert stats["couinaud_segments"] == {"method": "planes", "volumes": volumes}
+    voxel_ml = abs(float(np.linalg.det(small_phantom.affine[:3, :3]))) / 1000.0
+    assert stats["structures"]["couinaud_segment_3"]["volume_ml"] == pytest.approx((segments == 3).sum() * voxel_ml,
+                                                                                  abs=1e-3)
+    assert (tmp_path / COUINAUD_PREVIEW_FILE).stat().st_size > 10_000
+    refused = {"method": "planes", "refused": "no inferior vena cava mask", "landmarks": None, "volumes": {}}
+    qc = build_qc({}, (1.0, 1.0, 1.0), _result(), SegResult(None))
+    assert "couinaud" not in qc  # not asked for
+    result = LiverVesselResult({"liver": np.ones((4, 4, 4), np.uint8)}, plan=ModelPlan("d", "t", "t"), couinaud=refused)
+    qc = build_qc({}, (1.0, 1.0, 1.0), result, SegResult(None))
+    assert qc["couinaud"] == refused and "Couinaud segments not derived: no inferior vena cava mask" in qc["warnings"]

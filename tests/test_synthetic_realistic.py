@@ -11,7 +11,9 @@ from livervessels.synthetic.network_mask import branch_detectability, simulate_n
 from livervessels.synthetic.phantom import HEPATIC_TREE, LABELS, PORTAL_TREE
 from livervessels.synthetic.realistic import (
     CONDITIONS,
+    PHASE_HU_RANGES,
     ScanProtocol,
+    draw_phase_protocol,
     draw_protocol,
     make_realistic_phantom,
     realistic_trees,
@@ -158,3 +160,40 @@ def test_network_mask_misses_what_the_scan_hides(phantom):
     # false positives: voxels outside the truth, some bridging the two trees
     assert (raw & ~truth).sum() > 0
     assert 0.6 < (raw & truth).sum() / truth.sum() < 0.97
+
+
+def test_phase_protocols_draw_each_structure_from_its_phase_and_keep_the_voxels():
+    base = draw_protocol("hard", SEED)
+    for phase, ranges in PHASE_HU_RANGES.items():
+        p = draw_phase_protocol(phase, SEED, condition="hard")
+        assert p.phase == phase
+        assert (p.pixel_mm, p.slice_mm, p.noise_hu) == (base.pixel_mm, base.slice_mm, base.noise_hu)
+        for key, attr in (("aorta", "aorta_hu"), ("portal", "portal_hu"), ("ivc", "ivc_hu"),
+                          ("parenchyma", "parenchyma_hu"), ("spleen", "spleen_hu")):
+            lo, hi = ranges[key]
+            assert lo <= getattr(p, attr) <= hi, (phase, key)
+        if phase == "portal_venous":
+            assert 0.0 <= p.portal_hu - p.hepatic_hu <= 40.0
+        elif phase == "delayed":
+            assert abs(p.portal_hu - p.hepatic_hu) <= 5.0
+        else:
+            assert ranges["hepatic"][0] <= p.hepatic_hu <= ranges["hepatic"][1]
+    assert draw_phase_protocol("native", SEED) == draw_phase_protocol("native", SEED)
+    with pytest.raises(KeyError):
+        draw_phase_protocol("venous", SEED)
+
+
+def test_a_phantom_rendered_in_the_arterial_phase_shows_its_blood_pools_at_their_hu():
+    from livervessels.contrast_phase import contrast_phase_of_scan
+
+    p = draw_phase_protocol("arterial_early", SEED, noise_hu=5.0)
+    ph = make_realistic_phantom(SEED, protocol=p)
+    masks = ph.phase_masks()
+    assert masks["aorta"].sum() > 1000 and not (masks["aorta"] & masks["liver"]).any()
+    est = contrast_phase_of_scan(ph.ct.astype(np.float32), masks, ph.spacing)
+    for name, expected in (("aorta", p.aorta_hu), ("inferior_vena_cava", p.ivc_hu),
+                           ("portal_vein_and_splenic_vein", p.portal_hu), ("liver", p.parenchyma_hu)):
+        assert abs(est.structures_hu[name] - expected) < 6.0, name
+    assert est.phase == "arterial_early"
+    # without phase HU the protocol keeps the tie to the veins the split benchmarks were made with
+    assert draw_protocol("normal", SEED).aorta_hu is None

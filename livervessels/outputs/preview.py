@@ -89,3 +89,62 @@ def render_preview(volume: Volume, masks: dict[str, np.ndarray], path: str | Pat
     fig.savefig(path, dpi=110, facecolor="black")
     plt.close(fig)
     return path
+
+
+COUINAUD_PREVIEW_FILE = "preview_couinaud_segments.png"
+
+
+def render_couinaud_preview(volume: Volume, segments: np.ndarray, vessels: dict[str, np.ndarray], path: str | Path,
+                            hilum_z_mm: float | None = None) -> Path:
+    """Axial slices through the liver (a quarter, the bifurcation's height or the middle, three
+    quarters up) with the Couinaud segments over the CT and the portal and hepatic veins on top;
+    each segment's number at its centre in the slice. vessels: name -> mask (portal_vein_branches,
+    hepatic_veins)."""
+    from livervessels.outputs.structures import COUINAUD_STRUCTURES
+
+    ct, affine, _ = to_canonical(np.asarray(volume.array, np.float32), volume.affine)
+    seg = to_canonical(np.asarray(segments, np.uint8), volume.affine)[0]
+    canon = {k: to_canonical(np.asarray(v, bool), volume.affine)[0] for k, v in vessels.items() if np.any(v)}
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    zs = np.flatnonzero(seg.any(axis=(0, 1)))
+    if not len(zs):
+        raise ValueError("no Couinaud segment to draw")
+    # above the bifurcation (VII, VIII, IV, II, III), just above it, and below it (V, VI)
+    middle = zs[len(zs) // 2]
+    if hilum_z_mm is not None:
+        middle = int(np.clip(np.round((hilum_z_mm - affine[2, 3]) / affine[2, 2]), zs[0], zs[-1]))
+    top = (middle + zs[-1]) // 2
+    below = (zs[0] + middle) // 2
+    slices = [top, min(middle + max(1, int(round(5.0 / spacing[2]))), top), below]
+    colours = np.array([(0, 0, 0)] + [s.rgb for s in COUINAUD_STRUCTURES], float) / 255
+    roman = [s.label.split()[-1] for s in COUINAUD_STRUCTURES]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5.6), facecolor="black")
+    aspect = spacing[1] / spacing[0]
+    for ax, k in zip(axes, slices):
+        ax.imshow(_view(np.clip((ct[:, :, k] + 160) / 400, 0, 1)), cmap="gray", vmin=0.0, vmax=1.0, aspect=aspect)
+        s = seg[:, :, k]
+        rgba = np.zeros(s.shape + (4,))
+        rgba[..., :3] = colours[s]
+        rgba[..., 3] = np.where(s > 0, 0.45, 0.0)
+        for name, colour in (("portal_vein_branches", (0.67, 0.24, 0.78)), ("hepatic_veins", (0.12, 0.56, 1.0))):
+            if name in canon:
+                m = canon[name][:, :, k]
+                rgba[m] = (*colour, 1.0)
+        ax.imshow(np.flipud(rgba.transpose(1, 0, 2))[:, ::-1], aspect=aspect, interpolation="nearest")  # as _view
+        view = _view(s)
+        for label in np.unique(view[view > 0]):
+            r, c = np.argwhere(view == label).mean(axis=0)
+            ax.text(c, r, roman[label - 1], color="white", fontsize=13, ha="center", va="center", weight="bold")
+        ax.set_title(f"axial, {affine[2, 2] * k + affine[2, 3]:.0f} mm", color="white", fontsize=10)
+        ax.axis("off")
+    handles = [Patch(color=colours[i + 1], label=s.label) for i, s in enumerate(COUINAUD_STRUCTURES)]
+    handles += [Patch(color=(0.67, 0.24, 0.78), label="Portal vein branches"),
+                Patch(color=(0.12, 0.56, 1.0), label="Hepatic veins")]
+    fig.legend(handles=handles, loc="lower center", ncol=5, frameon=False, labelcolor="white")
+    fig.suptitle("Couinaud segments from the hepatic veins and the portal bifurcation (patient right on the left)"
+                 "\nresearch use only, not for diagnosis", color="white", fontsize=11)
+    fig.tight_layout(rect=(0, 0.1, 1, 0.92))
+    path = Path(path)
+    fig.savefig(path, dpi=100, facecolor="black")
+    plt.close(fig)
+    return path

@@ -10,7 +10,7 @@ QC_FILE = "qc.json"
 # Version of the layout of qc.json, statistics.json and enhanced_liver_vessels_metadata.json (JSON
 # Schemas in docs/schemas/): a reader checks it before trusting a key. Bump the major part when a key
 # is removed or changes meaning, the minor part when keys are added.
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 
 
 def provenance(input_report: dict, dicom_uids: dict[str, str | None] | None = None) -> dict:

@@ -31,7 +31,18 @@ SEG_STRUCTURES: tuple[Structure, ...] = (
     Structure("portal_vein_and_splenic_vein", "Portal vein and splenic vein trunk",
               ("110765007", "SCT", "Portal vein and splenic vein"), (120, 40, 150)),
 )
-SEG_BY_NAME = {s.name: s for s in SEG_STRUCTURES}
+# The vessel-derived Couinaud segments (pipeline.add_couinaud_segments), coded as DICOM CID 7170
+# "Couinaud Liver Segment" codes them; written into the SEG after the structures above.
+_ROMAN = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII")
+_COUINAUD_CODES = ("71133005", "277956007", "277957003", "277958008", "277959000", "277960005", "277961009",
+                   "277962002")
+_COUINAUD_RGB = ((230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178), (213, 94, 0),
+                 (204, 121, 167), (190, 190, 250))  # Okabe-Ito (and lavender): told apart with colour-vision deficiency
+COUINAUD_STRUCTURES: tuple[Structure, ...] = tuple(
+    Structure(f"couinaud_segment_{i}", f"Couinaud segment {roman}", (code, "SCT", f"Couinaud hepatic segment {roman}"),
+              rgb, True)
+    for i, (roman, code, rgb) in enumerate(zip(_ROMAN, _COUINAUD_CODES, _COUINAUD_RGB), start=1))
+SEG_BY_NAME = {s.name: s for s in SEG_STRUCTURES + COUINAUD_STRUCTURES}
 
 GENERIC_STRUCTURE_CODE = ("91723000", "SCT", "Anatomical structure")
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import highdicom as hd
 
+from livervessels.contrast_phase import phase_warning
+from livervessels.couinaud import LABEL_MAP_NAME, segment_masks
 from livervessels.field_of_view import field_of_view_warnings
 from livervessels.geometry import Volume
 from livervessels.outputs import qc as qc_report
@@ -20,11 +22,13 @@ from livervessels.outputs.dicom_reports import (
 )
 from livervessels.outputs.dicom_seg import SEG_FILE, write_dicom_seg
 from livervessels.outputs.nifti import write_masks
+from livervessels.outputs.structures import COUINAUD_STRUCTURES, SEG_STRUCTURES
 from livervessels.plausibility import WARNINGS_KEY
 from livervessels.stage_types import CtStudy, DicomObject, DicomReports, LiverVesselResult, SegResult
 from livervessels.versions import software_versions
 
-LABEL_MAPS = {"liver_vessels_labeled", "liver_vessels_skeleton_labeled"}  # 1 portal / 2 hepatic, not masks
+# label maps, not masks: 1 portal / 2 hepatic; Couinaud segments 1-8
+LABEL_MAPS = {"liver_vessels_labeled", "liver_vessels_skeleton_labeled", LABEL_MAP_NAME}
 PREVIEW_FILE = "preview_liver_vessels.png"
 STATISTICS_FILE = "statistics.json"
 
@@ -47,11 +51,21 @@ def seg_series_description(split_qc: dict, enhancement: dict | None = None) -> s
     return text[:64]
 
 
+def reported_masks(result: LiverVesselResult) -> dict:
+    """The masks the SEG and statistics report: every mask, not the label maps, and the Couinaud
+    segments one mask each."""
+    masks = {k: v for k, v in result.masks.items() if k not in LABEL_MAPS}
+    if LABEL_MAP_NAME in result.masks:
+        masks.update(segment_masks(result.masks[LABEL_MAP_NAME]))
+    return masks
+
+
 def write_study_seg(out_dir: Path, study: CtStudy, result: LiverVesselResult) -> SegResult:
     """The DICOM SEG of all non-empty structures, referencing the selected series."""
     plan = result.plan
     return write_dicom_seg(
-        result.masks, study.series_volume.sorted_datasets, Path(out_dir) / SEG_FILE,
+        reported_masks(result), study.series_volume.sorted_datasets, Path(out_dir) / SEG_FILE,
+        structures=SEG_STRUCTURES + COUINAUD_STRUCTURES,
         algorithm_name=plan.algorithm_name,
         series_description=seg_series_description(result.split_qc, result.enhancement),
         unreferenceable_uids=study.selection.selected.derived_sop_uids,
@@ -117,16 +131,25 @@ def write_study_artifacts(out_dir: Path, volume: Volume, result: LiverVesselResu
     """statistics.json, the preview PNG and meshes/<structure>.stl."""
     from livervessels.outputs.measurements import structure_statistics
     from livervessels.outputs.meshes import export_meshes
-    from livervessels.outputs.preview import render_preview
+    from livervessels.outputs.preview import COUINAUD_PREVIEW_FILE, render_couinaud_preview, render_preview
 
     out_dir = Path(out_dir)
     masks = {k: v for k, v in result.masks.items() if k not in LABEL_MAPS}
     written = []
     if statistics:
-        written.append(qc_report.write_json(structure_statistics(masks, volume), out_dir / STATISTICS_FILE))
+        stats = structure_statistics(reported_masks(result), volume)
+        if result.couinaud.get("volumes"):
+            stats["couinaud_segments"] = {"method": result.couinaud["method"], "volumes": result.couinaud["volumes"]}
+        written.append(qc_report.write_json(stats, out_dir / STATISTICS_FILE))
     if preview:
         written.append(render_preview(volume, masks, out_dir / PREVIEW_FILE, title="Liver vessels",
                                       split_qc=result.split_qc))
+        if LABEL_MAP_NAME in result.masks:
+            hilum = (result.couinaud.get("landmarks") or {}).get("hilum_mm")
+            written.append(render_couinaud_preview(
+                volume, result.masks[LABEL_MAP_NAME],
+                {k: result.masks[k] for k in ("portal_vein_branches", "hepatic_veins") if k in result.masks},
+                out_dir / COUINAUD_PREVIEW_FILE, hilum_z_mm=None if hilum is None else hilum[2]))
     if meshes:
         written += export_meshes({k: v for k, v in masks.items() if k != "liver_vessels"}, volume.affine,
                                  out_dir / "meshes")
@@ -163,6 +186,10 @@ def build_qc(input_report: dict, spacing, result: LiverVesselResult, seg: SegRes
         warnings.append(f"portal/hepatic split flags: {', '.join(result.split_qc['flags'])}; review the split "
                         "(confidence and least confident branches in portal_hepatic_split) before use")
     warnings += field_of_view_warnings(result.masks, spacing)
+    if phase_warning(result.contrast_phase):
+        warnings.append(phase_warning(result.contrast_phase))
+    if result.couinaud.get("refused"):
+        warnings.append(f"Couinaud segments not derived: {result.couinaud['refused']}")
     empty = [k for k, v in structures.items() if v["empty"]]
     if empty:
         warnings.append(f"empty structures: {', '.join(empty)}")
@@ -187,6 +214,8 @@ def build_qc(input_report: dict, spacing, result: LiverVesselResult, seg: SegRes
                         for k in ("method", "voxels", "fallbacks_used", "skipped", "raw_vessel_voxels_not_written")
                         if k in result.enhancement},
         "portal_hepatic_split": result.split_qc,
+        "contrast_phase": result.contrast_phase,
+        **({"couinaud": result.couinaud} if result.couinaud else {}),
         # the analysis steps, and the run's stages up to this report as the caller timed them
         "timings_s": {"analysis": result.timings, **(run_timings or {})},
         "warnings": warnings,

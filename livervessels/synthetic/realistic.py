@@ -65,6 +65,12 @@ class ScanProtocol:
     psf_sigma_mm: float = 0.5  # in-plane point-spread (sigma); the slice profile adds slice_mm / 2.355
     shape: tuple[int, int, int] | None = None  # full grid (centred on the liver); None: the liver's box + margin
     margin_mm: float = 15.0  # around the liver (and its IVC and hilum) when shape is None
+    # blood pools and spleen; None: tied to the veins as in the portal venous phase (aorta portal - 10,
+    # IVC 0-15 below the hepatic veins, spleen parenchyma + 10). draw_phase_protocol sets all of them.
+    aorta_hu: float | None = None
+    ivc_hu: float | None = None
+    spleen_hu: float | None = None
+    phase: str | None = None  # the contrast phase the HU were drawn for (draw_phase_protocol)
 
     @property
     def spacing(self) -> tuple[float, float, float]:
@@ -80,6 +86,49 @@ CONDITIONS = {
     # equilibrium phase: portal and hepatic veins equally bright
     "equilibrium": {"pixel_mm": (0.7, 0.9), "slice_mm": (1.0, 2.0), "noise_hu": (8.0, 16.0), "delta_hu": (0.0, 0.0)},
 }
+
+
+# HU of each structure by contrast phase (ranges drawn uniformly), for a standard injection, from
+# multiphase liver CT as reported in the radiology literature (unenhanced blood 35-50, liver 50-65;
+# arterial: aorta 200-400 with an unfilled or filling portal vein and unenhanced hepatic veins; portal
+# venous: portal vein at its peak, hepatic veins filled but 0-40 HU darker, liver 95-130; delayed
+# (3-5 min): all blood pools alike, 100-160). Per-phase tables, not time curves: the phase estimate
+# (livervessels.contrast_phase) fits curves, so these are drawn independently of its model.
+PHASE_HU_RANGES = {
+    "native": {"aorta": (35, 50), "portal": (35, 50), "hepatic": (35, 50), "ivc": (35, 50),
+               "parenchyma": (50, 65), "spleen": (40, 55)},
+    "arterial_early": {"aorta": (200, 400), "portal": (50, 110), "hepatic": (40, 60), "ivc": (40, 80),
+                       "parenchyma": (58, 75), "spleen": (80, 140)},
+    "arterial_late": {"aorta": (220, 380), "portal": (130, 220), "hepatic": (50, 100), "ivc": (60, 130),
+                      "parenchyma": (70, 100), "spleen": (110, 170)},
+    "portal_venous": {"aorta": (140, 220), "portal": (160, 240), "hepatic": (None, None), "ivc": (120, 190),
+                      "parenchyma": (95, 130), "spleen": (110, 150)},
+    "delayed": {"aorta": (100, 160), "portal": (100, 160), "hepatic": (None, None), "ivc": (100, 160),
+                "parenchyma": (80, 110), "spleen": (85, 120)},
+}
+
+
+def draw_phase_protocol(phase: str, seed: int, condition: str = "normal", **overrides) -> ScanProtocol:
+    """A protocol of a condition (voxels, noise) with every structure's HU drawn for a contrast phase
+    from PHASE_HU_RANGES (portal venous: hepatic veins 0-40 HU below the portal vein; delayed: within
+    5 HU of it).
+
+    Raises:
+        KeyError: unknown phase or condition.
+    """
+    ranges = PHASE_HU_RANGES[phase]
+    rng = np.random.default_rng([seed, 13, PHASES_ORDER.index(phase)])
+    hu = {k: float(rng.uniform(*r)) for k, r in ranges.items() if r[0] is not None}
+    if phase == "portal_venous":
+        hu["hepatic"] = hu["portal"] - float(rng.uniform(0.0, 40.0))
+    elif phase == "delayed":
+        hu["hepatic"] = hu["portal"] + float(rng.uniform(-5.0, 5.0))
+    base = draw_protocol(condition, seed)
+    return replace(base, parenchyma_hu=hu["parenchyma"], portal_hu=hu["portal"], hepatic_hu=hu["hepatic"],
+                   aorta_hu=hu["aorta"], ivc_hu=hu["ivc"], spleen_hu=hu["spleen"], phase=phase, **overrides)
+
+
+PHASES_ORDER = tuple(PHASE_HU_RANGES)
 
 
 def draw_protocol(condition: str, seed: int, **overrides) -> ScanProtocol:
@@ -144,6 +193,9 @@ class Anatomy:
     volume_ml: float
     left_lobe_mm: np.ndarray = field(default_factory=lambda: np.zeros(3))  # centre of the left lobe
     right_lobe_mm: np.ndarray = field(default_factory=lambda: np.zeros(3))  # centre of the right lobe
+    # the portal skeleton's points and the main branch each is on (set by grow_trees)
+    portal_main_branches: tuple[np.ndarray, list] | None = None
+    hepatic_main_branches: tuple[np.ndarray, list] | None = None  # the same for the main hepatic veins
 
     def depth(self, pts: np.ndarray) -> np.ndarray:
         """Distance (mm) inside the liver surface (<= 0 outside), trilinear on a 1.5 mm map."""
@@ -284,10 +336,11 @@ def _clip_path(anat: Anatomy, path: np.ndarray, min_depth: float, near_ivc_mm: f
     return path if not len(bad) else path[: bad[0]]
 
 
-def _portal_skeleton(anat: Anatomy, rng) -> tuple[list, list]:
+def _portal_skeleton(anat: Anatomy, rng) -> tuple[list, list, list]:
     """Main portal branches by Couinaud's anatomy: the right portal vein dividing into the anterior
     (segments V/VIII) and posterior (VI/VII) sector branches; the left portal vein's transverse part,
-    then its umbilical part giving segment II, III and IV branches. Returns points and parents."""
+    then its umbilical part giving segment II, III and IV branches. Returns points, parents and the
+    name of the main branch each point is on (PORTAL_MAIN_BRANCHES)."""
     h = anat.hilum_mm
 
     def jit(v, s=0.12):
@@ -295,22 +348,25 @@ def _portal_skeleton(anat: Anatomy, rng) -> tuple[list, list]:
 
     pts: list = []
     par: list = []
+    names: list = []
 
-    def grow(start_node: int, direction, length: float, depth: float = 3.5) -> int:
+    def grow(start_node: int, direction, length: float, depth: float = 3.5, name: str = "") -> int:
         a = pts[start_node]
         path = _clip_path(anat, _polyline([a, a + length * jit(direction)])[1:], depth)
+        names.extend([name] * len(path))
         return _add_path(pts, par, path, start_node) if len(path) else start_node
 
     root = _add_path(pts, par, h[None], -1)
-    r1 = grow(root, [1.0, -0.2, 0.25], rng.uniform(18.0, 26.0), 4.0)
-    grow(r1, [0.3, 0.55, 0.75], 30.0)  # right anterior sector
-    grow(r1, [0.55, -0.6, -0.3], 30.0)  # right posterior sector
-    l1 = grow(root, [-1.0, 0.1, 0.25], rng.uniform(22.0, 32.0), 4.0)  # transverse part
-    grow(l1, [-0.8, -0.1, 0.5], 22.0, 3.0)  # segment II
-    l2 = grow(l1, [-0.15, 0.9, -0.2], 22.0, 3.5)  # umbilical part
-    grow(l2, [-0.8, 0.4, -0.3], 22.0, 3.0)  # segment III
-    grow(l2, [0.6, 0.5, 0.6], 25.0, 3.0)  # segment IV
-    return pts, par
+    names.append("trunk")
+    r1 = grow(root, [1.0, -0.2, 0.25], rng.uniform(18.0, 26.0), 4.0, "right")
+    grow(r1, [0.3, 0.55, 0.75], 30.0, name="right_anterior")  # segments V / VIII
+    grow(r1, [0.55, -0.6, -0.3], 30.0, name="right_posterior")  # VI / VII
+    l1 = grow(root, [-1.0, 0.1, 0.25], rng.uniform(22.0, 32.0), 4.0, "left_transverse")
+    grow(l1, [-0.8, -0.1, 0.5], 22.0, 3.0, "segment_2")
+    l2 = grow(l1, [-0.15, 0.9, -0.2], 22.0, 3.5, "umbilical")
+    grow(l2, [-0.8, 0.4, -0.3], 22.0, 3.0, "segment_3")
+    grow(l2, [0.6, 0.5, 0.6], 25.0, 3.0, "segment_4")
+    return pts, par, names
 
 
 def _hepatic_skeleton(anat: Anatomy, rng) -> tuple[list, list, list]:
@@ -331,20 +387,25 @@ def _hepatic_skeleton(anat: Anatomy, rng) -> tuple[list, list, list]:
     fossa = anat.gallbladder.centres[0] + np.array([0.0, 0.0, 15.0])  # above the gallbladder
     ivc_r = anat.ivc_radius_mm + 0.5
 
-    def vein(start, target, length, attach=-1) -> int:
+    names: list = []
+
+    def vein(start, target, length, attach=-1, name="") -> int:
         course = jit(np.asarray(target) - start)
         length = min(length, float(np.linalg.norm(np.asarray(target) - start)))
         path = _clip_path(anat, _polyline([start, start + length * course]), 3.0, 8.0)
         if attach >= 0:
             path = path[1:]
+        names.extend([name] * len(path))
         return _add_path(pts, par, path, attach) if len(path) else attach
 
-    vein(c + ivc_r * _unit([1.0, 0.2, 0.0]), lateral, 65.0)  # right hepatic vein
+    vein(c + ivc_r * _unit([1.0, 0.2, 0.0]), lateral, 65.0, name="right")  # right hepatic vein
     # the middle and left hepatic veins usually join in a common trunk before the IVC
-    common = vein(c + ivc_r * _unit([-0.4, 1.0, 0.0]), c + np.array([-8.0, 30.0, -2.0]), rng.uniform(6.0, 12.0))
+    common = vein(c + ivc_r * _unit([-0.4, 1.0, 0.0]), c + np.array([-8.0, 30.0, -2.0]), rng.uniform(6.0, 12.0),
+                  name="common")
     if common >= 0:
-        vein(pts[common], fossa, 55.0, attach=common)  # middle
-        vein(pts[common], anat.left_lobe_mm, 60.0, attach=common)  # left
+        vein(pts[common], fossa, 55.0, attach=common, name="middle")
+        vein(pts[common], anat.left_lobe_mm, 60.0, attach=common, name="left")
+    anat.hepatic_main_branches = (np.array(pts), list(names))
     inferior = np.zeros((0, 3))
     if rng.random() < 0.4:
         z = c[2] - rng.uniform(45.0, 70.0)
@@ -399,7 +460,7 @@ def grow_trees(anat: Anatomy, rng, params: TreeParams = TreeParams()) -> tuple[V
     """Portal tree, hepatic tree and growth statistics for one liver."""
     cp = params.colonization
     # ---- portal: main branches by anatomy, then colonisation of the whole liver --------------
-    p_pts, p_par = _portal_skeleton(anat, rng)
+    p_pts, p_par, p_names = _portal_skeleton(anat, rng)
     h_pts, h_par, inferior = _hepatic_skeleton(anat, rng)
     hep_main = VascularTree(np.array(h_pts), np.array(h_par), np.full(len(h_pts), 4.5), HEPATIC_TREE)
     hep_index = _TubeIndex([hep_main], step=1.0)
@@ -495,6 +556,7 @@ def grow_trees(anat: Anatomy, rng, params: TreeParams = TreeParams()) -> tuple[V
     portal, hepatic = trees[0], trees[1]
     stats = {"portal_branches": portal.n_branches(), "hepatic_branches": hepatic.n_branches(),
              "overlap_cuts": cuts, "murray_exponent": {"portal": round(gamma_p, 3), "hepatic": round(gamma_h, 3)}}
+    anat.portal_main_branches = (np.array(p_pts), p_names)  # fixed through the growth: found again by position
     return portal, hepatic, stats
 
 
@@ -521,6 +583,7 @@ class RealisticPhantom:
     branch_length_mm: np.ndarray  # (n_branches,)
     anatomy: Anatomy = field(repr=False)
     stats: dict = field(default_factory=dict)
+    organ_masks: dict = field(default_factory=dict, repr=False)  # "aorta", "spleen": bool on the grid
 
     @property
     def vessel_mask(self) -> np.ndarray:
@@ -531,6 +594,14 @@ class RealisticPhantom:
         return {"liver": (self.labels == LABELS["liver"]) | self.vessel_mask,
                 "ivc": self.labels == LABELS["inferior_vena_cava"],
                 "portal_vein": self.labels == LABELS["portal_vein_and_splenic_vein"]}
+
+    def phase_masks(self) -> dict[str, np.ndarray]:
+        """The structures the contrast phase is read from, by TotalSegmentator's names."""
+        free = self.labels == 0  # the liver and its veins are drawn over the body's organs
+        return {"liver": self.labels == LABELS["liver"], "aorta": self.organ_masks["aorta"] & free,
+                "spleen": self.organ_masks["spleen"] & free,
+                "inferior_vena_cava": self.labels == LABELS["inferior_vena_cava"],
+                "portal_vein_and_splenic_vein": self.labels == LABELS["portal_vein_and_splenic_vein"]}
 
 
 def point_spread_sigmas(p: ScanProtocol) -> np.ndarray:
@@ -585,8 +656,9 @@ def _grid_for(anat: Anatomy, p: ScanProtocol) -> WorldGrid:
     return WorldGrid(centre - (shape - 1) / 2.0 * sp, sp, shape)
 
 
-def _body(grid: WorldGrid, anat: Anatomy, p: ScanProtocol, rng) -> np.ndarray:
-    """Sharp HU image of the body around the liver (organs by simple shapes)."""
+def _body(grid: WorldGrid, anat: Anatomy, p: ScanProtocol, rng) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Sharp HU image of the body around the liver (organs by simple shapes), and the aorta and
+    spleen masks."""
     x, y, z = grid.coords(tuple(slice(0, n) for n in grid.shape))
     ct = np.full(grid.shape, -1000.0, np.float32)
     ex, ey, fat = 160.0, 118.0, float(rng.uniform(12.0, 28.0))
@@ -613,16 +685,18 @@ def _body(grid: WorldGrid, anat: Anatomy, p: ScanProtocol, rng) -> np.ndarray:
     shell = spine & (np.hypot(x, y + 72.0) > 17.0)
     ct[np.broadcast_to(shell, grid.shape)] = 650.0
     aorta = np.hypot(x + 18.0, y + 42.0) <= 12.0
-    ct[np.broadcast_to(aorta, grid.shape)] = p.portal_hu - 10.0
+    organ_masks = {"aorta": np.broadcast_to(aorta, grid.shape).copy(), "spleen": np.zeros(grid.shape, bool)}
+    ct[np.broadcast_to(aorta, grid.shape)] = p.portal_hu - 10.0 if p.aorta_hu is None else p.aorta_hu
     # ribs: arcs in the body wall every ~25 mm
     ring = np.sqrt((x / (ex - fat - 4)) ** 2 + ((y + 10) / (ey - fat - 4)) ** 2)
     for zr in np.arange(-200.0, 200.0, 26.0) + rng.uniform(0, 26.0):
         rib = (np.abs(ring - 1.0) < 0.035) & (np.abs(z - zr - 0.25 * (y + 10)) < 4.5) & (y < 60)
         ct[rib] = 450.0
     # kidneys, spleen, stomach (fluid with a gas cap), gallbladder
+    spleen_hu = p.parenchyma_hu + 10.0 if p.spleen_hu is None else p.spleen_hu
     organs = [((75.0, -75.0, anat.hilum_mm[2] - 55.0), (26.0, 20.0, 48.0), 170.0),
               ((-75.0, -75.0, anat.hilum_mm[2] - 45.0), (26.0, 20.0, 48.0), 170.0),
-              ((-100.0, -45.0, anat.confluence_mm[2] - 45.0), (28.0, 45.0, 55.0), p.parenchyma_hu + 10.0),
+              ((-100.0, -45.0, anat.confluence_mm[2] - 45.0), (28.0, 45.0, 55.0), spleen_hu),
               ((-60.0, 20.0, anat.confluence_mm[2] - 50.0), (40.0, 32.0, 45.0), 25.0)]
     for c, a, hu in organs:
         box = grid.box(np.subtract(c, a), np.add(c, a))
@@ -631,9 +705,11 @@ def _body(grid: WorldGrid, anat: Anatomy, p: ScanProtocol, rng) -> np.ndarray:
         xx, yy, zz = grid.coords(box)
         m = ((xx - c[0]) / a[0]) ** 2 + ((yy - c[1]) / a[1]) ** 2 + ((zz - c[2]) / a[2]) ** 2 <= 1.0
         ct[box][m] = hu
+        if c[0] == -100.0:
+            organ_masks["spleen"][box] = m
         if hu == 25.0:  # stomach gas: the anterior third
             ct[box][m & (yy > c[1] + 0.3 * a[1])] = -950.0
-    return ct
+    return ct, organ_masks
 
 
 def render(anat: Anatomy, portal: VascularTree, hepatic: VascularTree, p: ScanProtocol,
@@ -641,7 +717,7 @@ def render(anat: Anatomy, portal: VascularTree, hepatic: VascularTree, p: ScanPr
     """Image the liver with a protocol: CT (partial volume, point-spread, correlated noise) and truth."""
     grid = _grid_for(anat, p)
     sig = point_spread_sigmas(p)
-    ct = _body(grid, anat, p, rng)
+    ct, organ_masks = _body(grid, anat, p, rng)
     labels = np.zeros(grid.shape, np.uint8)
     # liver (on its box) with a low-frequency and a mottled texture
     lbox = grid.box(*_liver_bounds(anat))
@@ -661,7 +737,8 @@ def render(anat: Anatomy, portal: VascularTree, hepatic: VascularTree, p: ScanPr
     # blur the sharp anatomy with the scanner's point-spread; vessels come with their own below
     ct = ndimage.gaussian_filter(ct, sig / grid.spacing, truncate=3.0)
     # IVC and extrahepatic portal vein
-    ivc_hu = p.hepatic_hu - float(rng.uniform(0.0, 15.0))
+    ivc_hu = p.hepatic_hu - float(rng.uniform(0.0, 15.0))  # drawn either way: the noise stream stays the same
+    ivc_hu = ivc_hu if p.ivc_hu is None else p.ivc_hu
     big = [((anat.ivc_xy[0], anat.ivc_xy[1], grid.origin[2] - 5.0),
             (anat.ivc_xy[0], anat.ivc_xy[1], grid.origin[2] + grid.shape[2] * grid.spacing[2] + 5.0),
             anat.ivc_radius_mm, ivc_hu, LABELS["inferior_vena_cava"])]
@@ -746,7 +823,8 @@ def render(anat: Anatomy, portal: VascularTree, hepatic: VascularTree, p: ScanPr
     ct_i16 = np.clip(np.rint(ct), -1024, 3071).astype(np.int16)
     return RealisticPhantom(ct_i16, labels, vessel_tree, branch_map, grid.affine(),
                             tuple(float(s) for s in grid.spacing), p, portal, hepatic, branch_tree,
-                            np.concatenate(b_rad), np.concatenate(b_par), np.concatenate(b_len), anat)
+                            np.concatenate(b_rad), np.concatenate(b_par), np.concatenate(b_len), anat,
+                            organ_masks=organ_masks)
 
 
 def _liver_bounds(anat: Anatomy) -> tuple[np.ndarray, np.ndarray]:
