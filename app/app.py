@@ -81,7 +81,8 @@ class LiverVesselsApp(Application):
             self, model_dirs=[model_dir] if model_dir else None, device=compute, name="nnunet_segmentation")
         enhance = VesselEnhancementOperator(self, device=compute.device, name="vessel_enhancement")
         split = PortalHepaticSplitOperator(self, name="portal_hepatic_split")
-        couinaud = CouinaudSegmentsOperator(self, enabled=couinaud_requested(), name="couinaud_segments")
+        couinaud = CouinaudSegmentsOperator(self, enabled=couinaud_requested(), device=compute,
+                                            model_dirs=[model_dir] if model_dir else None, name="couinaud_segments")
         staged = self.staging_dir  # every writer writes here; output_commit publishes it at the end
         seg_writer = DicomSegWriterOperator(self, output_folder=staged, name="dicom_seg_writer")
         nifti_writer = NiftiWriterOperator(self, output_folder=staged, name="nifti_writer")

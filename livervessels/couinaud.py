@@ -266,6 +266,23 @@ def segment_volumes(labels: np.ndarray, spacing: tuple[float, float, float]) -> 
             for s, c in zip(SEGMENTS, counts)}
 
 
+def agreement(vessel_labels: np.ndarray, model_labels: np.ndarray, min_dice: float = 0.5) -> dict:
+    """Dice per segment between the vessel-derived segments and another labelling of segments 1-8
+    (TotalSegmentator's liver_segments model), over the voxels both label; flags any segment below
+    min_dice."""
+    vessel_labels, model_labels = np.asarray(vessel_labels), np.asarray(model_labels)
+    both = (vessel_labels > 0) & (model_labels > 0)
+    dice = {}
+    for s in SEGMENTS:
+        a, b = (vessel_labels == s) & both, (model_labels == s) & both
+        total = int(a.sum() + b.sum())
+        dice[str(s)] = round(float(2.0 * (a & b).sum() / total), 3) if total else None
+    values = [v for v in dice.values() if v is not None]
+    low = [s for s, v in dice.items() if v is not None and v < min_dice]
+    return {"dice": dice, "mean_dice": round(float(np.mean(values)), 3) if values else None,
+            "segments_below": low, "min_dice": min_dice}
+
+
 def couinaud_segments(liver: np.ndarray, portal: np.ndarray, hepatic: np.ndarray, ivc: np.ndarray | None,
                       affine: np.ndarray, *, portal_trunk: np.ndarray | None = None,
                       split_confidence: float | None = None,

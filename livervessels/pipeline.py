@@ -28,6 +28,7 @@ from livervessels.timing import timed
 
 SUPPORT_FILES = SUPPORT_CLASSES + ["liver_vessels"]
 OPTIONAL_SUPPORT_FILES = PHASE_CLASSES  # read for the contrast phase when a support folder has them
+COUINAUD_AGREEMENT_MIN_DICE = 0.5  # a segment on which the vessel-derived and model segments agree less is flagged
 
 
 def load_support_dir(folder: str | Path, volume: Volume) -> dict[str, np.ndarray]:
@@ -196,11 +197,16 @@ def add_portal_hepatic_split(volume: Volume, masks: dict[str, np.ndarray], *, us
     return out, split.qc
 
 
-def add_couinaud_segments(volume: Volume, masks: dict[str, np.ndarray], split_qc: dict
-                          ) -> tuple[dict[str, np.ndarray], dict]:
+def add_couinaud_segments(volume: Volume, masks: dict[str, np.ndarray], split_qc: dict, *, model_dirs=None,
+                          device=None) -> tuple[dict[str, np.ndarray], dict]:
     """masks plus liver_segments_vessel (Couinaud segments 1-8 from the split's veins), and the
     segments' QC (livervessels.couinaud.CouinaudResult.as_qc()); without the label map, and with
-    the reason in the QC, where the split or the landmarks do not allow it."""
+    the reason in the QC, where the split or the landmarks do not allow it.
+
+    Where TotalSegmentator's liver_segments weights are installed (model_dirs or the default
+    locations), its segments are made too and the QC gives the Dice per segment between the two,
+    flagging segments below 0.5 (the two methods disagree there: check before use).
+    """
     if split_qc.get("skipped") or "portal_vein_branches" not in masks:
         return masks, {"refused": split_qc.get("skipped") or "no portal/hepatic split", "landmarks": None,
                        "volumes": {}}
@@ -216,7 +222,25 @@ def add_couinaud_segments(volume: Volume, masks: dict[str, np.ndarray], split_qc
                                split_confidence=confidence if isinstance(confidence, (int, float)) else None)
     if result.labels is None:
         return masks, result.as_qc()
-    return {**masks, LABEL_MAP_NAME: result.labels}, result.as_qc()
+    qc = result.as_qc()
+    qc["agreement_with_liver_segments_model"] = _agreement_with_model(volume, result.labels, model_dirs, device)
+    return {**masks, LABEL_MAP_NAME: result.labels}, qc
+
+
+def _agreement_with_model(volume: Volume, labels: np.ndarray, model_dirs, device) -> dict:
+    """couinaud.agreement with the liver_segments model's answer, or why it was not made."""
+    from livervessels import model_store
+    from livervessels.couinaud import agreement
+    from livervessels.errors import ModelNotFoundError
+
+    task = TASKS["liver_segments"]
+    try:
+        folder = model_store.find_model_folder(task.parts[0], model_store.model_roots(model_dirs), task.name)
+    except ModelNotFoundError:
+        return {"made": False, "reason": "liver_segments weights not installed"}
+    model = segment(volume, task, model_dirs=model_dirs, device=device)
+    return {"made": True, "model": str(folder),
+            **agreement(labels, np.asarray(model.array), min_dice=COUINAUD_AGREEMENT_MIN_DICE)}
 
 
 def run_liver_vessels(volume: Volume, *, model_dirs=None, device=None, plan: ModelPlan | None = None,
@@ -251,7 +275,8 @@ def run_liver_vessels(volume: Volume, *, model_dirs=None, device=None, plan: Mod
         result = replace(result, masks=masks, split_qc=split_qc)
     if couinaud:
         with timed(timings, "couinaud", ndigits=3):
-            masks, couinaud_qc = add_couinaud_segments(volume, result.masks, result.split_qc)
+            masks, couinaud_qc = add_couinaud_segments(volume, result.masks, result.split_qc, model_dirs=model_dirs,
+                                                       device=compute)
         result = replace(result, masks=masks, couinaud=couinaud_qc)
     result.timings.update(timings)
     return result

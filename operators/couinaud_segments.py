@@ -34,11 +34,14 @@ class CouinaudSegmentsOperator(Operator):
     """Inputs image, result (a LiverVesselResult with the portal/hepatic split); output result: the
     same with the Couinaud label map and its QC added when enabled, else passed on unchanged.
 
-    enabled: the app's LIVERVESSELS_COUINAUD (couinaud_requested).
+    enabled: the app's LIVERVESSELS_COUINAUD (couinaud_requested); model_dirs, device: where the
+    liver_segments model is looked for and runs (the agreement check, when its weights are installed).
     """
 
-    def __init__(self, fragment: Fragment, *args, enabled: bool = False, **kwargs):
+    def __init__(self, fragment: Fragment, *args, enabled: bool = False, model_dirs=None, device=None, **kwargs):
         self.enabled = enabled
+        self.model_dirs = model_dirs
+        self.device = device
         super().__init__(fragment, *args, **kwargs)
 
     def setup(self, spec: OperatorSpec):
@@ -53,5 +56,6 @@ class CouinaudSegmentsOperator(Operator):
         if not self.enabled:
             op_output.emit(result, "result")
             return
-        masks, couinaud = add_couinaud_segments(volume, result.masks, result.split_qc)
+        masks, couinaud = add_couinaud_segments(volume, result.masks, result.split_qc, model_dirs=self.model_dirs,
+                                                device=self.device)
         op_output.emit(replace(result, masks=masks, couinaud=couinaud), "result")

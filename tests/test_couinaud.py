@@ -7,6 +7,7 @@ import pytest
 
 from livervessels.couinaud import (
     LABEL_MAP_NAME,
+    agreement,
     CouinaudLandmarks,
     CouinaudParams,
     azimuth_deg,
@@ -176,3 +177,17 @@ def test_volumes_are_voxels_times_the_voxel_volume_and_masks_one_per_segment():
     assert list(masks) == [f"couinaud_segment_{s}" for s in range(1, 9)]
     assert masks["couinaud_segment_2"].sum() == 500 and masks["couinaud_segment_2"].dtype == np.uint8
     assert LABEL_MAP_NAME == "liver_segments_vessel"
+
+
+def test_agreement_is_dice_per_segment_where_both_label_and_flags_the_low_ones():
+    a = np.zeros((4, 4, 4), np.uint8)
+    b = np.zeros_like(a)
+    a[:2], b[:2] = 2, 2  # segment II: the same 32 voxels
+    a[2:], b[2:3] = 5, 5  # V: 32 against 16 voxels, of which the model labels 16 as V and 16 not at all
+    b[3:] = 0
+    a[0, 0, 0] = 8  # one voxel: VIII against the model's II
+    out = agreement(a, b)
+    # only voxels both label count: V 16 vs 16; II 31 vs 32 -> 62 / 63; VIII 1 vs 0 -> 0
+    assert out["dice"]["5"] == 1.0 and out["dice"]["2"] == round(62 / 63, 3) and out["dice"]["8"] == 0.0
+    assert out["dice"]["1"] is None and out["segments_below"] == ["8"] and out["min_dice"] == 0.5
+    assert out["mean_dice"] == round((1.0 + 62 / 63 + 0.0) / 3, 3)

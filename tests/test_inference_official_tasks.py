@@ -118,6 +118,22 @@ def test_also_kept_classes_come_from_the_same_parts_and_crop(volume, standin):
         segment(volume, "total", model_dirs=standin, roi_subset=["liver"], also_keep=["aortaa"])
 
 
+def test_vessel_derived_segments_are_compared_with_the_liver_segments_model_where_installed(volume, standin):
+    from livervessels.pipeline import _agreement_with_model
+
+    model = segment(volume, "liver_segments", model_dirs=standin).array
+    assert model.any()
+    same = _agreement_with_model(volume, model, standin, "cpu")
+    assert same["made"] and "Dataset570" in same["model"] and same["segments_below"] == []
+    assert all(v == 1.0 for v in same["dice"].values() if v is not None) and same["mean_dice"] == 1.0
+    shifted = np.where(model > 0, model % 8 + 1, 0).astype(np.uint8)  # every voxel one segment off
+    off = _agreement_with_model(volume, shifted, standin, "cpu")
+    present = sorted({str(v) for v in np.unique(model) if v} | {str(v) for v in np.unique(shifted) if v}, key=int)
+    assert off["segments_below"] == present and off["mean_dice"] == 0.0
+    assert _agreement_with_model(volume, model, [str(MODELS)], "cpu") == {
+        "made": False, "reason": "liver_segments weights not installed"}
+
+
 def test_liver_vessels_runs_inside_the_crop_to_the_liver(volume, standin, demo):
     vessels = segment(volume, "liver_vessels", model_dirs=standin)
     assert vessels.array.shape == volume.shape and vessels.classes == {1: "liver_vessels", 2: "liver_tumor"}

@@ -190,6 +190,11 @@ def build_qc(input_report: dict, spacing, result: LiverVesselResult, seg: SegRes
         warnings.append(phase_warning(result.contrast_phase))
     if result.couinaud.get("refused"):
         warnings.append(f"Couinaud segments not derived: {result.couinaud['refused']}")
+    agreement = result.couinaud.get("agreement_with_liver_segments_model") or {}
+    if agreement.get("segments_below"):
+        warnings.append(f"Couinaud segments {', '.join(agreement['segments_below'])} from the veins and from the "
+                        f"liver_segments model disagree (Dice below {agreement['min_dice']}): check the segments "
+                        "before planning with them")
     empty = [k for k, v in structures.items() if v["empty"]]
     if empty:
         warnings.append(f"empty structures: {', '.join(empty)}")
