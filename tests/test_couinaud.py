@@ -7,9 +7,9 @@ import pytest
 
 from livervessels.couinaud import (
     LABEL_MAP_NAME,
-    agreement,
     CouinaudLandmarks,
     CouinaudParams,
+    agreement,
     azimuth_deg,
     couinaud_segments,
     find_landmarks,
