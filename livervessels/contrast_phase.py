@@ -129,7 +129,7 @@ def measure_structure_hu(ct: np.ndarray, masks: dict[str, np.ndarray], spacing: 
         mask = masks.get(name)
         if mask is None:
             continue
-        mask = np.asarray(mask) > 0
+        mask = np.asarray(mask, bool)  # no copy of a boolean mask
         if mask.shape != ct.shape:
             raise ValueError(f"the {name} mask {mask.shape} is not on the CT's grid {ct.shape}")
         if mask.sum() < params.min_voxels:

@@ -105,10 +105,11 @@ def _world(affine: np.ndarray, box: tuple[slice, ...]) -> tuple[np.ndarray, np.n
     return tuple(a[r, 0] * i + a[r, 1] * j + a[r, 2] * k + a[r, 3] for r in range(3))
 
 
-def _points(mask: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """RAS mm (n, 3) of a mask's voxels and their indices (n, 3)."""
+def _points(mask: np.ndarray, affine: np.ndarray, offset=(0, 0, 0)) -> tuple[np.ndarray, np.ndarray]:
+    """RAS mm (n, 3) of a mask's voxels and their indices in the mask (n, 3); offset: where the mask
+    (a box of the grid) starts."""
     idx = np.argwhere(mask)
-    return (np.c_[idx, np.ones(len(idx))] @ affine.T)[:, :3], idx
+    return (np.c_[idx + np.asarray(offset), np.ones(len(idx))] @ affine.T)[:, :3], idx
 
 
 def segments_from_landmarks(liver: np.ndarray, affine: np.ndarray, lm: CouinaudLandmarks,
@@ -118,32 +119,42 @@ def segments_from_landmarks(liver: np.ndarray, affine: np.ndarray, lm: CouinaudL
     Raises:
         ValueError: liver is not 3-D.
     """
-    liver = np.asarray(liver) > 0
+    liver = np.asarray(liver, bool)  # no copy of a boolean mask (80 MB at 512x512x300)
     if liver.ndim != 3:
         raise ValueError(f"the liver mask must be 3-D, not {liver.shape}")
     out = np.zeros(liver.shape, np.uint8)
     box = padded_box(liver, 0)
     if box is None:
         return out
+    # float32 coordinates and uint8 labels, filled in place: full-size livers are 5-10 million voxels
     x, y, z = _world(affine, box)
-    s = azimuth_deg(x, y, lm.ivc_xy_mm)
+    x -= np.float32(lm.ivc_xy_mm[0])
+    y -= np.float32(lm.ivc_xy_mm[1])
+    s = azimuth_deg(x + lm.ivc_xy_mm[0], y + lm.ivc_xy_mm[1], lm.ivc_xy_mm).astype(np.float32)
     above = z >= lm.hilum_mm[2]
-    seg = np.where(s < lm.right_hv_deg, np.where(above, 7, 6),
-                   np.where(s < lm.middle_hv_deg, np.where(above, 8, 5),
-                            np.where(s < lm.umbilical_deg, 4, np.where(s < lm.left_hv_deg, 3, 2))))
+    seg = np.full(s.shape, 2, np.uint8)  # beyond the left hepatic vein
+    seg[s < lm.left_hv_deg] = 3
+    seg[s < lm.umbilical_deg] = 4
+    sector = s < lm.middle_hv_deg  # right anterior: V below the bifurcation, VIII above
+    seg[sector] = 5
+    seg[sector & above] = 8
+    sector = s < lm.right_hv_deg  # right posterior: VI below, VII above
+    seg[sector] = 6
+    seg[sector & above] = 7
+    del s, sector, above
     # caudate: coordinates along the IVC -> bifurcation line (t) and to its left (n, RAS -x side)
     ux, uy = lm.hilum_mm[0] - lm.ivc_xy_mm[0], lm.hilum_mm[1] - lm.ivc_xy_mm[1]
     reach = float(np.hypot(ux, uy))
     if reach > 1.0:
         ux, uy = ux / reach, uy / reach
-        dx, dy = x - lm.ivc_xy_mm[0], y - lm.ivc_xy_mm[1]
-        t = dx * ux + dy * uy
-        n = dx * uy - dy * ux  # > 0 towards the patient's left of the line (anterior-pointing u)
+        t = x * np.float32(ux) + y * np.float32(uy)
+        n = y * np.float32(ux) - x * np.float32(uy)  # > 0 towards the patient's left (RAS -x) of the line
         caudate = ((t >= 0) & (t <= reach - params.caudate_front_gap_mm)
                    & (n <= params.caudate_left_mm) & (n >= -params.caudate_right_mm)
                    & (z >= lm.hilum_mm[2] - params.caudate_below_hilum_mm) & (z <= lm.confluence_z_mm))
-        seg = np.where(caudate, 1, seg)
-    out[box] = np.where(liver[box], seg, 0).astype(np.uint8)
+        seg[caudate] = 1
+    seg[~liver[box]] = 0
+    out[box] = seg
     return out
 
 
@@ -171,7 +182,7 @@ def find_landmarks(liver: np.ndarray, portal: np.ndarray, hepatic: np.ndarray, i
     """The landmarks of the plane model from the split's portal and hepatic masks, the IVC and
     (optional) the extrahepatic portal vein, all on one grid; (None, reason) where one is missing."""
     spacing = voxel_spacing(affine)
-    liver, portal, hepatic = (np.asarray(m) > 0 for m in (liver, portal, hepatic))
+    liver, portal, hepatic = (np.asarray(m, bool) for m in (liver, portal, hepatic))  # no copies
     if not liver.any():
         return None, "no liver"
     if ivc is None or not np.any(ivc):
@@ -180,37 +191,36 @@ def find_landmarks(liver: np.ndarray, portal: np.ndarray, hepatic: np.ndarray, i
         return None, "no portal vein or no hepatic vein branches in the split"
     liver_pts, _ = _points(liver[::4, ::4, ::4], affine @ np.diag([4, 4, 4, 1]))
     z_lo, z_hi = float(liver_pts[:, 2].min()), float(liver_pts[:, 2].max())
-    ivc_pts, _ = _points(np.asarray(ivc) > 0, affine)
+    ivc_pts, _ = _points(np.asarray(ivc, bool), affine)
     ivc_pts = ivc_pts[(ivc_pts[:, 2] >= z_lo) & (ivc_pts[:, 2] <= z_hi)]
     if len(ivc_pts) < 10:
         return None, "the inferior vena cava does not reach the liver's height"
     ivc_xy = (float(np.median(ivc_pts[:, 0])), float(np.median(ivc_pts[:, 1])))
     ivc_r = float(np.sqrt(len(ivc_pts) * np.prod(spacing) / max(np.ptp(ivc_pts[:, 2]) + spacing[2], 1.0) / np.pi))
 
+    # Distances on the vessels' boxes only: full-grid arrays of a 512x512x300 scan are 300 MB each.
     # portal bifurcation: where the extrahepatic portal vein ends on the intrahepatic tree (the
     # trunk's voxels touching it); without the trunk, the thickest intrahepatic portal voxels
-    p_box = padded_box(portal, 2)
-    p_edt = np.zeros(portal.shape, np.float32)
-    p_edt[p_box] = ndimage.distance_transform_edt(portal[p_box], sampling=spacing)
+    p_box = padded_box(portal, max(2, int(np.ceil(params.hilum_contact_mm / min(spacing))) + 1))
+    p_off = np.array([b.start for b in p_box])
+    portal_b = portal[p_box]
+    p_edt = ndimage.distance_transform_edt(portal_b, sampling=spacing).astype(np.float32)
     contact = None
     if portal_trunk is not None and np.any(portal_trunk):
-        trunk = np.asarray(portal_trunk) > 0
-        t_box = padded_box(portal, int(np.ceil(params.hilum_contact_mm / min(spacing))) + 1)
-        near = np.zeros(portal.shape, bool)
-        near[t_box] = ndimage.distance_transform_edt(~portal[t_box], sampling=spacing) <= params.hilum_contact_mm
-        contact = trunk & near
+        near = ndimage.distance_transform_edt(~portal_b, sampling=spacing) <= params.hilum_contact_mm
+        contact = (np.asarray(portal_trunk)[p_box] > 0) & near
     if contact is None or not contact.any():
         contact = p_edt >= 0.8 * p_edt.max()
-    hp, _ = _points(contact, affine)
+    hp, _ = _points(contact, affine, p_off)
     hilum = tuple(float(v) for v in hp.mean(axis=0))
 
     # main hepatic veins: azimuth clusters of thick hepatic voxels in a band around the IVC, above
     # the bifurcation
     h_box = padded_box(hepatic, 2)
-    h_edt = np.zeros(hepatic.shape, np.float32)
-    h_edt[h_box] = ndimage.distance_transform_edt(hepatic[h_box], sampling=spacing)
+    h_off = np.array([b.start for b in h_box])
+    h_edt = ndimage.distance_transform_edt(hepatic[h_box], sampling=spacing).astype(np.float32)
     thick = h_edt >= params.vein_min_radius_mm
-    pts, idx = _points(thick, affine)
+    pts, idx = _points(thick, affine, h_off)
     d = np.hypot(pts[:, 0] - ivc_xy[0], pts[:, 1] - ivc_xy[1])
     lo, hi = params.vein_band_mm
     keep = (d >= lo) & (d <= hi) & (pts[:, 2] >= hilum[2])
@@ -228,18 +238,19 @@ def find_landmarks(liver: np.ndarray, portal: np.ndarray, hepatic: np.ndarray, i
 
     # umbilical point: the leftmost thick part of the left portal vein near the bifurcation's height
     # the bifurcation's radius: the thickest portal lumen within 10 mm of it
-    hilum_idx = tuple(np.round(np.linalg.solve(affine, [*hilum, 1.0])[:3]).astype(int)
-                      .clip(0, np.array(portal.shape) - 1))
+    hilum_idx = tuple((np.round(np.linalg.solve(affine, [*hilum, 1.0])[:3]).astype(int) - p_off)
+                      .clip(0, np.array(portal_b.shape) - 1))
     reach = np.ceil(10.0 / np.asarray(spacing)).astype(int)
     hilum_r = float(p_edt[tuple(slice(max(i - r, 0), i + r + 1) for i, r in zip(hilum_idx, reach))].max())
     # the left portal vein keeps most of the bifurcation's calibre up to the umbilical point; its
     # branches to segments II-IV are thinner: the thick part joined to the bifurcation ends there
-    thick_portal = portal & (p_edt >= max(2.0, params.umbilical_radius_share * hilum_r))
-    parts, _ = ndimage.label(thick_portal, np.ones((3, 3, 3)))
-    near_hilum = parts[tuple(slice(max(i - 3, 0), i + 4) for i in hilum_idx)]
-    if near_hilum.any():
-        thick_portal = parts == np.bincount(near_hilum[near_hilum > 0]).argmax()
-    pp, pidx = _points(thick_portal, affine)
+    thick_portal = portal_b & (p_edt >= max(2.0, params.umbilical_radius_share * hilum_r))
+    parts, n_parts = ndimage.label(thick_portal, np.ones((3, 3, 3)))
+    if n_parts > 1:  # the thick part nearest the bifurcation (thick vessels elsewhere are not its left branch)
+        idx = np.argwhere(thick_portal)
+        nearest = np.argmin(np.sum(((idx - np.asarray(hilum_idx)) * np.asarray(spacing)) ** 2, axis=1))
+        thick_portal = parts == parts[tuple(idx[nearest])]
+    pp, _ = _points(thick_portal, affine, p_off)
     left_side = (pp[:, 0] < hilum[0]) & (np.abs(pp[:, 2] - hilum[2]) <= 25.0)
     ps = azimuth_deg(pp[:, 0], pp[:, 1], ivc_xy)
     left_side &= (ps > middle) & (ps < left)
@@ -250,7 +261,7 @@ def find_landmarks(liver: np.ndarray, portal: np.ndarray, hepatic: np.ndarray, i
         umbilical = 0.5 * (middle + left)
 
     # confluence: the highest hepatic vein voxels next to the IVC
-    hp_all, _ = _points(hepatic, affine)
+    hp_all, _ = _points(hepatic[h_box], affine, h_off)
     dz = np.hypot(hp_all[:, 0] - ivc_xy[0], hp_all[:, 1] - ivc_xy[1])
     contact = hp_all[dz <= ivc_r + 10.0]
     confluence = float(np.percentile(contact[:, 2], 90)) if len(contact) else float(z_hi)
@@ -259,7 +270,8 @@ def find_landmarks(liver: np.ndarray, portal: np.ndarray, hepatic: np.ndarray, i
 
 def segment_volumes(labels: np.ndarray, spacing: tuple[float, float, float]) -> dict[str, dict]:
     """ml and % of the labelled liver of each segment 1-8."""
-    counts = np.bincount(np.asarray(labels, np.uint8).ravel(), minlength=9)[1:9]
+    labels = np.asarray(labels)
+    counts = np.bincount(labels[labels > 0], minlength=9)[1:9]  # the liver only: bincount copies to int64
     voxel_ml = float(np.prod(spacing)) / 1000.0
     total = max(int(counts.sum()), 1)
     return {str(s): {"ml": round(float(c * voxel_ml), 1), "percent": round(100.0 * float(c) / total, 1)}

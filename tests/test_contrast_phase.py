@@ -78,6 +78,19 @@ def test_one_bad_mask_does_not_decide_the_phase():
     assert est.phase in ("portal_venous", "delayed") and est.probabilities["arterial_early"] < 0.05
 
 
+def test_a_dark_ivc_counts_less_before_the_blood_has_mixed(monkeypatch):
+    # before about 150 s the IVC carries unopacified blood from the legs beside the opacified return:
+    # its median varies widely, so a dark IVC weighs less against the portal venous phase
+    import livervessels.contrast_phase as cp
+
+    scan = {"aorta": 175, "portal_vein_and_splenic_vein": 205, "liver": 112, "spleen": 125, "inferior_vena_cava": 110}
+    mixing = estimate_contrast_phase(scan).probabilities["portal_venous"]
+    monkeypatch.setattr(cp, "_IVC_MIXING_HU", 0.0)
+    assert estimate_contrast_phase(scan).probabilities["portal_venous"] < mixing - 0.03
+    pools = {"aorta": 150, "portal_vein_and_splenic_vein": 155, "liver": 100, "spleen": 105}
+    assert estimate_contrast_phase(pools).reason == "from aorta, portal_vein_and_splenic_vein, liver, spleen"
+
+
 def test_too_few_structures_give_no_phase_and_say_why():
     est = estimate_contrast_phase({"liver": 110, "unknown_organ": 50})
     assert est.phase is None and est.probability is None and est.probabilities == {}
@@ -99,6 +112,8 @@ def test_the_warning_is_for_scans_clearly_not_portal_venous():
     doubt = {"phase": "delayed", "probability": 0.5, "probabilities": {"delayed": 0.5, "portal_venous": 0.4}}
     assert phase_warning(doubt) is None
     assert phase_warning({**doubt, "probabilities": {"delayed": 0.8, "portal_venous": 0.2}}) is not None
+    # probabilities without a portal venous entry count it as 0
+    assert phase_warning({"phase": "native", "probability": 1.0, "probabilities": {"native": 1.0}}) is not None
 
 
 def _blob_scan(spacing=(1.0, 1.0, 2.0)):
@@ -137,6 +152,7 @@ def test_a_mask_off_the_grid_is_refused_and_other_names_are_ignored():
     assert "stomach" not in measure_structure_hu(ct, {**masks, "stomach": masks["liver"]}, spacing)
     est = contrast_phase_of_scan(ct, masks, spacing)
     assert est.structures_hu == {"aorta": 200.0, "liver": 110.0} and est.phase is not None
+    assert contrast_phase_of_scan(ct, masks, spacing, PhaseParams(min_structures=3)).phase is None
 
 
 def test_qc_form_is_rounded_and_complete():

@@ -44,6 +44,7 @@ def test_azimuth_is_measured_from_the_patients_right_towards_the_front():
     assert azimuth_deg(x - 10, y, IVC_XY) == pytest.approx(180.0)  # patient left
     assert azimuth_deg(x, y - 10, IVC_XY) == pytest.approx(270.0)  # posterior: (-90, 270]
     assert azimuth_deg(x + 10, y - 10, IVC_XY) == pytest.approx(-45.0)  # right-posterior
+    assert azimuth_deg(25.0, 5.0, (20.0, 10.0)) == pytest.approx(-45.0)  # about the IVC's own axis
 
 
 def test_each_voxel_gets_the_segment_its_plane_sector_and_height_give():
@@ -58,6 +59,10 @@ def test_each_voxel_gets_the_segment_its_plane_sector_and_height_give():
                 (5.0, -10.0, 0.0): 1}  # between the IVC and the bifurcation, below the confluence
     for point, segment in expected.items():
         assert seg[_index(*point)] == segment, (point, seg[_index(*point)])
+    # the IVC -> bifurcation line runs from (0, -30) to (10, 10): the caudate reaches 30 mm to the
+    # patient's left of it (-x side) and 10 mm to the right
+    assert seg[_index(-15.0, -15.0, 0.0)] == 1  # 18 mm left of the line
+    assert seg[_index(25.0, -20.0, 0.0)] != 1  # 18 mm right of it
     # the caudate stops at the confluence and short of the bifurcation
     assert seg[_index(5.0, -10.0, 40.0)] != 1 and seg[_index(*HILUM)] != 1
     assert not segments_from_landmarks(np.zeros(SHAPE, bool), AFFINE, LANDMARKS).any()
@@ -115,11 +120,27 @@ def test_landmarks_are_found_in_hand_built_vessels():
     lm, reason = find_landmarks(liver, portal, hepatic, ivc, AFFINE, trunk)
     assert reason is None
     assert lm.ivc_xy_mm == pytest.approx(IVC_XY, abs=1.0)
-    assert lm.hilum_mm == pytest.approx(HILUM, abs=4.0)  # where the trunk meets the intrahepatic tree
+    assert lm.hilum_mm == pytest.approx(HILUM, abs=2.5)  # where the trunk meets the intrahepatic tree
     assert (lm.right_hv_deg, lm.middle_hv_deg, lm.left_hv_deg) == pytest.approx((20.0, 85.0, 140.0), abs=3.0)
     # the umbilical point: the left end of the thick left portal vein (-30, 15): 124 deg about the IVC
     assert lm.umbilical_deg == pytest.approx(float(azimuth_deg(-30.0, 15.0, IVC_XY)), abs=4.0)
     assert lm.confluence_z_mm == pytest.approx(30.0, abs=5.0)
+
+
+def test_without_the_trunk_the_bifurcation_is_the_thickest_portal_lumen_and_stray_thick_vessels_are_ignored():
+    liver, portal, hepatic, ivc, trunk = _vessels()
+    lm, _ = find_landmarks(liver, portal, hepatic, ivc, AFFINE, None)
+    # the thickest lumen: the left portal vein's 5.5 mm tube (no trunk to say where the hilum is)
+    assert lm.hilum_mm[0] < HILUM[0] and lm.hilum_mm[2] == pytest.approx(-9.0, abs=3.0)
+    with_trunk, _ = find_landmarks(liver, portal, hepatic, ivc, AFFINE, trunk)
+    stray = portal.copy()
+    _tube(stray, (-60.0, 30.0, -12.0), (-60.0, 30.0, 0.0), 5.0)  # thick, far left, joined to nothing
+    lm_stray, _ = find_landmarks(liver, stray & liver, hepatic, ivc, AFFINE, trunk)
+    assert lm_stray.umbilical_deg == pytest.approx(with_trunk.umbilical_deg, abs=1.0)
+    # no left portal vein at all: the umbilical plane halves the middle and left veins' angle
+    right_only = portal & (_world()[0] > 5.0)
+    lm_right, _ = find_landmarks(liver, right_only, hepatic, ivc, AFFINE, trunk)
+    assert lm_right.umbilical_deg == pytest.approx(0.5 * (lm_right.middle_hv_deg + lm_right.left_hv_deg))
 
 
 def test_the_segments_follow_the_veins_of_the_patient():
@@ -176,6 +197,7 @@ def test_volumes_are_voxels_times_the_voxel_volume_and_masks_one_per_segment():
     masks = segment_masks(labels)
     assert list(masks) == [f"couinaud_segment_{s}" for s in range(1, 9)]
     assert masks["couinaud_segment_2"].sum() == 500 and masks["couinaud_segment_2"].dtype == np.uint8
+    assert masks["couinaud_segment_8"].sum() == 100 and not masks["couinaud_segment_1"].any()
     assert LABEL_MAP_NAME == "liver_segments_vessel"
 
 
@@ -186,8 +208,9 @@ def test_agreement_is_dice_per_segment_where_both_label_and_flags_the_low_ones()
     a[2:], b[2:3] = 5, 5  # V: 32 against 16 voxels, of which the model labels 16 as V and 16 not at all
     b[3:] = 0
     a[0, 0, 0] = 8  # one voxel: VIII against the model's II
+    a[0, 0, 1], b[0, 0, 1] = 1, 1  # one voxel of I in both
     out = agreement(a, b)
-    # only voxels both label count: V 16 vs 16; II 31 vs 32 -> 62 / 63; VIII 1 vs 0 -> 0
-    assert out["dice"]["5"] == 1.0 and out["dice"]["2"] == round(62 / 63, 3) and out["dice"]["8"] == 0.0
-    assert out["dice"]["1"] is None and out["segments_below"] == ["8"] and out["min_dice"] == 0.5
-    assert out["mean_dice"] == round((1.0 + 62 / 63 + 0.0) / 3, 3)
+    # only voxels both label count: V 16 vs 16; II 30 vs 31 -> 60 / 61; VIII 1 vs 0 -> 0; I 1 vs 1
+    assert out["dice"]["5"] == 1.0 and out["dice"]["2"] == round(60 / 61, 3) and out["dice"]["8"] == 0.0
+    assert out["dice"]["1"] == 1.0 and out["dice"]["3"] is None and out["segments_below"] == ["8"]
+    assert out["mean_dice"] == round((1.0 + 1.0 + 60 / 61 + 0.0) / 4, 3) and out["min_dice"] == 0.5
