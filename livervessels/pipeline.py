@@ -238,7 +238,10 @@ def _agreement_with_model(volume: Volume, labels: np.ndarray, model_dirs, device
         folder = model_store.find_model_folder(task.parts[0], model_store.model_roots(model_dirs), task.name)
     except ModelNotFoundError:
         return {"made": False, "reason": "liver_segments weights not installed"}
-    model = segment(volume, task, model_dirs=model_dirs, device=device)
+    try:
+        model = segment(volume, task, model_dirs=model_dirs, device=device)
+    except ModelNotFoundError as exc:  # its crop model (total_fastest) missing: the segments stand without it
+        return {"made": False, "reason": str(exc)}
     return {"made": True, "model": str(folder),
             **agreement(labels, np.asarray(model.array), min_dice=COUINAUD_AGREEMENT_MIN_DICE)}
 

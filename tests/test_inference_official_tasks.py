@@ -118,7 +118,8 @@ def test_also_kept_classes_come_from_the_same_parts_and_crop(volume, standin):
         segment(volume, "total", model_dirs=standin, roi_subset=["liver"], also_keep=["aortaa"])
 
 
-def test_vessel_derived_segments_are_compared_with_the_liver_segments_model_where_installed(volume, standin):
+def test_vessel_derived_segments_are_compared_with_the_liver_segments_model_where_installed(
+        volume, standin, standin_without_crop_model):
     from livervessels.pipeline import _agreement_with_model
 
     model = segment(volume, "liver_segments", model_dirs=standin).array
@@ -132,6 +133,8 @@ def test_vessel_derived_segments_are_compared_with_the_liver_segments_model_wher
     assert off["segments_below"] == present and off["mean_dice"] == 0.0
     assert _agreement_with_model(volume, model, [str(MODELS)], "cpu") == {
         "made": False, "reason": "liver_segments weights not installed"}
+    no_crop = _agreement_with_model(volume, model, standin_without_crop_model, "cpu")  # its crop model missing
+    assert no_crop["made"] is False and "total_fastest" in no_crop["reason"]
 
 
 def test_liver_vessels_runs_inside_the_crop_to_the_liver(volume, standin, demo):
