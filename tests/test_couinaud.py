@@ -73,6 +73,19 @@ def test_each_voxel_gets_the_segment_its_plane_sector_and_height_give():
         segments_from_landmarks(np.ones((4, 4)), AFFINE, LANDMARKS)
 
 
+def test_moving_the_landmarks_and_the_liver_together_moves_the_segments_with_them():
+    from dataclasses import replace
+
+    liver = np.zeros(SHAPE, bool)
+    liver[5:90, 5:95, 5:55] = True
+    seg = segments_from_landmarks(liver, AFFINE, LANDMARKS)
+    moved = replace(LANDMARKS, ivc_xy_mm=(10.0, -30.0), hilum_mm=(20.0, 10.0, -10.0))  # 10 mm to the right
+    shifted = np.zeros(SHAPE, bool)
+    shifted[10:95] = liver[5:90]  # 5 voxels = 10 mm along +x
+    seg_moved = segments_from_landmarks(shifted, AFFINE, moved)
+    np.testing.assert_array_equal(seg_moved[10:95], seg[5:90])
+
+
 def test_the_segments_do_not_depend_on_how_the_grid_is_stored():
     liver = np.ones(SHAPE, bool)
     seg = segments_from_landmarks(liver, AFFINE, LANDMARKS)
@@ -199,6 +212,8 @@ def test_volumes_are_voxels_times_the_voxel_volume_and_masks_one_per_segment():
     assert masks["couinaud_segment_2"].sum() == 500 and masks["couinaud_segment_2"].dtype == np.uint8
     assert masks["couinaud_segment_8"].sum() == 100 and not masks["couinaud_segment_1"].any()
     assert LABEL_MAP_NAME == "liver_segments_vessel"
+    big = np.full((50, 50, 40), 3, np.uint8)  # 100,000 voxels of 1 mm^3: 100 ml exactly
+    assert segment_volumes(big, (1.0, 1.0, 1.0))["3"] == {"ml": 100.0, "percent": 100.0}
 
 
 def test_agreement_is_dice_per_segment_where_both_label_and_flags_the_low_ones():
