@@ -11,6 +11,7 @@ import re
 
 from livervessels.outputs import measurements, preview
 from livervessels.outputs.structures import (
+    COUINAUD_STRUCTURES,
     GENERIC_STRUCTURE_CODE,
     SEG_BY_NAME,
     SEG_STRUCTURES,
@@ -19,11 +20,13 @@ from livervessels.outputs.structures import (
 
 
 def test_the_seg_table_fits_dicom_and_tells_every_structure_apart():
-    names = [s.name for s in SEG_STRUCTURES]
-    assert len(set(names)) == len(names) and SEG_BY_NAME == {s.name: s for s in SEG_STRUCTURES}
-    assert len({s.label for s in SEG_STRUCTURES}) == len(names)
-    assert len({s.rgb for s in SEG_STRUCTURES}) == len(names)  # a viewer shows each in its own colour
-    for s in SEG_STRUCTURES:
+    table = SEG_STRUCTURES + COUINAUD_STRUCTURES
+    names = [s.name for s in table]
+    assert len(set(names)) == len(names) and SEG_BY_NAME == {s.name: s for s in table}
+    assert len({s.label for s in table}) == len(names)
+    assert len({s.rgb for s in table}) == len(names)  # a viewer shows each in its own colour
+    assert all(s.in_liver for s in COUINAUD_STRUCTURES)  # the segments are parts of the liver
+    for s in table:
         assert re.fullmatch(r"[a-z0-9_]+", s.name)  # a file stem on every system
         assert 0 < len(s.label) <= 64  # LO
         value, scheme, meaning = s.code
