@@ -34,6 +34,7 @@ from livervessels.outputs.structures import structures_for
 from livervessels.outputs.study_outputs import write_reports, write_study_artifacts, write_study_outputs
 from livervessels.pipeline import run_liver_vessels
 from livervessels.progress import Progress
+from livervessels.resection import check_segments_to_remove
 from livervessels.stage_types import SegResult
 from livervessels.study import nifti_input_report
 from livervessels.tasks import FAST_VARIANTS, get_task
@@ -186,12 +187,15 @@ def enhance_liver_vessels(
     model_dirs: list | None = None,
     send_to: str | None = None,
     couinaud: bool = False,
+    resect: list[int] | None = None,
 ) -> dict[str, nib.Nifti1Image]:
     """The enhanced liver vessel pipeline; returns every output mask as a nibabel image.
 
     couinaud (needs split_portal_hepatic): Couinaud segments 1-8 from the split's hepatic veins and
     portal bifurcation, as liver_segments_vessel (a label map), SEG segments, and volumes in
     statistics and qc.json; refused with the reason in qc.json where the veins do not allow it.
+    resect (needs couinaud): segment numbers; the future liver remnant after resecting them goes to
+    qc.json and statistics.json (and so to the SR).
 
     With output, writes the masks as NIfTI, enhanced_liver_vessels_metadata.json and qc.json, and
     for DICOM input a DICOM SEG: on a DICOM study, the same files the MONAI Deploy app writes.
@@ -207,6 +211,11 @@ def enhance_liver_vessels(
     _configure_logging(quiet, verbose)
     if send_to is not None and output is None:
         raise InputError("--send_to needs an output folder: the objects are sent from there")
+    if resect:
+        if not couinaud:
+            raise InputError("--resect gives the future liver remnant on the vessel-derived Couinaud segments: "
+                             "add --couinaud")
+        resect = check_segments_to_remove(resect)
     compute = resolve(device, precision)
     if output is not None:
         check_output_folder(output)  # before any work
@@ -230,7 +239,7 @@ def enhance_liver_vessels(
                                        robust_crop=robust_crop,
                                        support_dir=split_support_dir, generate_support=generate_split_support,
                                        enhance_options=enhance_options, split=split_portal_hepatic,
-                                       split_options=split_options, couinaud=couinaud)
+                                       split_options=split_options, couinaud=couinaud, resect=resect)
         images = {name: nifti_image(np.asarray(m, np.uint8), volume.affine) for name, m in result.masks.items()}
         if output is None:
             return images

@@ -169,6 +169,9 @@ def enhanced_parser() -> argparse.ArgumentParser:
                    help="Couinaud segments 1-8 from the split's hepatic veins and portal bifurcation "
                         "(needs --split_portal_hepatic): liver_segments_vessel.nii.gz, SEG segments, volumes in "
                         "statistics and qc.json; refused, with the reason in qc.json, where the veins do not allow it")
+    p.add_argument("--resect", type=int, nargs="+", default=None, metavar="N",
+                   help="with --couinaud: Couinaud segments (1-8) to resect; the future liver remnant (ml, %% of "
+                        "the liver) goes to qc.json and statistics.json (and the SR)")
     p.add_argument("--export_meshes", action="store_true", help="write smoothed STL surfaces (LPS mm) per structure")
     p.add_argument("--send_to", default=None, metavar="URL",
                    help="DICOMweb base URL of a PACS (e.g. http://pacs:8042/dicom-web): once written, the SEG, SR "
@@ -188,6 +191,7 @@ def _enhance(args) -> None:
         min_split_component_size=args.min_split_component_size, device=args.device, precision=args.precision,
         export_meshes=args.export_meshes, preview=args.preview, statistics=args.statistics, quiet=args.quiet,
         verbose=args.verbose, model_dirs=args.model_dir, send_to=args.send_to, couinaud=args.couinaud,
+        resect=args.resect,
     )
 
 

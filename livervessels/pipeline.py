@@ -22,6 +22,7 @@ from livervessels.geometry import CanonicalFrame, Volume, reorient_to_grid
 from livervessels.inference import segment
 from livervessels.model_plan import PHASE_CLASSES, SUPPORT_CLASSES, choose_model_plan
 from livervessels.portal_hepatic import HEPATIC, PORTAL, split_portal_hepatic
+from livervessels.resection import check_segments_to_remove, future_liver_remnant
 from livervessels.stage_types import SUPPORT_FILES_PLAN, LiverVesselResult, ModelPlan
 from livervessels.tasks import TASKS
 from livervessels.timing import timed
@@ -198,14 +199,16 @@ def add_portal_hepatic_split(volume: Volume, masks: dict[str, np.ndarray], *, us
 
 
 def add_couinaud_segments(volume: Volume, masks: dict[str, np.ndarray], split_qc: dict, *, model_dirs=None,
-                          device=None) -> tuple[dict[str, np.ndarray], dict]:
+                          device=None, resect: list[int] | None = None) -> tuple[dict[str, np.ndarray], dict]:
     """masks plus liver_segments_vessel (Couinaud segments 1-8 from the split's veins), and the
     segments' QC (livervessels.couinaud.CouinaudResult.as_qc()); without the label map, and with
     the reason in the QC, where the split or the landmarks do not allow it.
 
     Where TotalSegmentator's liver_segments weights are installed (model_dirs or the default
     locations), its segments are made too and the QC gives the Dice per segment between the two,
-    flagging segments below 0.5 (the two methods disagree there: check before use).
+    flagging segments below 0.5 (the two methods disagree there: check before use). With resect
+    (segment numbers), the QC adds the future liver remnant after resecting them
+    (livervessels.resection.future_liver_remnant), or why it cannot be given.
     """
     if split_qc.get("skipped") or "portal_vein_branches" not in masks:
         return masks, {"refused": split_qc.get("skipped") or "no portal/hepatic split", "landmarks": None,
@@ -224,6 +227,12 @@ def add_couinaud_segments(volume: Volume, masks: dict[str, np.ndarray], split_qc
         return masks, result.as_qc()
     qc = result.as_qc()
     qc["agreement_with_liver_segments_model"] = _agreement_with_model(volume, result.labels, model_dirs, device)
+    if resect:
+        try:
+            qc["future_liver_remnant"] = future_liver_remnant({int(k): v["ml"] for k, v in result.volumes.items()},
+                                                              resect)
+        except InputError as exc:  # e.g. every segment left holds no voxel: the segments still stand
+            qc["future_liver_remnant"] = {"refused": str(exc)}
     return {**masks, LABEL_MAP_NAME: result.labels}, qc
 
 
@@ -249,10 +258,11 @@ def _agreement_with_model(volume: Volume, labels: np.ndarray, model_dirs, device
 def run_liver_vessels(volume: Volume, *, model_dirs=None, device=None, plan: ModelPlan | None = None,
                       robust_crop: bool = False, support_dir: str | Path | None = None,
                       generate_support: bool = False, enhance_options: dict | None = None, split: bool = True,
-                      split_options: dict | None = None, couinaud: bool = False) -> LiverVesselResult:
+                      split_options: dict | None = None, couinaud: bool = False,
+                      resect: list[int] | None = None) -> LiverVesselResult:
     """All masks for a volume: support labels, raw and enhanced vessels, (with split) the
     portal/hepatic labels and (with couinaud, which needs split) the vessel-derived Couinaud
-    segments.
+    segments (resect: segments whose future liver remnant the QC and statistics give).
 
     device: a Compute or a device request (livervessels.compute), used by inference and the repair.
 
@@ -262,6 +272,10 @@ def run_liver_vessels(volume: Volume, *, model_dirs=None, device=None, plan: Mod
     """
     if couinaud and not split:
         raise InputError("Couinaud segments are derived from the portal/hepatic split: add --split_portal_hepatic")
+    if resect and not couinaud:
+        raise InputError("the future liver remnant is computed on the vessel-derived Couinaud segments: add --couinaud")
+    if resect:
+        resect = check_segments_to_remove(resect)
     compute = as_compute(device)  # resolved once: the same device for inference and the repair
     enhance_options = {"device": compute.device, **(enhance_options or {})}
     timings: dict[str, float] = {}
@@ -279,7 +293,7 @@ def run_liver_vessels(volume: Volume, *, model_dirs=None, device=None, plan: Mod
     if couinaud:
         with timed(timings, "couinaud", ndigits=3):
             masks, couinaud_qc = add_couinaud_segments(volume, result.masks, result.split_qc, model_dirs=model_dirs,
-                                                       device=compute)
+                                                       device=compute, resect=resect)
         result = replace(result, masks=masks, couinaud=couinaud_qc)
     result.timings.update(timings)
     return result

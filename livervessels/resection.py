@@ -51,6 +51,23 @@ def couinaud_volumes(labels: np.ndarray, spacing) -> dict[int, float]:
     return {s: float(counts[s]) * voxel_ml for s in COUINAUD_SEGMENTS}
 
 
+def check_segments_to_remove(remove: Iterable[int]) -> list[int]:
+    """The segment numbers to resect, sorted and unique, checked before any work.
+
+    Raises:
+        InputError: nothing to remove, a number outside 1-8, or all eight (nothing would remain).
+    """
+    remove = sorted({int(s) for s in remove})
+    if not remove:
+        raise InputError("name the segments to resect (numbers 1-8, e.g. 5 6 7 8 for a right hepatectomy)")
+    bad = [s for s in remove if s not in COUINAUD_SEGMENTS]
+    if bad:
+        raise InputError(f"Couinaud segments are numbered 1-8 (got {', '.join(map(str, bad))})")
+    if len(remove) == len(COUINAUD_SEGMENTS):
+        raise InputError("every Couinaud segment would be resected: no remnant is left")
+    return remove
+
+
 def future_liver_remnant(volumes_ml: Mapping[int, float], remove: Iterable[int]) -> dict:
     """What is left of the liver when the segments in `remove` are resected.
 
@@ -63,12 +80,7 @@ def future_liver_remnant(volumes_ml: Mapping[int, float], remove: Iterable[int])
         InputError: a segment number outside 1-8, nothing to remove, every segment removed, or a
             liver of 0 ml.
     """
-    remove = sorted({int(s) for s in remove})
-    if not remove:
-        raise InputError("name the segments to resect (numbers 1-8, e.g. 5 6 7 8 for a right hepatectomy)")
-    bad = [s for s in remove if s not in COUINAUD_SEGMENTS]
-    if bad:
-        raise InputError(f"Couinaud segments are numbered 1-8 (got {', '.join(map(str, bad))})")
+    remove = check_segments_to_remove(remove)
     ml = {s: float(volumes_ml.get(s, 0.0)) for s in COUINAUD_SEGMENTS}
     total = sum(ml.values())
     if total <= 0:

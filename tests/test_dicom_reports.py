@@ -143,3 +143,30 @@ def test_an_sr_is_refused_for_a_seg_of_another_series(demo_app_output, tmp_path)
     with pytest.raises(ValueError, match="does not reference the source series"):
         write_key_measurements(stats, demo_app_output / "segmentations.dcm", [other], tmp_path / "key.dcm",
                                algorithm_name="test")
+
+
+def test_the_sr_gives_the_future_liver_remnant_when_statistics_hold_one(demo_app_output, tmp_path, dciodvfy):
+    from livervessels.outputs.dicom_reports import REMNANT_SHARE, REMNANT_VOLUME
+    from livervessels.study import load_ct_study
+
+    from conftest import DEMO_STUDY
+
+    stats = json.loads((demo_app_output / "statistics.json").read_text())
+    remnant = {"removed_segments": [5, 6, 7, 8], "remnant_ml": 552.3, "remnant_percent": 34.9}
+    stats["couinaud_segments"] = {"method": "planes", "volumes": {}, "future_liver_remnant": remnant}
+    sources = load_ct_study(DEMO_STUDY).series_volume.sorted_datasets
+    out = write_measurement_report(stats, {}, demo_app_output / "segmentations.dcm", sources, tmp_path / "sr.dcm",
+                                   algorithm_name="test")
+    sr = hd.sr.srread(out.path)
+    (group,) = [g for g in sr.content.get_image_measurement_groups()
+                if g.tracking_identifier == "future liver remnant (resected 5,6,7,8)"]
+    values = {m.name: (m.value, m.unit.value) for m in group.get_measurements()}
+    assert values[REMNANT_VOLUME] == (pytest.approx(552.3), "ml")
+    assert values[REMNANT_SHARE] == (pytest.approx(34.9), "%")
+    assert dciodvfy_errors(dciodvfy, out.path) == []
+    # a refused remnant (no volumes) adds no group
+    stats["couinaud_segments"]["future_liver_remnant"] = {"refused": "no remnant"}
+    out = write_measurement_report(stats, {}, demo_app_output / "segmentations.dcm", sources, tmp_path / "sr2.dcm",
+                                   algorithm_name="test")
+    assert not [g for g in hd.sr.srread(out.path).content.get_image_measurement_groups()
+                if str(g.tracking_identifier).startswith("future liver remnant")]

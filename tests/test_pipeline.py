@@ -172,6 +172,10 @@ def test_couinaud_segments_need_the_split_and_say_why_when_it_is_missing(small_p
     volume = Volume(small_phantom.ct, small_phantom.affine)
     with pytest.raises(InputError, match="add --split_portal_hepatic"):
         run_liver_vessels(volume, model_dirs=[MODELS], device="cpu", split=False, couinaud=True)
+    with pytest.raises(InputError, match="add --couinaud"):
+        run_liver_vessels(volume, model_dirs=[MODELS], device="cpu", resect=[5, 6])
+    with pytest.raises(InputError, match="numbered 1-8"):
+        run_liver_vessels(volume, model_dirs=[MODELS], device="cpu", couinaud=True, resect=[9])
     masks = {"liver": np.ones(volume.shape, np.uint8)}
     out, qc = add_couinaud_segments(volume, masks, {"skipped": "no liver in the field of view"})
     assert out is masks and qc["refused"] == "no liver in the field of view"

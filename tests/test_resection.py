@@ -134,3 +134,13 @@ def test_the_console_script_is_installed():
     run = subprocess.run([str(ROOT / ".venv" / "bin" / "TotalSegmentatorResection"), "--help"],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0 and "future liver remnant" in run.stdout.lower()
+
+
+def test_the_segments_to_resect_are_checked_before_any_work():
+    from livervessels.resection import check_segments_to_remove
+
+    assert check_segments_to_remove([8, 5, 5, 6]) == [5, 6, 8]
+    for bad, message in (([], "name the segments"), ([0, 5], r"numbered 1-8 \(got 0\)"),
+                         (list(range(1, 9)), "every Couinaud segment would be resected")):
+        with pytest.raises(InputError, match=message):
+            check_segments_to_remove(bad)

@@ -62,6 +62,10 @@ SPLIT_CONFIDENCE = _private("LV006", "Portal/hepatic split confidence")
 SPLIT_FLAG = _private("LV007", "Portal/hepatic split QC flag")
 NO_FLAG = _private("LV008", "No QC flag raised")
 SPLIT_GROUP = "portal/hepatic split"
+REMNANT_VOLUME = _private("LV009", "Future liver remnant volume")
+REMNANT_SHARE = _private("LV010", "Future liver remnant share of the liver")
+PERCENT = CodedConcept("%", "UCUM", "percent")
+REMNANT_GROUP = "future liver remnant"
 
 
 def _private_scheme_identification() -> Dataset:
@@ -193,6 +197,17 @@ def write_measurement_report(statistics: dict, split_qc: dict | None, seg: str |
                                             algorithm_id=algorithm)] if isinstance(confidence, (int, float)) else None,
             qualitative_evaluations=evaluations,
         ))
+    # the future liver remnant after the resection asked for, on the vessel-derived segments
+    remnant = (statistics.get("couinaud_segments") or {}).get("future_liver_remnant") or {}
+    if "remnant_ml" in remnant:
+        segments = ",".join(map(str, remnant["removed_segments"]))
+        groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(),
+                                                         identifier=f"{REMNANT_GROUP} (resected {segments})"),
+            measurements=[hd.sr.Measurement(name=REMNANT_VOLUME, value=float(remnant["remnant_ml"]), unit=ML,
+                                            algorithm_id=algorithm),
+                          hd.sr.Measurement(name=REMNANT_SHARE, value=float(remnant["remnant_percent"]),
+                                            unit=PERCENT, algorithm_id=algorithm)]))
     return _save_report(groups, seg, source_datasets, out_path, algorithm_name, SR_SERIES_NUMBER,
                         "Liver vessel measurements RUO", private_codes=True)
 

@@ -140,6 +140,8 @@ def write_study_artifacts(out_dir: Path, volume: Volume, result: LiverVesselResu
         stats = structure_statistics(reported_masks(result), volume)
         if result.couinaud.get("volumes"):
             stats["couinaud_segments"] = {"method": result.couinaud["method"], "volumes": result.couinaud["volumes"]}
+            if "future_liver_remnant" in result.couinaud:
+                stats["couinaud_segments"]["future_liver_remnant"] = result.couinaud["future_liver_remnant"]
         written.append(qc_report.write_json(stats, out_dir / STATISTICS_FILE))
     if preview:
         written.append(render_preview(volume, masks, out_dir / PREVIEW_FILE, title="Liver vessels",
