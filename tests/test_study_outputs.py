@@ -152,3 +152,8 @@ def test_couinaud_segments_are_reported_one_mask_each_with_volumes_and_a_picture
     result = LiverVesselResult({"liver": np.ones((4, 4, 4), np.uint8)}, plan=ModelPlan("d", "t", "t"), couinaud=refused)
     qc = build_qc({}, (1.0, 1.0, 1.0), result, SegResult(None))
     assert qc["couinaud"] == refused and "Couinaud segments not derived: no inferior vena cava mask" in qc["warnings"]
+    no_remnant = {**couinaud, "future_liver_remnant": {"refused": "no remnant is left"}}
+    result = LiverVesselResult({"liver": np.ones((4, 4, 4), np.uint8)}, plan=ModelPlan("d", "t", "t"),
+                               couinaud=no_remnant)
+    assert "future liver remnant not given: no remnant is left" in build_qc({}, (1.0, 1.0, 1.0), result,
+                                                                            SegResult(None))["warnings"]

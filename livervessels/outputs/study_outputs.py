@@ -192,6 +192,9 @@ def build_qc(input_report: dict, spacing, result: LiverVesselResult, seg: SegRes
         warnings.append(phase_warning(result.contrast_phase))
     if result.couinaud.get("refused"):
         warnings.append(f"Couinaud segments not derived: {result.couinaud['refused']}")
+    remnant = result.couinaud.get("future_liver_remnant") or {}
+    if remnant.get("refused"):
+        warnings.append(f"future liver remnant not given: {remnant['refused']}")
     agreement = result.couinaud.get("agreement_with_liver_segments_model") or {}
     if agreement.get("segments_below"):
         warnings.append(f"Couinaud segments {', '.join(agreement['segments_below'])} from the veins and from the "
