@@ -12,11 +12,12 @@ vein (vertical, through the IVC's axis) and by the transverse plane of the porta
 
 So each voxel's azimuth about the IVC axis (0 deg patient right, 90 deg anterior, 180 deg left,
 RAS) and its height against the bifurcation decide its segment. The landmarks are found in the
-masks: the IVC axis from the IVC; the bifurcation where the portal tree is thickest next to the
-extrahepatic portal vein; the three main hepatic veins as the three azimuth clusters of the thick
-hepatic vein voxels 15-60 mm from the IVC above the bifurcation; the umbilical point as the
-leftmost thick part of the left portal vein. Where they cannot be found (no IVC, fewer than three
-separable hepatic veins, no portal tree) nothing is labelled and the reason is given.
+masks: the IVC axis from the IVC; the bifurcation where the extrahepatic portal vein touches the
+intrahepatic tree (without it, the tree's thickest lumen); the three main hepatic veins as the
+three azimuth clusters of the thick hepatic vein voxels 25-60 mm from the IVC axis above the
+bifurcation; the umbilical point as the leftmost end of the left portal vein's thick part. Where
+they cannot be found (no IVC, fewer than three separable hepatic veins, no portal tree) nothing is
+labelled and the reason is given.
 
 Plain functions over arrays and a voxel -> RAS mm affine. Research use only; not a medical device.
 """
@@ -29,6 +30,7 @@ from scipy import ndimage
 
 from livervessels.geometry import voxel_spacing
 from livervessels.masks import padded_box
+from livervessels.resection import couinaud_volumes
 
 SEGMENTS = tuple(range(1, 9))
 LABEL_MAP_NAME = "liver_segments_vessel"  # output name of the label map 1-8
@@ -130,7 +132,7 @@ def segments_from_landmarks(liver: np.ndarray, affine: np.ndarray, lm: CouinaudL
     x, y, z = _world(affine, box)
     x -= np.float32(lm.ivc_xy_mm[0])
     y -= np.float32(lm.ivc_xy_mm[1])
-    s = azimuth_deg(x + lm.ivc_xy_mm[0], y + lm.ivc_xy_mm[1], lm.ivc_xy_mm).astype(np.float32)
+    s = azimuth_deg(x, y, (0.0, 0.0)).astype(np.float32)  # x, y are about the IVC axis already
     above = z >= lm.hilum_mm[2]
     seg = np.full(s.shape, 2, np.uint8)  # beyond the left hepatic vein
     seg[s < lm.left_hv_deg] = 3
@@ -158,7 +160,7 @@ def segments_from_landmarks(liver: np.ndarray, affine: np.ndarray, lm: CouinaudL
     return out
 
 
-def _circular_kmeans3(angles: np.ndarray, weights: np.ndarray, init=(15.0, 90.0, 150.0), iterations: int = 30
+def _kmeans3_azimuths(angles: np.ndarray, weights: np.ndarray, init=(15.0, 90.0, 150.0), iterations: int = 30
                       ) -> tuple[np.ndarray, np.ndarray]:
     """Three weighted clusters of azimuths (degrees, none posterior so no wrap); centres ascending
     and each cluster's share of the weight."""
@@ -230,7 +232,7 @@ def find_landmarks(liver: np.ndarray, portal: np.ndarray, hepatic: np.ndarray, i
     s, w = s[keep_front], w[keep_front]
     if len(s) < 30:
         return None, "too few thick hepatic vein voxels near the IVC to find the main hepatic veins"
-    centres, share = _circular_kmeans3(s, w)
+    centres, share = _kmeans3_azimuths(s, w)
     if np.min(np.diff(centres)) < params.min_vein_separation_deg or share.min() < params.min_vein_share:
         return None, (f"three main hepatic veins not found (azimuths {', '.join(f'{c:.0f}' for c in centres)} deg, "
                       f"shares {', '.join(f'{v:.2f}' for v in share)})")
@@ -269,13 +271,14 @@ def find_landmarks(liver: np.ndarray, portal: np.ndarray, hepatic: np.ndarray, i
 
 
 def segment_volumes(labels: np.ndarray, spacing: tuple[float, float, float]) -> dict[str, dict]:
-    """ml and % of the labelled liver of each segment 1-8."""
-    labels = np.asarray(labels)
-    counts = np.bincount(labels[labels > 0], minlength=9)[1:9]  # the liver only: bincount copies to int64
-    voxel_ml = float(np.prod(spacing)) / 1000.0
-    total = max(int(counts.sum()), 1)
-    return {str(s): {"ml": round(float(c * voxel_ml), 1), "percent": round(100.0 * float(c) / total, 1)}
-            for s, c in zip(SEGMENTS, counts)}
+    """ml and % of the labelled liver of each segment 1-8 (volumes: resection.couinaud_volumes).
+
+    Raises:
+        InputError: no voxel is labelled 1-8.
+    """
+    ml = couinaud_volumes(labels, spacing)
+    total = sum(ml.values())
+    return {str(s): {"ml": round(v, 1), "percent": round(100.0 * v / total, 1)} for s, v in ml.items()}
 
 
 def agreement(vessel_labels: np.ndarray, model_labels: np.ndarray, min_dice: float = 0.5) -> dict:
