@@ -36,6 +36,7 @@ import numpy as np
 from scipy import ndimage, special
 from scipy.spatial import cKDTree
 
+from livervessels.contrast_phase import PHASES
 from livervessels.synthetic.phantom import HEPATIC_TREE, LABELS, PORTAL_TREE, WorldGrid, ellipsoid_union_field
 from livervessels.synthetic.vascular_tree import (
     ColonizationParams,
@@ -117,7 +118,7 @@ def draw_phase_protocol(phase: str, seed: int, condition: str = "normal", **over
         KeyError: unknown phase or condition.
     """
     ranges = PHASE_HU_RANGES[phase]
-    rng = np.random.default_rng([seed, 13, PHASES_ORDER.index(phase)])
+    rng = np.random.default_rng([seed, 13, PHASES.index(phase)])
     hu = {k: float(rng.uniform(*r)) for k, r in ranges.items() if r[0] is not None}
     if phase == "portal_venous":
         hu["hepatic"] = hu["portal"] - float(rng.uniform(0.0, 40.0))
@@ -126,9 +127,6 @@ def draw_phase_protocol(phase: str, seed: int, condition: str = "normal", **over
     base = draw_protocol(condition, seed)
     return replace(base, parenchyma_hu=hu["parenchyma"], portal_hu=hu["portal"], hepatic_hu=hu["hepatic"],
                    aorta_hu=hu["aorta"], ivc_hu=hu["ivc"], spleen_hu=hu["spleen"], phase=phase, **overrides)
-
-
-PHASES_ORDER = tuple(PHASE_HU_RANGES)
 
 
 def draw_protocol(condition: str, seed: int, **overrides) -> ScanProtocol:
