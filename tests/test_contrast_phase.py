@@ -27,7 +27,7 @@ def test_the_curves_follow_the_order_blood_reaches_each_structure():
     assert peak["spleen"] < peak["portal_vein_and_splenic_vein"]  # its blood feeds the portal vein
     for name in STRUCTURES:
         assert expected_hu(name, 0.0) == NATIVE_HU[name]  # nothing before the bolus arrives
-        # equilibrium: every blood pool within 15 HU of the others at 3 and 5 min
+    # equilibrium: every blood pool within 15 HU of the others at 3 and 5 min
     for when in (180.0, 299.0):
         pools = [float(expected_hu(n, when)) for n in ("aorta", "portal_vein_and_splenic_vein", "inferior_vena_cava")]
         assert max(pools) - min(pools) <= 15.0
