@@ -44,7 +44,8 @@ def couinaud_volumes(labels: np.ndarray, spacing) -> dict[int, float]:
     if sp.shape != (3,) or not np.all(sp > 0):
         raise InputError(f"voxel spacing must be three positive numbers in mm (got {tuple(np.ravel(sp))})")
     # only the labelled voxels: bincount copies its input to int64 (2.4 GB for a 512x512x300 grid)
-    counts = np.bincount(labels[(labels >= 1) & (labels <= 8)].astype(np.int64), minlength=10)
+    labelled = labels[labels >= 1]  # one full-grid comparison; the rest on the liver's voxels
+    counts = np.bincount(labelled[labelled <= 8].astype(np.int64), minlength=10)
     if not counts[1:9].any():
         raise InputError("the label map holds no Couinaud segment (values 1-8): give the output of "
                          "`TotalSegmentator -ta liver_segments`")
